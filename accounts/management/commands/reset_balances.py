@@ -1,0 +1,37 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from accounts.provisioning import ProvisioningError, reset_accounts
+
+
+class Command(BaseCommand):
+    help = "Return accounts to a known opening balance and delete their ledger and client runs."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--balance",
+            type=int,
+            help="Opening balance to set (default: each account's own recorded opening balance).",
+        )
+        parser.add_argument("--username", help="Only this user's account (default: all accounts).")
+        parser.add_argument(
+            "--no-input",
+            "--noinput",
+            action="store_false",
+            dest="interactive",
+            help="Do not ask for confirmation.",
+        )
+
+    def handle(self, *, balance, username, interactive, **options):
+        scope = f"{username}'s account" if username else "every account"
+        if interactive:
+            answer = input(
+                f"This resets {scope} and deletes its ledger. Type 'yes' to continue, or 'no' to cancel: "
+            )
+            if answer != "yes":
+                raise CommandError("Reset cancelled; nothing was changed.")
+        try:
+            reset = reset_accounts(opening=balance, username=username)
+        except ProvisioningError as error:
+            raise CommandError(f"{error} Nothing was changed.") from error
+        target = f"to {balance}" if balance is not None else "to their opening balance"
+        self.stdout.write(self.style.SUCCESS(f"Reset {reset} account(s) {target}; ledger cleared."))

@@ -1,0 +1,43 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from accounts.management.password_input import PASSWORD_ENV_VAR, read_password
+from accounts.models import DEFAULT_OPENING_BALANCE
+from accounts.provisioning import ProvisioningError, seed_account
+
+
+class Command(BaseCommand):
+    help = (
+        "Create or update a user and their account at an opening balance. "
+        f"The password comes from ${PASSWORD_ENV_VAR}, or a prompt."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--username", default="demo", help="The user to create or update (default: demo).")
+        parser.add_argument(
+            "--balance",
+            type=int,
+            default=DEFAULT_OPENING_BALANCE,
+            help=f"Opening balance (default: {DEFAULT_OPENING_BALANCE}).",
+        )
+        parser.add_argument("--minimum", type=int, default=0, help="Lowest balance allowed (default: 0).")
+        parser.add_argument(
+            "--no-input",
+            "--noinput",
+            action="store_false",
+            dest="interactive",
+            help=f"Never prompt; take the password from ${PASSWORD_ENV_VAR}.",
+        )
+
+    def handle(self, *, username, balance, minimum, interactive, **options):
+        password = read_password(no_input=not interactive, confirm=True)
+        try:
+            seeded = seed_account(username=username, password=password, opening=balance, minimum=minimum)
+        except ProvisioningError as error:
+            raise CommandError(f"{error} Nothing was changed.") from error
+        verb = "Created" if seeded.account_created else "Updated"
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"{verb} account {seeded.account_id} for {seeded.username}: "
+                f"opening balance {seeded.opening}, minimum {seeded.minimum}."
+            )
+        )

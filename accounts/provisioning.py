@@ -1,0 +1,93 @@
+"""Services that put users and accounts into a known state."""
+
+from dataclasses import dataclass
+
+from django.contrib.auth.models import User
+from django.db import transaction
+
+from accounts.models import Account
+
+# Balances are 32-bit integers on every backend.
+MAX_BALANCE = 2_000_000_000
+
+
+class ProvisioningError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class SeededAccount:
+    username: str
+    account_id: int
+    opening: int
+    minimum: int
+    user_created: bool
+    account_created: bool
+
+
+def validate_balances(*, opening: int, minimum: int) -> None:
+    if not 0 <= opening <= MAX_BALANCE:
+        raise ProvisioningError(f"The opening balance must be from 0 to {MAX_BALANCE}, not {opening}.")
+    if not 0 <= minimum <= opening:
+        raise ProvisioningError(
+            f"The minimum must be from 0 to the opening balance ({opening}), not {minimum}."
+        )
+
+
+@transaction.atomic
+def seed_account(*, username: str, password: str, opening: int, minimum: int) -> SeededAccount:
+    """Create or update ``username`` with ``password`` and one account at ``opening``.
+
+    Idempotent: a second call updates the same user and account and clears nothing else.
+    """
+    validate_balances(opening=opening, minimum=minimum)
+    if not username:
+        raise ProvisioningError("The username must not be empty.")
+    if not password:
+        raise ProvisioningError("The password must not be empty.")
+    user, user_created = User.objects.get_or_create(username=username)
+    user.set_password(password)
+    user.save()
+    account = Account.objects.filter(user=user).order_by("pk").first()
+    account_created = account is None
+    if account_created:
+        account = Account(user=user)
+    account.opening = account.current = opening
+    account.minimum = minimum
+    account.save()
+    return SeededAccount(
+        username=username,
+        account_id=account.pk,
+        opening=opening,
+        minimum=minimum,
+        user_created=user_created,
+        account_created=account_created,
+    )
+
+
+@transaction.atomic
+def reset_accounts(*, opening: int | None, username: str | None = None) -> int:
+    """Put accounts back to an opening balance and delete their ledger and client runs.
+
+    ``opening=None`` keeps each account's own recorded opening balance. Returns how many
+    accounts were reset; an unknown ``username`` is an error, so nothing is silently skipped.
+    """
+    accounts = Account.objects.select_for_update().order_by("pk")
+    if username is not None:
+        if not User.objects.filter(username=username).exists():
+            raise ProvisioningError(f"There is no user named {username!r}.")
+        accounts = accounts.filter(user__username=username)
+        if not accounts.exists():
+            raise ProvisioningError(f"User {username!r} has no account; seed one with seed_account.")
+    reset = 0
+    for account in accounts:
+        if opening is not None:
+            validate_balances(opening=opening, minimum=account.minimum)
+            account.opening = opening
+        account.current = account.opening
+        account.version = 0
+        account.save(update_fields=["opening", "current", "version"])
+        account.transactions.all().delete()
+        account.client_runs.all().delete()
+        reset += 1
+    return reset

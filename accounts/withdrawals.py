@@ -1,0 +1,260 @@
+"""The withdrawal service: one naive strategy (the blog's bug) and four correct ones."""
+
+import enum
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import DatabaseError, OperationalError, connection, transaction
+from django.db.models import F
+
+from accounts.models import Account, Transaction
+
+logger = logging.getLogger(__name__)
+
+# Balances are 32-bit integers on every backend; no single withdrawal may come near that.
+MAX_WITHDRAWAL_AMOUNT = 1_000_000
+
+OPTIMISTIC_MAX_ATTEMPTS = 10
+SERIALIZABLE_MAX_ATTEMPTS = 10
+RETRY_BASE_DELAY_SECONDS = 0.002
+
+
+class Strategy(enum.StrEnum):
+    NAIVE = "naive"
+    ATOMIC_UPDATE = "atomic_update"
+    LOCKING = "locking"
+    OPTIMISTIC = "optimistic"
+    SERIALIZABLE = "serializable"
+
+
+SAFE_STRATEGIES = tuple(strategy for strategy in Strategy if strategy is not Strategy.NAIVE)
+
+
+class WithdrawalRefused(Exception):
+    """The withdrawal did not happen and changed nothing; the message says why."""
+
+
+class InsufficientFunds(WithdrawalRefused):
+    pass
+
+
+class WithdrawalConflict(WithdrawalRefused):
+    """Concurrent withdrawals kept winning the race until the retries ran out."""
+
+
+@dataclass(frozen=True)
+class Withdrawal:
+    account_id: int
+    amount: int
+    balance_before: int
+    balance_after: int
+    strategy: Strategy
+    attempts: int
+
+
+def withdraw(
+    *, account: Account, amount: int, strategy: Strategy, request_started_at: datetime
+) -> Withdrawal:
+    """Withdraw ``amount`` from ``account`` with ``strategy``.
+
+    Every strategy but ``naive`` writes the balance change and its ledger row together or
+    not at all, and refuses (``InsufficientFunds``) a withdrawal that would take the balance
+    below the account's minimum.
+    """
+    if not 1 <= amount <= MAX_WITHDRAWAL_AMOUNT:
+        raise ValueError(f"amount must be from 1 to {MAX_WITHDRAWAL_AMOUNT}, not {amount}")
+    implementation = _IMPLEMENTATIONS[strategy]
+    return implementation(account=account, amount=amount, request_started_at=request_started_at)
+
+
+def _record(
+    *, account_id: int, amount: int, before: int, after: int, strategy: Strategy, started: datetime
+) -> None:
+    Transaction.objects.create(
+        holder_id=account_id,
+        amount=amount,
+        balance_before=before,
+        balance=after,
+        strategy=strategy,
+        request_started_at=started,
+    )
+
+
+def _insufficient(*, account_id: int, balance: int, amount: int, minimum: int) -> InsufficientFunds:
+    return InsufficientFunds(
+        f"Insufficient funds: account {account_id} holds {balance}; withdrawing {amount} "
+        f"would take it below its minimum of {minimum}."
+    )
+
+
+def _naive(*, account: Account, amount: int, request_started_at: datetime) -> Withdrawal:
+    # The blog's code, kept as the bug: the check is off by one withdrawal (current >= minimum),
+    # save() writes back a balance computed from a stale read, and the ledger row is written
+    # afterwards, outside any transaction.
+    before = account.current
+    if not account.current >= account.minimum:
+        raise _insufficient(
+            account_id=account.pk, balance=before, amount=amount, minimum=account.minimum
+        )
+    account.current -= amount
+    account.save()
+    _record(
+        account_id=account.pk,
+        amount=amount,
+        before=before,
+        after=account.current,
+        strategy=Strategy.NAIVE,
+        started=request_started_at,
+    )
+    return Withdrawal(account.pk, amount, before, account.current, Strategy.NAIVE, 1)
+
+
+def _atomic_update(*, account: Account, amount: int, request_started_at: datetime) -> Withdrawal:
+    with transaction.atomic():
+        updated = Account.objects.filter(
+            pk=account.pk, current__gte=F("minimum") + amount
+        ).update(current=F("current") - amount)
+        # Reading back under the row lock our UPDATE holds (or SQLite's write lock) sees
+        # exactly the balance we wrote.
+        after, minimum = Account.objects.values_list("current", "minimum").get(pk=account.pk)
+        if not updated:
+            raise _insufficient(account_id=account.pk, balance=after, amount=amount, minimum=minimum)
+        _record(
+            account_id=account.pk,
+            amount=amount,
+            before=after + amount,
+            after=after,
+            strategy=Strategy.ATOMIC_UPDATE,
+            started=request_started_at,
+        )
+    return Withdrawal(account.pk, amount, after + amount, after, Strategy.ATOMIC_UPDATE, 1)
+
+
+def _locking(*, account: Account, amount: int, request_started_at: datetime) -> Withdrawal:
+    with transaction.atomic():
+        locked = Account.objects.select_for_update().get(pk=account.pk)
+        before = locked.current
+        if before - amount < locked.minimum:
+            raise _insufficient(
+                account_id=locked.pk, balance=before, amount=amount, minimum=locked.minimum
+            )
+        locked.current = before - amount
+        locked.save(update_fields=["current"])
+        _record(
+            account_id=locked.pk,
+            amount=amount,
+            before=before,
+            after=locked.current,
+            strategy=Strategy.LOCKING,
+            started=request_started_at,
+        )
+    return Withdrawal(locked.pk, amount, before, locked.current, Strategy.LOCKING, 1)
+
+
+def _optimistic(*, account: Account, amount: int, request_started_at: datetime) -> Withdrawal:
+    for attempt in range(1, OPTIMISTIC_MAX_ATTEMPTS + 1):
+        with transaction.atomic():
+            before, minimum, version = Account.objects.values_list(
+                "current", "minimum", "version"
+            ).get(pk=account.pk)
+            if before - amount < minimum:
+                raise _insufficient(
+                    account_id=account.pk, balance=before, amount=amount, minimum=minimum
+                )
+            won = Account.objects.filter(pk=account.pk, version=version).update(
+                current=before - amount, version=version + 1
+            )
+            if won:
+                _record(
+                    account_id=account.pk,
+                    amount=amount,
+                    before=before,
+                    after=before - amount,
+                    strategy=Strategy.OPTIMISTIC,
+                    started=request_started_at,
+                )
+                return Withdrawal(
+                    account.pk, amount, before, before - amount, Strategy.OPTIMISTIC, attempt
+                )
+        _back_off(attempt=attempt)
+    raise WithdrawalConflict(
+        f"Conflict: account {account.pk} changed under {OPTIMISTIC_MAX_ATTEMPTS} attempts in a "
+        "row; nothing was withdrawn, try again."
+    )
+
+
+def _serializable(*, account: Account, amount: int, request_started_at: datetime) -> Withdrawal:
+    # The naive read-check-write, made correct by the database alone: SERIALIZABLE isolation
+    # on PostgreSQL and MariaDB (SQLite's IMMEDIATE transactions are serial already). A
+    # serialization failure or deadlock rolls the whole attempt back, so retrying is safe;
+    # durable=True guarantees no outer transaction would be retried with us half done.
+    for attempt in range(1, SERIALIZABLE_MAX_ATTEMPTS + 1):
+        try:
+            with transaction.atomic(durable=True):
+                _set_serializable_isolation()
+                current = Account.objects.get(pk=account.pk)
+                before = current.current
+                if before - amount < current.minimum:
+                    raise _insufficient(
+                        account_id=current.pk, balance=before, amount=amount, minimum=current.minimum
+                    )
+                current.current = before - amount
+                current.save(update_fields=["current"])
+                _record(
+                    account_id=current.pk,
+                    amount=amount,
+                    before=before,
+                    after=current.current,
+                    strategy=Strategy.SERIALIZABLE,
+                    started=request_started_at,
+                )
+            return Withdrawal(current.pk, amount, before, current.current, Strategy.SERIALIZABLE, attempt)
+        except (OperationalError, DatabaseError) as error:
+            if not _is_serialization_failure(error):
+                raise
+            logger.info("serializable withdrawal retried after: %s", error)
+            _back_off(attempt=attempt)
+    raise WithdrawalConflict(
+        f"Conflict: the database refused to serialize a withdrawal from account {account.pk} "
+        f"{SERIALIZABLE_MAX_ATTEMPTS} times in a row; nothing was withdrawn, try again."
+    )
+
+
+def _set_serializable_isolation() -> None:
+    if connection.vendor in ("postgresql", "mysql"):
+        # First statement of the transaction on PostgreSQL; on MySQL/MariaDB it applies to the
+        # transaction that the next statement starts implicitly.
+        with connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
+
+
+# SQLSTATE 40001 (serialization failure) and 40P01 (deadlock) on PostgreSQL; MySQL error
+# codes 1213 (deadlock) and 1205 (lock wait timeout) on MariaDB.
+_RETRYABLE_SQLSTATES = {"40001", "40P01"}
+_RETRYABLE_MYSQL_CODES = {1213, 1205}
+
+
+def _is_serialization_failure(error: DatabaseError) -> bool:
+    cause = error.__cause__
+    if getattr(cause, "sqlstate", None) in _RETRYABLE_SQLSTATES:
+        return True
+    args = getattr(cause, "args", ())
+    return bool(args) and args[0] in _RETRYABLE_MYSQL_CODES
+
+
+def _back_off(*, attempt: int) -> None:
+    # Full jitter: spreading the retries apart is what lets one of them win next time.
+    time.sleep(random.uniform(0, RETRY_BASE_DELAY_SECONDS * 2**attempt))
+
+
+_IMPLEMENTATIONS: dict[Strategy, Callable[..., Withdrawal]] = {
+    Strategy.NAIVE: _naive,
+    Strategy.ATOMIC_UPDATE: _atomic_update,
+    Strategy.LOCKING: _locking,
+    Strategy.OPTIMISTIC: _optimistic,
+    Strategy.SERIALIZABLE: _serializable,
+}

@@ -1,0 +1,126 @@
+"""Settings for the bank race-condition lab.
+
+Everything a user may want to change comes from the environment:
+
+- ``DATABASE_URL``: SQLite file ``db.sqlite3`` by default; ``postgres://...`` or ``mysql://...``.
+- ``DJANGO_DEBUG``: ``1`` turns DEBUG on (never the default, Gunicorn serves this project).
+- ``DJANGO_SECRET_KEY``: else a key generated once into ``.secret_key`` (mode 0600, git-ignored).
+- ``DJANGO_ALLOWED_HOSTS``: comma-separated hosts added to the loopback defaults.
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+from bank.secret_key import load_or_create_secret_key
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+DEBUG = os.environ.get("DJANGO_DEBUG", "") == "1"
+
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or load_or_create_secret_key(
+    path=Path(os.environ.get("DJANGO_SECRET_KEY_FILE", BASE_DIR / ".secret_key"))
+)
+
+ALLOWED_HOSTS = ["127.0.0.1", "localhost", "[::1]"] + [
+    host for host in os.environ.get("DJANGO_ALLOWED_HOSTS", "").split(",") if host
+]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "accounts",
+]
+
+MIDDLEWARE = [
+    # First, so the ledger's request_started_at is taken before any other work.
+    "accounts.middleware.RequestStartMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "bank.urls"
+WSGI_APPLICATION = "bank.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# Persistent connections: opening one per request makes PostgreSQL several times slower.
+# Health checks let a worker recover by itself after the database restarts.
+DATABASES = {
+    "default": dj_database_url.config(
+        default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
+        conn_max_age=600,
+        conn_health_checks=True,
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets readers run beside the writer; the busy timeout makes writers queue instead of
+    # failing; IMMEDIATE takes the write lock at BEGIN, so a read-then-write atomic block cannot
+    # fail with "database is locked" when it upgrades (SQLite ignores select_for_update).
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.mysql":
+    # InnoDB's own default (REPEATABLE READ) still loses updates; say READ COMMITTED explicitly.
+    DATABASES["default"]["OPTIONS"] = {
+        "isolation_level": "read committed",
+        "charset": "utf8mb4",
+    }
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = []
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "withdraw"
+LOGOUT_REDIRECT_URL = "login"
+
+# A loopback lab: no TLS, so no Secure cookies or HSTS (see README, "manage.py check --deploy").
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+
+# With DEBUG off, a 500's traceback goes nowhere unless a handler takes it: send it to stderr,
+# which Gunicorn writes to its error log.
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "{asctime} {levelname} {name} {message}", "style": "{"}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "loggers": {
+        "django": {"handlers": ["stderr"], "level": "WARNING"},
+        "accounts": {"handlers": ["stderr"], "level": "INFO"},
+    },
+}

@@ -1,0 +1,1 @@
+"""The load-generation client: it talks to the lab over HTTP and knows nothing of its database."""

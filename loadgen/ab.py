@@ -1,0 +1,133 @@
+"""Fire the load with Apache Bench and read its report."""
+
+import functools
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from loadgen.errors import LoadError
+from loadgen.login import SessionCookies
+from loadgen.tools import require_tool, run_tool
+
+PERCENTILES = (50, 90, 99, 100)
+
+
+@dataclass(frozen=True)
+class AbReport:
+    complete: int
+    failed: int
+    failed_connect: int
+    failed_receive: int
+    failed_length: int
+    failed_exceptions: int
+    non_2xx: int
+    requests_per_second: float
+    mean_ms: float
+    percentiles_ms: dict[int, int]
+    # Status code of each non-2xx answer, from ab's -v 2 warnings.
+    non_2xx_statuses: Counter = field(default_factory=Counter)
+
+    @property
+    def ok(self) -> int:
+        return self.complete - self.non_2xx - self.failed_unanswered
+
+    @property
+    def failed_unanswered(self) -> int:
+        """Requests that got no complete answer. Length failures are answered requests that
+        merely differed in length from the first (balances do), so they are not counted."""
+        return self.failed_connect + self.failed_receive + self.failed_exceptions
+
+    @property
+    def client_errors(self) -> int:
+        return sum(n for status, n in self.non_2xx_statuses.items() if status.startswith("4"))
+
+    @property
+    def server_errors(self) -> int:
+        return self.non_2xx - self.client_errors
+
+    @property
+    def indeterminate(self) -> int:
+        return self.failed_unanswered + self.server_errors
+
+
+@functools.cache
+def ab_accepts_variable_length(ab: str) -> bool:
+    usage = run_tool([ab, "-h"], timeout=10)
+    return bool(re.search(r"^\s+-l\s", usage.stdout + usage.stderr, re.MULTILINE))
+
+
+def run_ab(
+    *,
+    url: str,
+    cookies: SessionCookies,
+    requests: int,
+    concurrency: int,
+    amount: int,
+    workdir: Path,
+    response_timeout: int = 30,
+    total_timeout: float = 600,
+) -> tuple[list[str], AbReport]:
+    """Run ``ab -n requests -c concurrency`` POSTing ``amount`` to ``url``; return argv and report."""
+    ab = require_tool("ab")
+    body = workdir / "withdrawal.form"
+    body.write_text(f"amount={amount}")
+    argv = [
+        ab,
+        "-n", str(requests),
+        "-c", str(concurrency),
+        "-s", str(response_timeout),
+        # -v 2 makes ab print the status of every non-2xx answer, so 409s and 500s can be told apart.
+        "-v", "2",
+        # ab keeps only the last -C, so both cookies travel in one.
+        "-C", cookies.cookie_header,
+        "-H", f"X-CSRFToken: {cookies.csrftoken}",
+        "-p", str(body),
+        "-T", "application/x-www-form-urlencoded",
+    ]  # fmt: skip
+    if ab_accepts_variable_length(ab):
+        argv.append("-l")
+    argv.append(url)
+    result = run_tool(argv, timeout=total_timeout)
+    if result.returncode != 0 or "Complete requests:" not in result.stdout:
+        detail = (result.stderr or result.stdout).strip().splitlines()
+        raise LoadError(f"ab failed (exit {result.returncode}): {' '.join(detail[-3:])}")
+    return _redact(argv, cookies), parse_ab_report(result.stdout)
+
+
+def _redact(argv: list[str], cookies: SessionCookies) -> list[str]:
+    return [arg.replace(cookies.sessionid, "<sessionid>") for arg in argv]
+
+
+def _number(pattern: str, text: str, default: float | None = None) -> float:
+    match = re.search(pattern, text, re.MULTILINE)
+    if match is None:
+        if default is None:
+            raise LoadError(f"Could not read {pattern!r} from ab's report.")
+        return default
+    return float(match.group(1))
+
+
+def parse_ab_report(text: str) -> AbReport:
+    breakdown = re.search(
+        r"\(Connect: (\d+), Receive: (\d+), Length: (\d+), Exceptions: (\d+)\)", text
+    )
+    connect, receive, length, exceptions = (int(n) for n in breakdown.groups()) if breakdown else (0,) * 4
+    percentiles = {
+        int(p): int(ms)
+        for p, ms in re.findall(r"^\s+(\d+)%\s+(\d+)", text, re.MULTILINE)
+        if int(p) in PERCENTILES
+    }
+    return AbReport(
+        complete=int(_number(r"^Complete requests:\s+(\d+)", text)),
+        failed=int(_number(r"^Failed requests:\s+(\d+)", text)),
+        failed_connect=connect,
+        failed_receive=receive,
+        failed_length=length,
+        failed_exceptions=exceptions,
+        non_2xx=int(_number(r"^Non-2xx responses:\s+(\d+)", text, default=0)),
+        requests_per_second=_number(r"^Requests per second:\s+([\d.]+)", text),
+        mean_ms=_number(r"^Time per request:\s+([\d.]+) \[ms\] \(mean\)$", text),
+        percentiles_ms=percentiles,
+        non_2xx_statuses=Counter(re.findall(r"^WARNING: Response code not 2xx \((\d+)\)", text, re.MULTILINE)),
+    )

@@ -1,0 +1,68 @@
+"""Which server a load run may hit: loopback only, unless the user explicitly says otherwise."""
+
+import ipaddress
+from dataclasses import dataclass
+from urllib.parse import urlencode, urlsplit
+
+from loadgen.errors import LoadError
+
+LOGIN_PATH = "/auth/login/"
+WITHDRAW_PATH = "/accounts/withdraw/"
+
+
+@dataclass(frozen=True)
+class Target:
+    scheme: str
+    host: str
+    port: int
+
+    @property
+    def base_url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}"
+
+    @property
+    def login_url(self) -> str:
+        return self.base_url + LOGIN_PATH
+
+    def withdraw_url(self, *, strategy: str) -> str:
+        return f"{self.base_url}{WITHDRAW_PATH}?{urlencode({'strategy': strategy})}"
+
+
+def is_loopback(host: str) -> bool:
+    # Names other than localhost are not resolved: a lookup would itself leave the machine.
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_target(base_url: str, *, allow_remote: bool = False) -> Target:
+    """Check ``base_url`` (``http://127.0.0.1:8001``) and refuse a non-loopback host.
+
+    A load generator pointed at someone else's server is an attack, so anything but
+    127.0.0.0/8, ::1 or localhost needs ``allow_remote``.
+    """
+    try:
+        parts = urlsplit(base_url)
+        port = parts.port
+    except ValueError as error:
+        raise LoadError(f"{base_url!r} is not a valid URL ({error}).") from error
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise LoadError(
+            f"{base_url!r} is not a valid base URL: give one like http://127.0.0.1:8001"
+        )
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise LoadError(
+            f"{base_url!r} has a path or query: give only the server, like http://127.0.0.1:8001"
+        )
+    if not allow_remote and not is_loopback(parts.hostname):
+        raise LoadError(
+            f"{parts.hostname} is not a loopback address: splatter is a load generator and only "
+            "targets 127.0.0.1, ::1 or localhost unless you pass --allow-remote for a server "
+            "you own."
+        )
+    default_port = 443 if parts.scheme == "https" else 80
+    return Target(scheme=parts.scheme, host=parts.hostname, port=port or default_port)
