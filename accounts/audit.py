@@ -123,9 +123,7 @@ def audit_account(*, account: Account) -> AccountAudit:
     if totals["overdrafts"] or account.current < account.minimum:
         anomalies.append(_overdraft_anomaly(ledger, account=account, rows=totals["overdrafts"]))
     if duplicate_balances:
-        anomalies.append(
-            _repeated_value_anomaly(ledger, "balance", DUPLICATE_BALANCES, duplicate_balances)
-        )
+        anomalies.append(_repeated_value_anomaly(ledger, "balance", DUPLICATE_BALANCES, duplicate_balances))
     if client is not None:
         anomalies.extend(_client_anomalies(account=account, client=client, rows=rows))
     return AccountAudit(
@@ -180,9 +178,7 @@ _REPEATED_VALUE_EXPLANATIONS = {
 
 def _repeated_value_anomaly(ledger: QuerySet, column: str, kind: str, count: int) -> Anomaly:
     groups = (
-        ledger.values(column)
-        .annotate(withdrawals=Count("id"), first_id=Min("id"))
-        .filter(withdrawals__gt=1)
+        ledger.values(column).annotate(withdrawals=Count("id"), first_id=Min("id")).filter(withdrawals__gt=1)
     )
     first = groups.order_by("first_id").first()
     worst = groups.order_by("-withdrawals", "first_id").first()

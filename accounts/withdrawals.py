@@ -97,9 +97,7 @@ def _naive(*, account: Account, amount: int, request_started_at: datetime) -> Wi
     # afterwards, outside any transaction.
     before = account.current
     if not account.current >= account.minimum:
-        raise _insufficient(
-            account_id=account.pk, balance=before, amount=amount, minimum=account.minimum
-        )
+        raise _insufficient(account_id=account.pk, balance=before, amount=amount, minimum=account.minimum)
     account.current -= amount
     account.save()
     _record(
@@ -115,9 +113,9 @@ def _naive(*, account: Account, amount: int, request_started_at: datetime) -> Wi
 
 def _atomic_update(*, account: Account, amount: int, request_started_at: datetime) -> Withdrawal:
     with transaction.atomic():
-        updated = Account.objects.filter(
-            pk=account.pk, current__gte=F("minimum") + amount
-        ).update(current=F("current") - amount)
+        updated = Account.objects.filter(pk=account.pk, current__gte=F("minimum") + amount).update(
+            current=F("current") - amount
+        )
         # Reading back under the row lock our UPDATE holds (or SQLite's write lock) sees
         # exactly the balance we wrote.
         after, minimum = Account.objects.values_list("current", "minimum").get(pk=account.pk)
@@ -139,9 +137,7 @@ def _locking(*, account: Account, amount: int, request_started_at: datetime) -> 
         locked = Account.objects.select_for_update().get(pk=account.pk)
         before = locked.current
         if before - amount < locked.minimum:
-            raise _insufficient(
-                account_id=locked.pk, balance=before, amount=amount, minimum=locked.minimum
-            )
+            raise _insufficient(account_id=locked.pk, balance=before, amount=amount, minimum=locked.minimum)
         locked.current = before - amount
         locked.save(update_fields=["current"])
         _record(
@@ -158,13 +154,11 @@ def _locking(*, account: Account, amount: int, request_started_at: datetime) -> 
 def _optimistic(*, account: Account, amount: int, request_started_at: datetime) -> Withdrawal:
     for attempt in range(1, OPTIMISTIC_MAX_ATTEMPTS + 1):
         with transaction.atomic():
-            before, minimum, version = Account.objects.values_list(
-                "current", "minimum", "version"
-            ).get(pk=account.pk)
+            before, minimum, version = Account.objects.values_list("current", "minimum", "version").get(
+                pk=account.pk
+            )
             if before - amount < minimum:
-                raise _insufficient(
-                    account_id=account.pk, balance=before, amount=amount, minimum=minimum
-                )
+                raise _insufficient(account_id=account.pk, balance=before, amount=amount, minimum=minimum)
             won = Account.objects.filter(pk=account.pk, version=version).update(
                 current=before - amount, version=version + 1
             )
@@ -177,9 +171,7 @@ def _optimistic(*, account: Account, amount: int, request_started_at: datetime) 
                     strategy=Strategy.OPTIMISTIC,
                     started=request_started_at,
                 )
-                return Withdrawal(
-                    account.pk, amount, before, before - amount, Strategy.OPTIMISTIC, attempt
-                )
+                return Withdrawal(account.pk, amount, before, before - amount, Strategy.OPTIMISTIC, attempt)
         _back_off(attempt=attempt)
     raise WithdrawalConflict(
         f"Conflict: account {account.pk} changed under {OPTIMISTIC_MAX_ATTEMPTS} attempts in a "

@@ -70,8 +70,8 @@ TEMPLATES = [
 # Persistent connections: opening one per request makes PostgreSQL several times slower.
 # Health checks let a worker recover by itself after the database restarts.
 DATABASES = {
-    "default": dj_database_url.config(
-        default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
         conn_max_age=600,
         conn_health_checks=True,
     )

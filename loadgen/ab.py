@@ -109,9 +109,7 @@ def _number(pattern: str, text: str, default: float | None = None) -> float:
 
 
 def parse_ab_report(text: str) -> AbReport:
-    breakdown = re.search(
-        r"\(Connect: (\d+), Receive: (\d+), Length: (\d+), Exceptions: (\d+)\)", text
-    )
+    breakdown = re.search(r"\(Connect: (\d+), Receive: (\d+), Length: (\d+), Exceptions: (\d+)\)", text)
     connect, receive, length, exceptions = (int(n) for n in breakdown.groups()) if breakdown else (0,) * 4
     percentiles = {
         int(p): int(ms)
@@ -129,5 +127,7 @@ def parse_ab_report(text: str) -> AbReport:
         requests_per_second=_number(r"^Requests per second:\s+([\d.]+)", text),
         mean_ms=_number(r"^Time per request:\s+([\d.]+) \[ms\] \(mean\)$", text),
         percentiles_ms=percentiles,
-        non_2xx_statuses=Counter(re.findall(r"^WARNING: Response code not 2xx \((\d+)\)", text, re.MULTILINE)),
+        non_2xx_statuses=Counter(
+            re.findall(r"^WARNING: Response code not 2xx \((\d+)\)", text, re.MULTILINE)
+        ),
     )

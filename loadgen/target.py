@@ -51,13 +51,9 @@ def parse_target(base_url: str, *, allow_remote: bool = False) -> Target:
     except ValueError as error:
         raise LoadError(f"{base_url!r} is not a valid URL ({error}).") from error
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise LoadError(
-            f"{base_url!r} is not a valid base URL: give one like http://127.0.0.1:8001"
-        )
+        raise LoadError(f"{base_url!r} is not a valid base URL: give one like http://127.0.0.1:8001")
     if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise LoadError(
-            f"{base_url!r} has a path or query: give only the server, like http://127.0.0.1:8001"
-        )
+        raise LoadError(f"{base_url!r} has a path or query: give only the server, like http://127.0.0.1:8001")
     if not allow_remote and not is_loopback(parts.hostname):
         raise LoadError(
             f"{parts.hostname} is not a loopback address: splatter is a load generator and only "

@@ -20,8 +20,6 @@ def require_tool(name: str) -> str:
 
 def run_tool(argv: list[str], *, timeout: float, stdin: str | None = None) -> subprocess.CompletedProcess:
     try:
-        return subprocess.run(
-            argv, input=stdin, capture_output=True, text=True, timeout=timeout, check=False
-        )
+        return subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired as error:
         raise LoadError(f"{argv[0]} did not finish within {timeout:.0f} s and was stopped.") from error

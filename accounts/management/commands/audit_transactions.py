@@ -35,9 +35,7 @@ class Command(BaseCommand):
                 self._print_table(audit)
         anomalous = [audit for audit in audits if audit.anomalies]
         if fail_on_anomaly and anomalous:
-            raise CommandError(
-                f"{len(anomalous)} of {len(audits)} account(s) show anomalies.", returncode=1
-            )
+            raise CommandError(f"{len(anomalous)} of {len(audits)} account(s) show anomalies.", returncode=1)
 
     def _print_table(self, audit: AccountAudit) -> None:
         rows = [
@@ -57,7 +55,10 @@ class Command(BaseCommand):
         if audit.client is not None:
             client = audit.client
             rows += [
-                ("client: ok / refused / indeterminate", f"{client.ok} / {client.failed} / {client.indeterminate}"),
+                (
+                    "client: ok / refused / indeterminate",
+                    f"{client.ok} / {client.failed} / {client.indeterminate}",
+                ),
                 ("client: allowed final balance", f"[{client.lowest_final}, {client.highest_final}]"),
             ]
         self.stdout.write(f"\nAccount {audit.account_id}")
@@ -65,7 +66,10 @@ class Command(BaseCommand):
         if audit.anomalies:
             self.stdout.write(
                 tabulate(
-                    [(a.kind, a.count, a.explanation, _example(a.first), _example(a.worst)) for a in audit.anomalies],
+                    [
+                        (a.kind, a.count, a.explanation, _example(a.first), _example(a.worst))
+                        for a in audit.anomalies
+                    ],
                     headers=["anomaly", "count", "what it means", "first example", "worst example"],
                     tablefmt="simple_grid",
                     maxcolwidths=[None, None, 36, 28, 28],

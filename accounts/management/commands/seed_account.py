@@ -12,7 +12,9 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--username", default="demo", help="The user to create or update (default: demo).")
+        parser.add_argument(
+            "--username", default="demo", help="The user to create or update (default: demo)."
+        )
         parser.add_argument(
             "--balance",
             type=int,

@@ -24,11 +24,15 @@ class Command(BaseCommand):
             "--url", default="http://127.0.0.1:8001", help="The lab server (default: http://127.0.0.1:8001)."
         )
         parser.add_argument("--username", default="demo", help="Log in as this user (default: demo).")
-        parser.add_argument("-n", "--requests", type=int, default=100, help="Requests to send (default: 100).")
+        parser.add_argument(
+            "-n", "--requests", type=int, default=100, help="Requests to send (default: 100)."
+        )
         parser.add_argument(
             "-c", "--concurrency", type=int, default=3, help="Requests in flight at once (default: 3)."
         )
-        parser.add_argument("--amount", type=int, default=1, help="Amount each request withdraws (default: 1).")
+        parser.add_argument(
+            "--amount", type=int, default=1, help="Amount each request withdraws (default: 1)."
+        )
         parser.add_argument(
             "--strategy",
             default=Strategy.NAIVE.value,
@@ -55,7 +59,20 @@ class Command(BaseCommand):
             help=f"Never prompt: take the password from ${PASSWORD_ENV_VAR}, reset without asking.",
         )
 
-    def handle(self, *, url, username, requests, concurrency, amount, strategy, record, allow_remote, interactive, **options):
+    def handle(
+        self,
+        *,
+        url,
+        username,
+        requests,
+        concurrency,
+        amount,
+        strategy,
+        record,
+        allow_remote,
+        interactive,
+        **options,
+    ):
         if not 1 <= requests <= MAX_REQUESTS:
             raise CommandError(f"-n must be from 1 to {MAX_REQUESTS}, not {requests}.")
         if not 1 <= concurrency <= min(requests, MAX_CONCURRENCY):
@@ -141,5 +158,14 @@ class Command(BaseCommand):
             )
             for row in rows
         ]
-        headers = ["strategy", "ok", "lost withdrawals", "lost updates", "overdrafts", "5xx", "requests/s", "verdict"]
+        headers = [
+            "strategy",
+            "ok",
+            "lost withdrawals",
+            "lost updates",
+            "overdrafts",
+            "5xx",
+            "requests/s",
+            "verdict",
+        ]
         self.stdout.write(tabulate(table, headers=headers))

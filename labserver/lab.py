@@ -1,0 +1,132 @@
+"""A migrated lab database, ``manage.py`` pointed at it, and a real Gunicorn serving it."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from labserver.databases import fresh_database
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+LOOPBACK = "127.0.0.1"
+READY_TIMEOUT_SECONDS = 30
+STOP_TIMEOUT_SECONDS = 15
+
+
+class LabError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+    process: subprocess.Popen
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@dataclass(frozen=True)
+class Lab:
+    database_url: str
+    env: dict[str, str]
+    workdir: Path
+
+    def manage(
+        self, *args: str, env: dict[str, str] | None = None, timeout: float = 600, check: bool = True
+    ) -> subprocess.CompletedProcess:
+        result = subprocess.run(
+            [sys.executable, str(PROJECT_DIR / "manage.py"), *args],
+            cwd=PROJECT_DIR,
+            env={**self.env, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+        if check and result.returncode != 0:
+            raise LabError(f"manage.py {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
+        return result
+
+    @contextmanager
+    def serve(self, *, workers: int = 4, env: dict[str, str] | None = None) -> Iterator[Server]:
+        """Start Gunicorn from the project's config on a free loopback port; always stop it."""
+        port = free_port()
+        log_path = self.workdir / f"gunicorn-{port}.log"
+        with open(log_path, "w") as log:
+            process = subprocess.Popen(
+                [
+                    sys.executable, "-m", "gunicorn",
+                    "--config", str(PROJECT_DIR / "gunicorn.conf.py"),
+                    "--bind", f"{LOOPBACK}:{port}",
+                    "--workers", str(workers),
+                ],
+                cwd=PROJECT_DIR,
+                env={**self.env, **(env or {})},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+        server = Server(url=f"http://{LOOPBACK}:{port}", process=process, log_path=log_path)
+        try:
+            _wait_until_ready(server)
+            yield server
+        finally:
+            _stop(process)
+
+
+@contextmanager
+def lab(*, workdir: Path, base_database_url: str | None = None) -> Iterator[Lab]:
+    """A fresh database of the kind ``base_database_url`` names (default: SQLite), migrated."""
+    base_database_url = base_database_url or os.environ.get("DATABASE_URL")
+    with fresh_database(base_url=base_database_url, workdir=workdir) as database_url:
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "DJANGO_SECRET_KEY_FILE": str(workdir / "secret_key"),
+            "PYTHONUNBUFFERED": "1",
+        }
+        env.pop("DJANGO_DEBUG", None)
+        prepared = Lab(database_url=database_url, env=env, workdir=workdir)
+        prepared.manage("migrate", "--verbosity", "0")
+        yield prepared
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((LOOPBACK, 0))
+        return probe.getsockname()[1]
+
+
+def _wait_until_ready(server: Server) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise LabError(f"Gunicorn exited with {server.process.returncode}:\n{server.log()}")
+        try:
+            with urllib.request.urlopen(f"{server.url}/auth/login/", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.2)
+    raise LabError(f"Gunicorn did not answer within {READY_TIMEOUT_SECONDS} s:\n{server.log()}")
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=STOP_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=STOP_TIMEOUT_SECONDS)
