@@ -1,0 +1,138 @@
+"""Shared fixtures for the unit tests: users, accounts, ledgers and a database snapshot."""
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.contrib.auth.models import User
+
+from accounts.models import Account, ClientRun, Transaction
+from accounts.withdrawals import SAFE_STRATEGIES, Strategy
+
+PASSWORD = "correct horse battery staple"
+STARTED_AT = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+def strategy_params(strategies=tuple(Strategy)) -> list:
+    """One ``pytest.param`` per strategy, each with its own ``django_db`` mark.
+
+    ``serializable`` opens ``transaction.atomic(durable=True)`` and sets the isolation level as
+    its first statement, so it cannot run inside the transaction a default test is wrapped in.
+    """
+    return [
+        pytest.param(
+            strategy,
+            marks=pytest.mark.django_db(transaction=strategy is Strategy.SERIALIZABLE),
+            id=strategy.value,
+        )
+        for strategy in strategies
+    ]
+
+
+SAFE_STRATEGY_PARAMS = strategy_params(SAFE_STRATEGIES)
+ALL_STRATEGY_PARAMS = strategy_params()
+
+
+def database_snapshot() -> dict[str, list[tuple]]:
+    """Everything a refused operation must leave alone, passwords included."""
+    return {
+        "users": list(User.objects.order_by("pk").values_list("pk", "username", "password")),
+        "accounts": list(
+            Account.objects.order_by("pk").values_list(
+                "pk", "user_id", "opening", "current", "minimum", "version"
+            )
+        ),
+        "transactions": list(
+            Transaction.objects.order_by("pk").values_list(
+                "pk", "holder_id", "amount", "balance_before", "balance", "strategy", "request_started_at"
+            )
+        ),
+        "client_runs": list(
+            ClientRun.objects.order_by("pk").values_list(
+                "pk", "account_id", "driver", "strategy", "amount", "requests", "ok", "failed", "indeterminate"
+            )
+        ),
+    }
+
+
+@pytest.fixture
+def database_unchanged() -> Callable:
+    """``with database_unchanged(): ...`` fails if the block changed any user, account or row.
+
+    Put ``pytest.raises`` inside it: ``with database_unchanged(), pytest.raises(CommandError):``.
+    """
+
+    @contextmanager
+    def check() -> Iterator[dict]:
+        before = database_snapshot()
+        yield before
+        assert database_snapshot() == before
+
+    return check
+
+
+@pytest.fixture
+def make_account() -> Callable[..., Account]:
+    def make(
+        *, username: str | None = "alice", opening: int = 1_000, minimum: int = 0, current: int | None = None
+    ) -> Account:
+        user = User.objects.create_user(username=username, password=PASSWORD) if username else None
+        return Account.objects.create(
+            user=user,
+            opening=opening,
+            current=opening if current is None else current,
+            minimum=minimum,
+        )
+
+    return make
+
+
+@pytest.fixture
+def account(make_account) -> Account:
+    return make_account()
+
+
+@pytest.fixture
+def add_row() -> Callable[..., Transaction]:
+    """Write one hand-made ledger row; ``amount`` defaults to what the balances imply."""
+
+    def add(
+        account: Account,
+        before: int,
+        after: int,
+        *,
+        amount: int | None = None,
+        strategy: str = Strategy.NAIVE,
+    ) -> Transaction:
+        return Transaction.objects.create(
+            holder=account,
+            amount=before - after if amount is None else amount,
+            balance_before=before,
+            balance=after,
+            strategy=strategy,
+            request_started_at=STARTED_AT,
+        )
+
+    return add
+
+
+@pytest.fixture
+def add_client_run() -> Callable[..., ClientRun]:
+    def add(
+        account: Account, *, ok: int, failed: int = 0, indeterminate: int = 0, amount: int = 1
+    ) -> ClientRun:
+        return ClientRun.objects.create(
+            account=account,
+            driver="ab",
+            strategy=Strategy.NAIVE,
+            amount=amount,
+            requests=ok + failed + indeterminate,
+            ok=ok,
+            failed=failed,
+            indeterminate=indeterminate,
+            started_at=STARTED_AT,
+            finished_at=STARTED_AT + timedelta(seconds=1),
+        )
+
+    return add
