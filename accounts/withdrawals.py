@@ -11,6 +11,7 @@ from datetime import datetime
 from django.db import DatabaseError, OperationalError, connection, transaction
 from django.db.models import F
 
+from accounts import race_window
 from accounts.models import Account, Transaction
 
 logger = logging.getLogger(__name__)
@@ -18,9 +19,12 @@ logger = logging.getLogger(__name__)
 # Balances are 32-bit integers on every backend; no single withdrawal may come near that.
 MAX_WITHDRAWAL_AMOUNT = 1_000_000
 
-OPTIMISTIC_MAX_ATTEMPTS = 10
-SERIALIZABLE_MAX_ATTEMPTS = 10
+# Retried attempts compete with fresh requests that never sleep, so the budget must outlast a
+# queue of them: 20 attempts, each waiting a random 0 to min(64 ms, 2 ms * 2**attempt).
+OPTIMISTIC_MAX_ATTEMPTS = 20
+SERIALIZABLE_MAX_ATTEMPTS = 20
 RETRY_BASE_DELAY_SECONDS = 0.002
+RETRY_MAX_DELAY_SECONDS = 0.064
 
 
 class Strategy(enum.StrEnum):
@@ -96,6 +100,7 @@ def _naive(*, account: Account, amount: int, request_started_at: datetime) -> Wi
     # save() writes back a balance computed from a stale read, and the ledger row is written
     # afterwards, outside any transaction.
     before = account.current
+    race_window.after_read(account_id=account.pk)
     if not account.current >= account.minimum:
         raise _insufficient(account_id=account.pk, balance=before, amount=amount, minimum=account.minimum)
     account.current -= amount
@@ -119,6 +124,7 @@ def _atomic_update(*, account: Account, amount: int, request_started_at: datetim
         # Reading back under the row lock our UPDATE holds (or SQLite's write lock) sees
         # exactly the balance we wrote.
         after, minimum = Account.objects.values_list("current", "minimum").get(pk=account.pk)
+        race_window.after_read(account_id=account.pk)
         if not updated:
             raise _insufficient(account_id=account.pk, balance=after, amount=amount, minimum=minimum)
         _record(
@@ -136,6 +142,7 @@ def _locking(*, account: Account, amount: int, request_started_at: datetime) -> 
     with transaction.atomic():
         locked = Account.objects.select_for_update().get(pk=account.pk)
         before = locked.current
+        race_window.after_read(account_id=locked.pk)
         if before - amount < locked.minimum:
             raise _insufficient(account_id=locked.pk, balance=before, amount=amount, minimum=locked.minimum)
         locked.current = before - amount
@@ -157,6 +164,7 @@ def _optimistic(*, account: Account, amount: int, request_started_at: datetime) 
             before, minimum, version = Account.objects.values_list("current", "minimum", "version").get(
                 pk=account.pk
             )
+            race_window.after_read(account_id=account.pk)
             if before - amount < minimum:
                 raise _insufficient(account_id=account.pk, balance=before, amount=amount, minimum=minimum)
             won = Account.objects.filter(pk=account.pk, version=version).update(
@@ -190,6 +198,7 @@ def _serializable(*, account: Account, amount: int, request_started_at: datetime
                 _set_serializable_isolation()
                 current = Account.objects.get(pk=account.pk)
                 before = current.current
+                race_window.after_read(account_id=current.pk)
                 if before - amount < current.minimum:
                     raise _insufficient(
                         account_id=current.pk, balance=before, amount=amount, minimum=current.minimum
@@ -240,7 +249,7 @@ def _is_serialization_failure(error: DatabaseError) -> bool:
 
 def _back_off(*, attempt: int) -> None:
     # Full jitter: spreading the retries apart is what lets one of them win next time.
-    time.sleep(random.uniform(0, RETRY_BASE_DELAY_SECONDS * 2**attempt))
+    time.sleep(random.uniform(0, min(RETRY_MAX_DELAY_SECONDS, RETRY_BASE_DELAY_SECONDS * 2**attempt)))
 
 
 _IMPLEMENTATIONS: dict[Strategy, Callable[..., Withdrawal]] = {

@@ -19,6 +19,14 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 DEBUG = os.environ.get("DJANGO_DEBUG", "") == "1"
 
+# Deterministic race mode, lab only (docs/race-mode.md): RACE_WINDOW=K holds each withdrawal after
+# it reads the balance until K on its account have read it (or RACE_WINDOW_TIMEOUT seconds pass
+# with no new one); RACE_WINDOW=armed holds them only while `splatter --race-window` arms it.
+# Refused at start-up with DEBUG off unless ALLOW_RACE_WINDOW_WITHOUT_DEBUG=1.
+RACE_WINDOW = os.environ.get("RACE_WINDOW", "off")
+RACE_WINDOW_TIMEOUT = os.environ.get("RACE_WINDOW_TIMEOUT", "0.5")
+ALLOW_RACE_WINDOW_WITHOUT_DEBUG = os.environ.get("ALLOW_RACE_WINDOW_WITHOUT_DEBUG", "") == "1"
+
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or load_or_create_secret_key(
     path=Path(os.environ.get("DJANGO_SECRET_KEY_FILE", BASE_DIR / ".secret_key"))
 )

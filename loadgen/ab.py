@@ -27,6 +27,8 @@ class AbReport:
     percentiles_ms: dict[int, int]
     # Status code of each non-2xx answer, from ab's -v 2 warnings.
     non_2xx_statuses: Counter = field(default_factory=Counter)
+    # Requests whose response header arrived, from ab's -v 2 log; None without that log.
+    answered: int | None = None
 
     @property
     def ok(self) -> int:
@@ -34,8 +36,14 @@ class AbReport:
 
     @property
     def failed_unanswered(self) -> int:
-        """Requests that got no complete answer. Length failures are answered requests that
-        merely differed in length from the first (balances do), so they are not counted."""
+        """Requests that got no answer. Length failures are answered requests that merely
+        differed in length from the first (balances do), so they are not counted.
+
+        ab's failure breakdown counts events, not requests (one reset connection is both a
+        Receive and an Exceptions failure), so the -v 2 header log is used when there is one.
+        """
+        if self.answered is not None:
+            return self.complete - self.answered
         return self.failed_connect + self.failed_receive + self.failed_exceptions
 
     @property
@@ -79,6 +87,8 @@ def run_ab(
         "-s", str(response_timeout),
         # -v 2 makes ab print the status of every non-2xx answer, so 409s and 500s can be told apart.
         "-v", "2",
+        # -r: a reset connection (a worker killed mid-request) is counted, not fatal to the run.
+        "-r",
         # ab keeps only the last -C, so both cookies travel in one.
         "-C", cookies.cookie_header,
         "-H", f"X-CSRFToken: {cookies.csrftoken}",
@@ -130,4 +140,13 @@ def parse_ab_report(text: str) -> AbReport:
         non_2xx_statuses=Counter(
             re.findall(r"^WARNING: Response code not 2xx \((\d+)\)", text, re.MULTILINE)
         ),
+        answered=_answered(text),
     )
+
+
+def _answered(text: str) -> int | None:
+    # At -v 2 ab prints the request it sends ("INFO: POST header ==") once, then "LOG: header
+    # received:" for every response header that arrives.
+    if not re.search(r"INFO: [A-Z]+ header == $", text, re.MULTILINE):
+        return None
+    return len(re.findall(r"^LOG: header received:$", text, re.MULTILINE))

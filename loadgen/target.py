@@ -50,6 +50,8 @@ def parse_target(base_url: str, *, allow_remote: bool = False) -> Target:
         port = parts.port
     except ValueError as error:
         raise LoadError(f"{base_url!r} is not a valid URL ({error}).") from error
+    if port == 0:
+        raise LoadError(f"{base_url!r} is not a valid URL (port 0 cannot be connected to).")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise LoadError(f"{base_url!r} is not a valid base URL: give one like http://127.0.0.1:8001")
     if parts.path not in ("", "/") or parts.query or parts.fragment:
@@ -61,4 +63,4 @@ def parse_target(base_url: str, *, allow_remote: bool = False) -> Target:
             "you own."
         )
     default_port = 443 if parts.scheme == "https" else 80
-    return Target(scheme=parts.scheme, host=parts.hostname, port=port or default_port)
+    return Target(scheme=parts.scheme, host=parts.hostname, port=default_port if port is None else port)

@@ -34,6 +34,12 @@ SAFE_STRATEGY_PARAMS = strategy_params(SAFE_STRATEGIES)
 ALL_STRATEGY_PARAMS = strategy_params()
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hasher(settings):
+    """PBKDF2's deliberate slowness (~0.5 s a hash) buys a unit test nothing."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 def database_snapshot() -> dict[str, list[tuple]]:
     """Everything a refused operation must leave alone, passwords included."""
     return {
@@ -50,7 +56,15 @@ def database_snapshot() -> dict[str, list[tuple]]:
         ),
         "client_runs": list(
             ClientRun.objects.order_by("pk").values_list(
-                "pk", "account_id", "driver", "strategy", "amount", "requests", "ok", "failed", "indeterminate"
+                "pk",
+                "account_id",
+                "driver",
+                "strategy",
+                "amount",
+                "requests",
+                "ok",
+                "failed",
+                "indeterminate",
             )
         ),
     }

@@ -5,6 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tabulate import tabulate
 
 from accounts.audit import AccountAudit, audit_accounts
+from accounts.management.database_errors import reports_database_errors
 
 
 class Command(BaseCommand):
@@ -24,6 +25,7 @@ class Command(BaseCommand):
             help="Exit with status 1 when any anomaly is found (for CI).",
         )
 
+    @reports_database_errors
     def handle(self, *, username, format, fail_on_anomaly, **options):
         audits = audit_accounts(username=username)
         if username and not audits:

@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from accounts.management.database_errors import reports_database_errors
 from accounts.provisioning import ProvisioningError, reset_accounts
 
 
@@ -21,6 +22,7 @@ class Command(BaseCommand):
             help="Do not ask for confirmation.",
         )
 
+    @reports_database_errors
     def handle(self, *, balance, username, interactive, **options):
         scope = f"{username}'s account" if username else "every account"
         if interactive:

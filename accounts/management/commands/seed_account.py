@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from accounts.management.database_errors import reports_database_errors
 from accounts.management.password_input import PASSWORD_ENV_VAR, read_password
 from accounts.models import DEFAULT_OPENING_BALANCE
 from accounts.provisioning import ProvisioningError, seed_account
@@ -30,6 +31,7 @@ class Command(BaseCommand):
             help=f"Never prompt; take the password from ${PASSWORD_ENV_VAR}.",
         )
 
+    @reports_database_errors
     def handle(self, *, username, balance, minimum, interactive, **options):
         password = read_password(no_input=not interactive, confirm=True)
         try:

@@ -1,0 +1,222 @@
+"""Trials and sweeps: fire the same small run again and again on freshly reset accounts, audit
+each one, and sum up how often the race window was hit and how badly.
+
+For each concurrency level, each trial and each driver and strategy: reset the accounts, fire
+``level`` withdrawals at once (one burst, or ``ab -c level -n level``), record what the client
+saw, audit. Drivers and strategies take turns within a trial, so a machine that slows down
+during a long sweep weighs on all of them alike.
+"""
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+
+from django.utils import timezone
+
+from accounts.audit import audit_account
+from accounts.experiments import (
+    AbDriver,
+    BurstDriver,
+    arming,
+    barrier_stats,
+    check_barrier_used,
+    lab_account,
+    lab_usernames,
+    logged_in,
+    race_window_parties,
+    record_client_runs,
+)
+from accounts.models import Account, Transaction
+from accounts.provisioning import reset_accounts
+from accounts.race_window import BarrierStats
+from accounts.stats import first_gap, mean_or_none, median_or_none, rate, spread, wilson_interval
+from accounts.withdrawals import Strategy
+from loadgen.burst import FAIL, INDETERMINATE, OK
+from loadgen.target import Target
+
+MILLISECONDS = 1_000
+
+
+@dataclass(frozen=True)
+class TrialOutcome:
+    driver: str
+    strategy: str
+    concurrency: int
+    trial: int
+    ok: int
+    failed: int
+    indeterminate: int
+    server_errors: int
+    lost: int
+    anomalies: list[str]
+    # Server-side, from the ledger's request_started_at: latest minus earliest arrival, and the
+    # gap between the first two. None when fewer than two withdrawals went through.
+    spread_ms: float | None
+    first_gap_ms: float | None
+
+    @property
+    def hit(self) -> bool:
+        return bool(self.anomalies)
+
+    @property
+    def lost_fraction(self) -> float:
+        """The share of acknowledged withdrawals that the balance does not show."""
+        return self.lost / self.ok if self.ok else 0.0
+
+
+@dataclass(frozen=True)
+class LevelSummary:
+    driver: str
+    strategy: str
+    concurrency: int
+    trials: int
+    hits: int
+    hit_rate: float
+    hit_rate_low: float
+    hit_rate_high: float
+    mean_lost_fraction: float
+    median_spread_ms: float | None
+    median_first_gap_ms: float | None
+    server_errors: int
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    summaries: list[LevelSummary]
+    outcomes: list[TrialOutcome]
+    # Per concurrency level, when the race window was armed: what its barriers saw.
+    barriers: dict[int, BarrierStats] = field(default_factory=dict)
+
+
+def run_sweep(
+    *,
+    target: Target,
+    username: str,
+    password: str,
+    drivers: Sequence[str],
+    strategies: Sequence[Strategy],
+    levels: Sequence[int],
+    trials: int,
+    amount: int,
+    users: int = 1,
+    race_window_timeout: float | None = None,
+    on_trial: Callable[[TrialOutcome], None] | None = None,
+) -> SweepReport:
+    """Run ``trials`` trials per level, driver and strategy; see the module docstring.
+
+    With ``race_window_timeout`` the race window is armed at each level for that level's
+    share of withdrawals per account: a server started with ``RACE_WINDOW=armed`` then makes
+    every naive trial lose all but one of them.
+    """
+    usernames = lab_usernames(username=username, users=users)
+    accounts = {name: lab_account(username=name) for name in usernames}
+    outcomes: list[TrialOutcome] = []
+    barriers: dict[int, BarrierStats] = {}
+    with ExitStack() as stack:
+        logged = [
+            stack.enter_context(
+                logged_in(driver=driver, target=target, usernames=usernames, password=password)
+            )
+            for driver in drivers
+        ]
+        for level in levels:
+            parties = None
+            if race_window_timeout is not None:
+                parties = race_window_parties(concurrency=level, users=users)
+            with arming(parties=parties, timeout=race_window_timeout or 0) as barrier:
+                for trial in range(1, trials + 1):
+                    for driver in logged:
+                        for strategy in strategies:
+                            outcome = _trial(
+                                driver=driver,
+                                accounts=accounts,
+                                strategy=strategy,
+                                level=level,
+                                trial=trial,
+                                amount=amount,
+                            )
+                            outcomes.append(outcome)
+                            if on_trial is not None:
+                                on_trial(outcome)
+                stats = barrier_stats(barrier)
+            if stats is not None:
+                level_ok = sum(outcome.ok for outcome in outcomes if outcome.concurrency == level)
+                check_barrier_used(stats, ok=level_ok)
+                barriers[level] = stats
+    return SweepReport(summaries=summarize(outcomes), outcomes=outcomes, barriers=barriers)
+
+
+def summarize(outcomes: Sequence[TrialOutcome]) -> list[LevelSummary]:
+    """One summary per driver, strategy and level, in the order they first appear."""
+    groups: dict[tuple[str, str, int], list[TrialOutcome]] = {}
+    for outcome in outcomes:
+        groups.setdefault((outcome.driver, outcome.strategy, outcome.concurrency), []).append(outcome)
+    summaries = []
+    for (driver, strategy, level), group in groups.items():
+        hits = sum(outcome.hit for outcome in group)
+        low, high = wilson_interval(successes=hits, trials=len(group))
+        summaries.append(
+            LevelSummary(
+                driver=driver,
+                strategy=strategy,
+                concurrency=level,
+                trials=len(group),
+                hits=hits,
+                hit_rate=rate(hits=hits, trials=len(group)),
+                hit_rate_low=low,
+                hit_rate_high=high,
+                mean_lost_fraction=mean_or_none(outcome.lost_fraction for outcome in group) or 0.0,
+                median_spread_ms=median_or_none(o.spread_ms for o in group if o.spread_ms is not None),
+                median_first_gap_ms=median_or_none(
+                    o.first_gap_ms for o in group if o.first_gap_ms is not None
+                ),
+                server_errors=sum(outcome.server_errors for outcome in group),
+            )
+        )
+    return summaries
+
+
+def _trial(
+    *,
+    driver: AbDriver | BurstDriver,
+    accounts: dict[str, Account],
+    strategy: Strategy,
+    level: int,
+    trial: int,
+    amount: int,
+) -> TrialOutcome:
+    for username in accounts:
+        reset_accounts(opening=None, username=username)
+    started_at = timezone.now()
+    run = driver.fire(strategy=strategy, requests=level, concurrency=level, amount=amount)
+    record_client_runs(run=run, accounts=accounts, started_at=started_at)
+    audits = [
+        audit_account(account=Account.objects.select_related("user").get(pk=account.pk))
+        for account in accounts.values()
+    ]
+    arrivals = [
+        started.timestamp()
+        for started in Transaction.objects.filter(holder__in=accounts.values()).values_list(
+            "request_started_at", flat=True
+        )
+    ]
+    totals = sum(run.outcomes.values(), start=Counter())
+    return TrialOutcome(
+        driver=run.driver,
+        strategy=str(strategy),
+        concurrency=level,
+        trial=trial,
+        ok=totals[OK],
+        failed=totals[FAIL],
+        indeterminate=totals[INDETERMINATE],
+        server_errors=run.server_errors,
+        lost=sum(audit.lost_withdrawals for audit in audits),
+        anomalies=sorted({anomaly.kind for audit in audits for anomaly in audit.anomalies}),
+        spread_ms=_milliseconds(spread(arrivals)),
+        first_gap_ms=_milliseconds(first_gap(arrivals)),
+    )
+
+
+def _milliseconds(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds * MILLISECONDS

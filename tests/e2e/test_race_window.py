@@ -1,0 +1,113 @@
+"""Deterministic race mode end to end: Gunicorn's worker processes share the barrier, so K
+concurrent naive withdrawals lose exactly K-1, and the safe strategies lose none and never hang."""
+
+import json
+import time
+
+import pytest
+
+from labserver.lab import LabError, lab
+from tests.e2e.conftest import LAB_PASSWORD, LAB_USER, audit, seed
+
+pytestmark = pytest.mark.e2e
+
+WORKERS = 8
+RACE_MODE = {"RACE_WINDOW": "armed", "DJANGO_DEBUG": "1"}
+# Generous for the naive runs: the window closes as soon as all K have read, so a long
+# timeout costs nothing unless a withdrawal is lost on the way.
+NAIVE_TIMEOUT = "2"
+# Short for the safe strategies: each one that blocks before the barrier waits it out in turn.
+SAFE_TIMEOUT = 0.3
+# A run that takes this long has hung; lab.manage kills it and the test fails.
+HANG_SECONDS = 180
+
+
+@pytest.fixture(scope="module")
+def race_lab(tmp_path_factory):
+    with lab(workdir=tmp_path_factory.mktemp("race-lab")) as prepared:
+        seed(prepared)
+        yield prepared
+
+
+@pytest.fixture(scope="module")
+def race_server(race_lab):
+    """Gunicorn in race mode: it holds withdrawals while a client arms the window."""
+    with race_lab.serve(workers=WORKERS, env=RACE_MODE) as server:
+        yield server
+
+
+@pytest.fixture
+def lab_env(race_lab):
+    race_lab.manage("reset_balances", "--no-input")
+    return race_lab
+
+
+def splatter(lab_env, server, *args: str, check: bool = True):
+    return lab_env.manage(
+        "splatter", "--url", server.url, "--username", LAB_USER, "--no-input", "--driver", "burst", *args,
+        env={"BANK_PASSWORD": LAB_PASSWORD}, timeout=HANG_SECONDS, check=check,
+    )  # fmt: skip
+
+
+def test_naive_loses_exactly_all_but_one_in_every_trial(lab_env, race_server):
+    result = splatter(
+        lab_env, race_server, "--trials", "5", "-c", f"2,{WORKERS}", "--race-window",
+        "--race-window-timeout", NAIVE_TIMEOUT, "--format", "json",
+    )  # fmt: skip
+
+    report = json.loads(result.stdout)
+    assert len(report["trials"]) == 10
+    for trial in report["trials"]:
+        level = trial["concurrency"]
+        assert (trial["ok"], trial["lost"]) == (level, level - 1), trial
+    for level in (2, WORKERS):
+        # Every window closed because all K had read the balance, none by the timeout.
+        assert report["race_window"][str(level)] == {"held": 5 * level, "windows": 5, "timeouts": 0}
+    assert [summary["hit_rate"] for summary in report["summaries"]] == [1.0, 1.0]
+
+
+def test_safe_strategies_lose_nothing_and_never_hang(lab_env, race_server):
+    parties, trials = 4, 2
+    started = time.monotonic()
+    result = splatter(
+        lab_env, race_server, "--trials", str(trials), "-c", str(parties), "--strategy", "all",
+        "--race-window", "--race-window-timeout", str(SAFE_TIMEOUT), "--format", "json",
+    )  # fmt: skip
+    elapsed = time.monotonic() - started
+
+    report = json.loads(result.stdout)
+    for trial in report["trials"]:
+        assert trial["ok"] + trial["failed"] == parties and trial["indeterminate"] == 0, trial
+        if trial["strategy"] == "naive":
+            assert trial["lost"] == parties - 1, trial
+        else:
+            assert (trial["lost"], trial["anomalies"]) == (0, []), trial
+    # Each trial of a safe strategy takes at most one timeout per withdrawal (they queue on
+    # the lock or retry one by one): 4 strategies x 2 trials x 4 x 0.3 s, plus the rest.
+    assert elapsed < 4 * trials * parties * SAFE_TIMEOUT + 60
+    assert "Traceback" not in race_server.log()
+
+
+def test_a_fixed_window_needs_no_arming(race_lab):
+    race_lab.manage("reset_balances", "--no-input")
+    with race_lab.serve(workers=3, env={"RACE_WINDOW": "3", "DJANGO_DEBUG": "1"}) as server:
+        splatter(race_lab, server, "-n", "9", "-c", "3")
+
+    account = audit(race_lab)
+    assert (account["ledger_rows"], account["lost_withdrawals"]) == (9, 6)  # 3 bursts, 2 lost in each
+
+
+def test_race_mode_is_refused_with_debug_off(race_lab):
+    with pytest.raises(LabError, match="refused with DEBUG off"):  # noqa: SIM117
+        with race_lab.serve(workers=1, env={"RACE_WINDOW": "armed"}):
+            pass  # pragma: no cover
+
+
+def test_arming_a_server_that_is_not_in_race_mode_is_an_error(lab_env):
+    with lab_env.serve(workers=2) as server:
+        result = splatter(lab_env, server, "-n", "2", "-c", "2", "--race-window", check=False)
+
+    assert result.returncode == 1
+    assert "the server held no withdrawal: restart it with RACE_WINDOW=armed" in result.stderr
+    # What was sent is still recorded, so the audit reconciles.
+    assert audit(lab_env)["client"]["ok"] == 2

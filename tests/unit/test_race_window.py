@@ -1,0 +1,176 @@
+"""Deterministic race mode in one process: real threads, each with its own connection, as a
+project would use ``race_window.armed`` in its own test suite."""
+
+import threading
+import time
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connection
+from django.utils import timezone
+
+from accounts import race_window
+from accounts.audit import audit_account
+from accounts.models import Account
+from accounts.withdrawals import SAFE_STRATEGIES, Strategy, WithdrawalRefused, withdraw
+
+JOIN_SECONDS = 60
+TIMEOUT = 0.25
+
+
+def withdraw_concurrently(*, account_id: int, strategy: Strategy, parties: int) -> list:
+    """Start ``parties`` threads that each withdraw 1; return what each got (or raised)."""
+    results = []
+    lock = threading.Lock()
+
+    def one() -> None:
+        try:
+            account = Account.objects.get(pk=account_id)
+            result = withdraw(account=account, amount=1, strategy=strategy, request_started_at=timezone.now())
+        except WithdrawalRefused as refusal:
+            result = refusal
+        finally:
+            connection.close()
+        with lock:
+            results.append(result)
+
+    threads = [threading.Thread(target=one) for _ in range(parties)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=JOIN_SECONDS)
+    assert not any(thread.is_alive() for thread in threads), "a withdrawal is stuck: deadlock?"
+    return results
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("parties", [2, 5])
+def test_naive_loses_exactly_all_but_one_every_time(make_account, parties):
+    account = make_account(opening=1_000)
+    with race_window.armed(parties=parties, timeout=5) as barrier:
+        for round_ in range(1, 4):
+            results = withdraw_concurrently(account_id=account.pk, strategy=Strategy.NAIVE, parties=parties)
+
+            assert len(results) == parties
+            account.refresh_from_db()
+            assert account.current == 1_000 - round_  # parties withdrawals, one shows
+            assert audit_account(account=account).lost_withdrawals == round_ * (parties - 1)
+    stats = barrier.stats()
+    assert (stats.held, stats.windows, stats.timeouts) == (3 * parties, 3, 0)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("strategy", SAFE_STRATEGIES)
+def test_safe_strategies_lose_nothing_and_never_deadlock(make_account, strategy):
+    parties = 3
+    account = make_account(opening=1_000)
+    started = time.monotonic()
+    with race_window.armed(parties=parties, timeout=TIMEOUT):
+        results = withdraw_concurrently(account_id=account.pk, strategy=strategy, parties=parties)
+    elapsed = time.monotonic() - started
+
+    done = [result for result in results if not isinstance(result, Exception)]
+    account.refresh_from_db()
+    audit = audit_account(account=account)
+    assert audit.anomalies == [] and audit.lost_withdrawals == 0
+    assert audit.final == 1_000 - len(done) and audit.ledger_rows == len(done)
+    assert len(done) == parties  # the retries of optimistic and serializable all get through
+    # Bounded by the timeout: at worst each withdrawal waits its own full window, in turn,
+    # plus a retry's back-off; far below the thread-join limit that would mean a hang.
+    assert elapsed < parties * (TIMEOUT + 1) + 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_unarmed_withdrawals_do_not_wait(make_account):
+    account = make_account(opening=10)
+
+    assert race_window.active_window() is None
+    started = time.monotonic()
+    withdraw(account=account, amount=1, strategy=Strategy.NAIVE, request_started_at=timezone.now())
+    assert time.monotonic() - started < TIMEOUT
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_lone_withdrawal_is_let_through_by_the_timeout(make_account):
+    account = make_account(opening=10)
+    with race_window.armed(parties=4, timeout=TIMEOUT) as barrier:
+        started = time.monotonic()
+        withdraw(account=account, amount=1, strategy=Strategy.LOCKING, request_started_at=timezone.now())
+        waited = time.monotonic() - started
+
+    assert TIMEOUT <= waited < TIMEOUT + 2
+    assert barrier.stats().timeouts == 1
+
+
+@pytest.mark.django_db
+def test_arming_twice_is_refused():
+    with race_window.armed(parties=2):
+        with pytest.raises(race_window.RaceWindowError, match="already armed"):  # noqa: SIM117
+            with race_window.armed(parties=3):
+                pass  # pragma: no cover
+        assert race_window.active_window() == race_window.RaceWindow(parties=2)
+    assert race_window.active_window() is None
+
+
+@pytest.mark.parametrize(
+    ("parties", "timeout"),
+    [(0, 1.0), (race_window.MAX_PARTIES + 1, 1.0), (2, 0), (2, race_window.MAX_TIMEOUT_SECONDS + 1)],
+)
+def test_nonsense_windows_are_refused(parties, timeout):
+    with pytest.raises(ValueError):
+        race_window.RaceWindow(parties=parties, timeout=timeout)
+
+
+@pytest.mark.django_db
+def test_server_mode_is_refused_with_debug_off(settings):
+    settings.DEBUG = False
+    settings.RACE_WINDOW = "3"
+
+    with pytest.raises(ImproperlyConfigured, match="refused with DEBUG off"):
+        race_window.check_settings()
+    with pytest.raises(ImproperlyConfigured):
+        race_window.after_read(account_id=1)
+
+    settings.ALLOW_RACE_WINDOW_WITHOUT_DEBUG = True
+    assert race_window.active_window() == race_window.RaceWindow(parties=3, timeout=0.5)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("value", "timeout", "expected"),
+    [
+        ("off", "0.5", None),
+        ("", "0.5", None),
+        ("7", "2", race_window.RaceWindow(parties=7, timeout=2.0)),
+        ("armed", "0.5", race_window.ARMED),
+    ],
+)
+def test_server_mode_reads_the_settings(settings, value, timeout, expected):
+    settings.DEBUG = True
+    settings.RACE_WINDOW = value
+    settings.RACE_WINDOW_TIMEOUT = timeout
+
+    assert race_window.server_mode() == expected
+
+
+@pytest.mark.parametrize(("value", "timeout"), [("many", "0.5"), ("3", "soon"), ("3", "0"), ("-2", "1")])
+def test_server_mode_refuses_nonsense_settings(settings, value, timeout):
+    settings.DEBUG = True
+    settings.RACE_WINDOW = value
+    settings.RACE_WINDOW_TIMEOUT = timeout
+
+    with pytest.raises(ImproperlyConfigured, match="RACE_WINDOW must be 'off', 'armed' or a number"):
+        race_window.check_settings()
+
+
+@pytest.mark.django_db
+def test_an_armed_server_follows_whoever_armed_the_database(settings):
+    settings.DEBUG = True
+    settings.RACE_WINDOW = race_window.ARMED
+
+    assert race_window.active_window() is None
+    with race_window.armed(parties=6, timeout=1.5):
+        # Another process sees the armed file; this one would see its own arming anyway, so
+        # read the file the way a Gunicorn worker does.
+        assert race_window._read_armed_file(race_window.barrier_directory()) == race_window.RaceWindow(6, 1.5)
+    assert race_window._read_armed_file(race_window.barrier_directory()) is None
