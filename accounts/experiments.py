@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 from django.contrib.auth.models import User
+from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from accounts import race_window
@@ -101,8 +102,11 @@ def resolve_driver(requested: str | None) -> tuple[str, str | None]:
     return BURST_DRIVER, AB_MISSING
 
 
-def race_window_parties(*, concurrency: int, users: int) -> int:
-    """How many withdrawals the barrier waits for on each account: one burst's share of it."""
+def race_window_parties(*, race_window_timeout: float | None, concurrency: int, users: int) -> int | None:
+    """How many withdrawals the barrier waits for on each account (one burst's share of it), or
+    None when the race window is not to be armed."""
+    if race_window_timeout is None:
+        return None
     return math.ceil(concurrency / users)
 
 
@@ -217,6 +221,10 @@ def record_client_runs(
     *, run: DriverRun, accounts: dict[str, Account], started_at: datetime
 ) -> list[ClientRun]:
     """One ClientRun per account, for the checker to reconcile its ledger against."""
+    if not connection.in_atomic_block:
+        # The connection sat idle through the whole load, maybe through a database restart:
+        # check it and reconnect (CONN_HEALTH_CHECKS), as Django does before each request.
+        close_old_connections()
     single = len(run.outcomes) == 1
     return [
         ClientRun.objects.create(
@@ -253,13 +261,14 @@ def splatter(
     """
     account = lab_account(username=username) if record else None
     started_at = timezone.now()
-    parties = concurrency if race_window_timeout is not None else None
-    with (
-        logged_in(driver=AB_DRIVER, target=target, usernames=[username], password=password) as driver,
-        arming(parties=parties, timeout=race_window_timeout or 0) as barrier,
-    ):
-        run = driver.fire(strategy=strategy, requests=requests, concurrency=concurrency, amount=amount)
-        stats = barrier_stats(barrier)
+    run, stats = _fire_once(
+        driver=AB_DRIVER,
+        target=target,
+        usernames=[username],
+        password=password,
+        fire=dict(strategy=strategy, requests=requests, concurrency=concurrency, amount=amount),
+        race_window_timeout=race_window_timeout,
+    )
     client_run = None
     if account is not None:
         (client_run,) = record_client_runs(run=run, accounts={username: account}, started_at=started_at)
@@ -285,15 +294,14 @@ def burst_splatter(
     usernames = lab_usernames(username=username, users=users)
     accounts = {name: lab_account(username=name) for name in usernames} if record else {}
     started_at = timezone.now()
-    parties = None
-    if race_window_timeout is not None:
-        parties = race_window_parties(concurrency=concurrency, users=users)
-    with (
-        logged_in(driver=BURST_DRIVER, target=target, usernames=usernames, password=password) as driver,
-        arming(parties=parties, timeout=race_window_timeout or 0) as barrier,
-    ):
-        run = driver.fire(strategy=strategy, requests=requests, concurrency=concurrency, amount=amount)
-        stats = barrier_stats(barrier)
+    run, stats = _fire_once(
+        driver=BURST_DRIVER,
+        target=target,
+        usernames=usernames,
+        password=password,
+        fire=dict(strategy=strategy, requests=requests, concurrency=concurrency, amount=amount),
+        race_window_timeout=race_window_timeout,
+    )
     client_runs = record_client_runs(run=run, accounts=accounts, started_at=started_at) if record else []
     if history is not None:
         save_history(run.report, path=history, target=target)
@@ -301,6 +309,27 @@ def burst_splatter(
     return BurstLoadRun(
         strategy=strategy, report=run.report, client_runs=client_runs, history=history, barrier=stats
     )
+
+
+def _fire_once(
+    *,
+    driver: str,
+    target: Target,
+    usernames: list[str],
+    password: str,
+    fire: dict,
+    race_window_timeout: float | None,
+) -> tuple[DriverRun, race_window.BarrierStats | None]:
+    """Log in, arm the race window if asked, fire one run; return it with the barrier's figures."""
+    parties = race_window_parties(
+        race_window_timeout=race_window_timeout, concurrency=fire["concurrency"], users=len(usernames)
+    )
+    with (
+        logged_in(driver=driver, target=target, usernames=usernames, password=password) as logged,
+        arming(parties=parties, timeout=race_window_timeout or 0) as barrier,
+    ):
+        run = logged.fire(**fire)
+        return run, barrier_stats(barrier)
 
 
 def strategy_matrix(

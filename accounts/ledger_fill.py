@@ -28,7 +28,15 @@ MAX_FILL_ACCOUNTS = 1_000
 # the tuples of one batch stay a few megabytes whatever the total.
 BATCH_ROWS = 20_000
 
-_COLUMNS = ("holder_id", "amount", "balance_before", "balance", "strategy", "request_started_at", "created_at")
+_COLUMNS = (
+    "holder_id",
+    "amount",
+    "balance_before",
+    "balance",
+    "strategy",
+    "request_started_at",
+    "created_at",
+)
 
 
 class LedgerFillError(ValueError):
@@ -125,7 +133,9 @@ def _insert_rows(*, account_id: int, start: int, rows: int, amount: int, strateg
     columns = ", ".join(connection.ops.quote_name(column) for column in _COLUMNS)
     with connection.cursor() as cursor:
         for batch in _batches(start=start, rows=rows, amount=amount):
-            values = [(account_id, amount, before, before - amount, strategy, stamp, stamp) for before in batch]
+            values = [
+                (account_id, amount, before, before - amount, strategy, stamp, stamp) for before in batch
+            ]
             if connection.vendor == "postgresql":
                 # psycopg's executemany binds every row client-side: COPY is the bulk path.
                 with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:

@@ -121,9 +121,9 @@ def run_sweep(
             for driver in drivers
         ]
         for level in levels:
-            parties = None
-            if race_window_timeout is not None:
-                parties = race_window_parties(concurrency=level, users=users)
+            parties = race_window_parties(
+                race_window_timeout=race_window_timeout, concurrency=level, users=users
+            )
             with arming(parties=parties, timeout=race_window_timeout or 0) as barrier:
                 for trial in range(1, trials + 1):
                     for driver in logged:

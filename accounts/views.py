@@ -12,10 +12,21 @@ from accounts.withdrawals import WithdrawalRefused, withdraw
 
 NOT_LOGGED_IN = "Log in first: POST your username and password to /auth/login/.\n"
 NO_ACCOUNT = "You have no account: create one with `manage.py seed_account`.\n"
+CHUNKED_BODY = "Send the form with a Content-Length header: a chunked body is not read.\n"
+NOT_A_FORM = "Send amount as a form: Content-Type: application/x-www-form-urlencoded.\n"
+FORM_CONTENT_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 class HttpResponseConflict(HttpResponse):
     status_code = 409
+
+
+class HttpResponseLengthRequired(HttpResponse):
+    status_code = 411
+
+
+class HttpResponseUnsupportedMediaType(HttpResponse):
+    status_code = 415
 
 
 class WithdrawView(View):
@@ -34,6 +45,12 @@ class WithdrawView(View):
     def post(self, request):
         if not request.user.is_authenticated:
             return HttpResponseForbidden(NOT_LOGGED_IN, content_type="text/plain")
+        # Django reads neither a chunked body nor one that is not a form: either would leave
+        # request.POST empty and withdraw the default amount instead of the one sent.
+        if "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+            return HttpResponseLengthRequired(CHUNKED_BODY, content_type="text/plain")
+        if _declares_a_body(request) and request.content_type not in FORM_CONTENT_TYPES:
+            return HttpResponseUnsupportedMediaType(NOT_A_FORM, content_type="text/plain")
         try:
             parsed = parse_withdrawal_request(query=request.GET, body=request.POST)
         except BadWithdrawalRequest as error:
@@ -51,3 +68,10 @@ class WithdrawView(View):
         except WithdrawalRefused as refusal:
             return HttpResponseConflict(f"{refusal}\n", content_type="text/plain")
         return HttpResponse(withdrawal.balance_after, content_type="text/plain")
+
+
+def _declares_a_body(request) -> bool:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0) > 0
+    except ValueError:
+        return False

@@ -16,15 +16,13 @@ import argparse
 import random
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tabulate import tabulate
 
-from labserver.bench import ab, database_url
-from labserver.lab import lab
+from labserver.bench import ab, argument_parser, bench_lab
 from loadgen.login import log_in
 from loadgen.target import parse_target
 
@@ -37,22 +35,20 @@ STRATEGIES = ["naive", "atomic_update", "locking", "optimistic", "serializable"]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--database", default="sqlite", help="sqlite, postgres, mysql or a DATABASE_URL.")
+    parser = argument_parser(__doc__)
     parser.add_argument("--requests", type=int, default=2000, help="ab -n per case and round.")
     parser.add_argument("--concurrency", type=int, default=4, help="ab -c (default: 4, one per worker).")
     parser.add_argument("--workers", type=int, default=4, help="Gunicorn workers (default: 4).")
     parser.add_argument("--rounds", type=int, default=5, help="Rounds of all cases (default: 5).")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="bench-throughput-") as workdir:
-        with lab(workdir=Path(workdir), base_database_url=database_url(args.database)) as lab_env:
-            lab_env.manage(
-                "seed_account", "--username", USERNAME, "--balance", str(OPENING), "--no-input",
-                env={"BANK_PASSWORD": PASSWORD},
-            )  # fmt: skip
-            with lab_env.serve(workers=args.workers) as server:
-                rps = measure(server.url, workdir=Path(workdir), args=args)
+    with bench_lab(args.database) as lab_env:
+        lab_env.manage(
+            "seed_account", "--username", USERNAME, "--balance", str(OPENING), "--no-input",
+            env={"BANK_PASSWORD": PASSWORD},
+        )  # fmt: skip
+        with lab_env.serve(workers=args.workers) as server:
+            rps = measure(server.url, workdir=lab_env.workdir, args=args)
     report(rps, args=args)
 
 
@@ -70,11 +66,19 @@ def measure(url: str, *, workdir: Path, args: argparse.Namespace) -> dict[str, l
         order = random.sample(list(cases), len(cases))
         for case in order:
             case_url, case_body = cases[case]
-            run = ab(case_url, cookies=cookies, requests=args.requests, concurrency=args.concurrency, body=case_body)
+            run = ab(
+                case_url,
+                cookies=cookies,
+                requests=args.requests,
+                concurrency=args.concurrency,
+                body=case_body,
+            )
             if run.non_2xx or run.failed or run.complete != args.requests:
                 raise SystemExit(f"{case}: {run.non_2xx} non-2xx and {run.failed} failed of {run.complete}")
             rps[case].append(run.requests_per_second)
-        print(f"round {round_number}: " + ", ".join(f"{c} {rps[c][-1]:.0f}/s" for c in cases), file=sys.stderr)
+        print(
+            f"round {round_number}: " + ", ".join(f"{c} {rps[c][-1]:.0f}/s" for c in cases), file=sys.stderr
+        )
     return rps
 
 

@@ -1,12 +1,16 @@
 """What the scripts under bench/ share: databases by name, Django in-process, ab runs and medians."""
 
+import argparse
 import os
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from labserver.lab import Lab
+from labserver.lab import Lab, lab
 from loadgen.ab import ab_accepts_variable_length, parse_ab_report
 from loadgen.login import SessionCookies
 from loadgen.tools import require_tool, run_tool
@@ -21,7 +25,24 @@ DATABASES = {
 
 def database_url(name_or_url: str) -> str | None:
     """``sqlite``, ``postgres``, ``mysql`` or a full DATABASE_URL."""
-    return DATABASES[name_or_url] if name_or_url in DATABASES else name_or_url
+    return DATABASES.get(name_or_url, name_or_url)
+
+
+def argument_parser(doc: str) -> argparse.ArgumentParser:
+    """A parser whose help is the script's docstring, with the --database every script takes."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database", default="sqlite", help="sqlite, postgres, mysql or a DATABASE_URL.")
+    return parser
+
+
+@contextmanager
+def bench_lab(database: str) -> Iterator[Lab]:
+    """A fresh lab database of that kind in a temporary folder (the lab's workdir), dropped after."""
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-") as workdir,
+        lab(workdir=Path(workdir), base_database_url=database_url(database)) as lab_env,
+    ):
+        yield lab_env
 
 
 def setup_django(lab_env: Lab) -> None:
@@ -76,4 +97,3 @@ def timed(argv: list[str], *, env: dict[str, str], cwd: Path) -> float:
     started = time.perf_counter()
     subprocess.run(argv, env=env, cwd=cwd, check=True, capture_output=True, timeout=600)
     return time.perf_counter() - started
-

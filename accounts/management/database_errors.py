@@ -27,7 +27,10 @@ def database_error_message(error: Exception) -> str:
         if connection.vendor == "sqlite"
         else "that its server is running, that DATABASE_URL names it"
     )
-    return f"Cannot use {database_description()}: {detail}. Check {where}, and that it is migrated (`manage.py migrate`)."
+    return (
+        f"Cannot use {database_description()}: {detail}. Check {where}, and that it is migrated "
+        "(`manage.py migrate`)."
+    )
 
 
 def reports_database_errors(handle: Callable) -> Callable:

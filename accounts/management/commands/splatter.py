@@ -6,6 +6,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
 from tabulate import tabulate
 from tqdm import tqdm
 
@@ -112,6 +113,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--history",
             type=Path,
+            metavar="FILE.json",
             help="Burst driver: save each request's status, balance and client times to this JSON file.",
         )
         parser.add_argument(
@@ -140,7 +142,10 @@ class Command(BaseCommand):
             help="With --trials: output format (default: table).",
         )
         parser.add_argument(
-            "--plot", type=Path, help="With --trials: draw lost fraction and hit rate to this PNG file."
+            "--plot",
+            type=Path,
+            metavar="FILE.png",
+            help="With --trials: draw lost fraction and hit rate to this PNG file.",
         )
         parser.add_argument(
             "--no-record",
@@ -324,7 +329,8 @@ class Command(BaseCommand):
         if plot is not None:
             from accounts.trial_plot import plot_sweep
 
-            title = f"{load['target'].base_url}: {sweep['trials']} trial(s) per point"
+            strategies = ", ".join(sweep["strategies"])
+            title = f"{strategies}, {sweep['trials']} trial(s) per point, {connection.vendor}"
             plot_sweep(summaries=report.summaries, path=plot, title=title)
         if format == "json":
             self.stdout.write(json.dumps(_sweep_as_json(report), indent=2))

@@ -1,0 +1,230 @@
+"""Bad input to the project's commands: a CommandError a user can act on, and nothing changed.
+
+Argument errors run in-process with call_command. What needs a real server or a real missing
+binary runs ``manage.py`` against the lab's Gunicorn (see test_command_environment.py).
+"""
+
+import http.server
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from accounts.provisioning import seed_account
+from labserver.lab import LOOPBACK, free_port
+from tests.hardening.conftest import database_snapshot
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hasher(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def seeded(db, monkeypatch):
+    monkeypatch.setenv("BANK_PASSWORD", PASSWORD)
+    seed_account(username="alice", password=PASSWORD, opening=1_000, minimum=0)
+
+
+@pytest.fixture
+def unchanged(seeded):
+    before = database_snapshot()
+    yield
+    assert database_snapshot() == before
+
+
+def refused(command: str, *args: str) -> str:
+    with pytest.raises(CommandError) as error:
+        call_command(command, *args, "--no-input", stdout=_Sink(), stderr=_Sink())
+    message = str(error.value)
+    assert "Traceback" not in message
+    return message
+
+
+class _Sink:
+    def write(self, text: str) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("command", "args", "message"),
+    [
+        ("splatter", ["--username", "nobody"], "There is no user named 'nobody'"),
+        ("reset_balances", ["--username", "nobody"], "There is no user named 'nobody'"),
+        ("audit_transactions", ["--username", "nobody"], "User 'nobody' has no account"),
+    ],
+    ids=lambda value: value if isinstance(value, str) and " " not in value else None,
+)
+def test_unknown_user(command, args, message, unchanged):
+    extra = ["--url", f"http://{LOOPBACK}:{free_port()}"] if command == "splatter" else []
+    if command == "audit_transactions":
+        with pytest.raises(CommandError, match=message):
+            call_command(command, *args, stdout=_Sink())
+        return
+    assert message in refused(command, *args, *extra)
+
+
+@pytest.mark.parametrize(
+    ("command", "args", "message"),
+    [
+        ("seed_account", ["--balance", "-1"], "The opening balance must be from 0 to"),
+        ("seed_account", ["--balance", "1.5"], "argument --balance: invalid int value: '1.5'"),
+        ("seed_account", ["--balance", "ten"], "argument --balance: invalid int value: 'ten'"),
+        ("seed_account", ["--balance", "3000000000"], "The opening balance must be from 0 to 2000000000"),
+        ("seed_account", ["--minimum", "-1"], "The minimum must be from 0 to the opening balance"),
+        (
+            "seed_account",
+            ["--balance", "10", "--minimum", "11"],
+            "The minimum must be from 0 to the opening balance (10), not 11",
+        ),
+        ("reset_balances", ["--balance", "-5"], "The opening balance must be from 0 to"),
+        ("reset_balances", ["--balance", "x"], "argument --balance: invalid int value: 'x'"),
+    ],
+)
+def test_bad_balances(command, args, message, unchanged):
+    assert message in refused(command, "--username", "alice", *args)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-n", "5", "-c", "6"], "-c must be from 1 to -n (5)"),
+        (["-n", "0"], "-n must be from 1 to"),
+        (["-n", "-3"], "-n must be from 1 to"),
+        (["-c", "0"], "-c must be from 1 to -n"),
+        (["-c", "-1"], "-c must be from 1 to -n"),
+        (["--amount", "0"], "--amount must be from 1 to"),
+        (["--amount", "-7"], "--amount must be from 1 to"),
+        (["-n", "many"], "argument -n/--requests: invalid int value: 'many'"),
+        (["--strategy", "fast"], "argument --strategy: invalid choice: 'fast'"),
+    ],
+)
+def test_splatter_bad_counts(args, message, unchanged):
+    assert message in refused("splatter", "--username", "alice", "--url", f"http://{LOOPBACK}:1", *args)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--rows", "0"], "The number of rows must be from 1"),
+        (["--rows", "-5"], "The number of rows must be from 1"),
+        (["--accounts", "0"], "The number of accounts must be from 1"),
+        (["--rows", "3", "--accounts", "4"], "to the number of rows (3)"),
+        (["--amount", "0"], "The amount must be from 1"),
+        (["--prefix", "a b"], "The prefix must be letters"),
+        (["--rows", "1e6"], "argument --rows: invalid int value: '1e6'"),
+    ],
+)
+def test_fill_ledger_bad_counts(args, message, unchanged):
+    with pytest.raises(CommandError) as error:
+        call_command("fill_ledger", *args, stdout=_Sink())
+    assert message in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("127.0.0.1:8001", "is not a valid base URL"),
+        ("http://", "is not a valid base URL"),
+        ("ftp://127.0.0.1:8001", "is not a valid base URL"),
+        ("http://127.0.0.1:99999", "is not a valid URL"),
+        ("http://127.0.0.1:port", "is not a valid URL"),
+        ("http://127.0.0.1:8001/accounts/withdraw/", "has a path or query"),
+        ("http://127.0.0.1:8001/?strategy=naive", "has a path or query"),
+        ("http://[::1", "is not a valid URL"),
+    ],
+)
+def test_splatter_malformed_url(url, message, unchanged):
+    assert message in refused("splatter", "--username", "alice", "--url", url)
+
+
+def test_splatter_to_a_server_that_is_down(unchanged):
+    url = f"http://{LOOPBACK}:{free_port()}"
+
+    message = refused("splatter", "--username", "alice", "--url", url)
+
+    assert message.startswith(f"Cannot reach the lab at {url}/auth/login/: is Gunicorn running?")
+
+
+def test_splatter_to_another_http_server(unchanged):
+    with other_http_server() as url:
+        message = refused("splatter", "--username", "alice", "--url", url)
+
+    assert "answered HTTP 200 without a CSRF cookie: it does not look like this lab's login page" in message
+
+
+def test_splatter_to_a_port_that_does_not_speak_http(unchanged):
+    with banner_server(b"SSH-2.0-OpenSSH_9.2\r\n") as url:
+        message = refused("splatter", "--username", "alice", "--url", url)
+
+    assert message.startswith(f"curl failed on {url}/auth/login/ (exit ")
+
+
+def test_splatter_without_curl_installed(unchanged, monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))  # a real PATH, with neither curl nor ab on it
+
+    message = refused(
+        "splatter", "--driver", "ab", "--username", "alice", "--url", f"http://{LOOPBACK}:{free_port()}"
+    )
+
+    assert message == "curl is not installed: install the Debian package curl (apt-get install curl)."
+
+
+@contextmanager
+def other_http_server() -> Iterator[str]:
+    """A loopback web server that is not the lab: 200 and a page, no CSRF cookie."""
+
+    class Hello(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (the stdlib's name)
+            body = b"<h1>Some other app</h1>"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer((LOOPBACK, 0), Hello)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://{LOOPBACK}:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@contextmanager
+def banner_server(banner: bytes) -> Iterator[str]:
+    """A loopback port that greets every connection with ``banner`` and hangs up."""
+    listener = socket.create_server((LOOPBACK, 0))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with connection:
+                connection.sendall(banner)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://{LOOPBACK}:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        listener.close()
