@@ -26,6 +26,7 @@ from loadgen.errors import LoadError
 from loadgen.http_login import log_in_http
 from loadgen.login import log_in
 from loadgen.target import Target
+from loadgen.tools import require_tool
 
 AB_DRIVER = "ab"
 BURST_DRIVER = "burst"
@@ -186,6 +187,8 @@ def logged_in(
     if driver == AB_DRIVER:
         if len(usernames) != 1:
             raise LoadError(AB_ONE_USER)
+        # Before the login, so a missing ab changes nothing (not even the user's last_login).
+        require_tool("ab")
         with tempfile.TemporaryDirectory(prefix="splatter-") as workdir:
             yield AbDriver(target=target, username=usernames[0], password=password, workdir=Path(workdir))
     elif driver == BURST_DRIVER:

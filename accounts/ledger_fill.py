@@ -64,8 +64,8 @@ def fill_ledger(
 
     The accounts belong to users ``<prefix>-01``, ``<prefix>-02``, ... (created with no usable
     password, as they are not for logging in); a new account opens with enough to cover its
-    share. An existing one continues from its balance, and a share it cannot cover above its
-    minimum is refused before anything is written. All or nothing: one transaction.
+    share. An existing one continues from its balance; a share it cannot cover above its
+    minimum is refused. All or nothing: one transaction, rolled back whole on any refusal.
     """
     _validate(rows=rows, accounts=accounts, amount=amount, prefix=prefix)
     shares = [rows // accounts + (1 if index < rows % accounts else 0) for index in range(accounts)]

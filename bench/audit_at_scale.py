@@ -68,10 +68,9 @@ print(before, after)
 
 
 def main() -> None:
-    parser = argument_parser(__doc__)
+    parser = argument_parser(__doc__, rounds=5)
     parser.add_argument("--rows", type=int, default=1_000_000, help="Ledger rows (default: 1000000).")
     parser.add_argument("--accounts", type=int, default=10, help="Accounts (default: 10).")
-    parser.add_argument("--rounds", type=int, default=5, help="Timed rounds (default: 5).")
     args = parser.parse_args()
 
     with bench_lab(args.database) as lab_env:

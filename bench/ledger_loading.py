@@ -15,7 +15,6 @@ ledger of the same fresh database, one transaction each:
 
 import statistics
 import sys
-import time
 from functools import partial
 from pathlib import Path
 
@@ -23,16 +22,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tabulate import tabulate
 
-from labserver.bench import argument_parser, bench_lab, setup_django
+from labserver.bench import argument_parser, bench_lab, setup_django, wall_time
 
 ACCOUNTS = 10
 BULK_CREATE_BATCH = 10_000
 
 
 def main() -> None:
-    parser = argument_parser(__doc__)
+    parser = argument_parser(__doc__, rounds=3)
     parser.add_argument("--rows", type=int, default=1_000_000, help="Ledger rows (default: 1000000).")
-    parser.add_argument("--rounds", type=int, default=3, help="Rounds of fill and raw (default: 3).")
     parser.add_argument(
         "--no-bulk-create", action="store_false", dest="bulk_create", help="Skip bulk_create."
     )
@@ -63,22 +61,18 @@ def measure(*, rows: int, rounds: int, bulk_create: bool) -> dict[str, list[floa
 
     timings = {"fill_ledger": [], "raw executemany": []}
     for _ in range(rounds):
-        timings["fill_ledger"].append(timed(partial(fill_ledger, rows=rows, accounts=ACCOUNTS)))
+        timings["fill_ledger"].append(wall_time(partial(fill_ledger, rows=rows, accounts=ACCOUNTS)))
         account_ids = empty_ledger()
-        timings["raw executemany"].append(timed(partial(raw_executemany, rows=rows, account_ids=account_ids)))
+        timings["raw executemany"].append(
+            wall_time(partial(raw_executemany, rows=rows, account_ids=account_ids))
+        )
         empty_ledger()
     if bulk_create:
         timings["Django bulk_create"] = [
-            timed(partial(django_bulk_create, rows=rows, account_ids=account_ids))
+            wall_time(partial(django_bulk_create, rows=rows, account_ids=account_ids))
         ]
         empty_ledger()
     return timings
-
-
-def timed(work) -> float:
-    started = time.perf_counter()
-    work()
-    return time.perf_counter() - started
 
 
 def empty_ledger() -> list[int]:

@@ -12,14 +12,13 @@ import argparse
 import random
 import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tabulate import tabulate
 
-from labserver.bench import argument_parser, bench_lab, timed
+from labserver.bench import argument_parser, bench_lab, command_wall_time, wall_time
 from labserver.lab import PROJECT_DIR
 from loadgen.ab import run_ab
 from loadgen.login import log_in
@@ -31,10 +30,9 @@ STRATEGY = "atomic_update"
 
 
 def main() -> None:
-    parser = argument_parser(__doc__)
+    parser = argument_parser(__doc__, rounds=7)
     parser.add_argument("--requests", type=int, default=100, help="splatter -n (default: 100).")
     parser.add_argument("--concurrency", type=int, default=3, help="splatter -c (default: 3, the blog's).")
-    parser.add_argument("--rounds", type=int, default=7, help="Rounds (default: 7).")
     args = parser.parse_args()
 
     with bench_lab(args.database) as lab_env:
@@ -83,10 +81,12 @@ def measure(lab_env, url: str, *, workdir: Path, args: argparse.Namespace) -> di
         log_in(target=target, username=USERNAME, password=PASSWORD, workdir=workdir)
 
     cases = {
-        "manage.py splatter": lambda: timed(splatter, env=env, cwd=PROJECT_DIR),
-        "ab alone": lambda: wall(ab_alone),
-        "Django start-up (manage.py check)": lambda: timed([*manage, "check"], env=env, cwd=PROJECT_DIR),
-        "curl login (two requests, one password hash)": lambda: wall(login),
+        "manage.py splatter": lambda: command_wall_time(splatter, env=env, cwd=PROJECT_DIR),
+        "ab alone": lambda: wall_time(ab_alone),
+        "Django start-up (manage.py check)": lambda: command_wall_time(
+            [*manage, "check"], env=env, cwd=PROJECT_DIR
+        ),
+        "curl login (two requests, one password hash)": lambda: wall_time(login),
     }
     ab_alone()  # warm up the server and ab's -l probe
     timings = {name: [] for name in cases}
@@ -94,12 +94,6 @@ def measure(lab_env, url: str, *, workdir: Path, args: argparse.Namespace) -> di
         for name in random.sample(list(cases), len(cases)):
             timings[name].append(cases[name]())
     return timings
-
-
-def wall(work) -> float:
-    started = time.perf_counter()
-    work()
-    return time.perf_counter() - started
 
 
 if __name__ == "__main__":

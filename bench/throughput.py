@@ -35,11 +35,10 @@ STRATEGIES = ["naive", "atomic_update", "locking", "optimistic", "serializable"]
 
 
 def main() -> None:
-    parser = argument_parser(__doc__)
+    parser = argument_parser(__doc__, rounds=5)
     parser.add_argument("--requests", type=int, default=2000, help="ab -n per case and round.")
     parser.add_argument("--concurrency", type=int, default=4, help="ab -c (default: 4, one per worker).")
     parser.add_argument("--workers", type=int, default=4, help="Gunicorn workers (default: 4).")
-    parser.add_argument("--rounds", type=int, default=5, help="Rounds of all cases (default: 5).")
     args = parser.parse_args()
 
     with bench_lab(args.database) as lab_env:

@@ -1,11 +1,11 @@
-"""What the scripts under bench/ share: databases by name, Django in-process, ab runs and medians."""
+"""What the scripts under bench/ share: databases by name, Django in-process, ab runs, timers."""
 
 import argparse
 import os
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,10 +28,11 @@ def database_url(name_or_url: str) -> str | None:
     return DATABASES.get(name_or_url, name_or_url)
 
 
-def argument_parser(doc: str) -> argparse.ArgumentParser:
-    """A parser whose help is the script's docstring, with the --database every script takes."""
+def argument_parser(doc: str, *, rounds: int) -> argparse.ArgumentParser:
+    """A parser whose help is the script's docstring, with the options every script takes."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database", default="sqlite", help="sqlite, postgres, mysql or a DATABASE_URL.")
+    parser.add_argument("--rounds", type=int, default=rounds, help=f"Timed rounds (default: {rounds}).")
     return parser
 
 
@@ -63,7 +64,6 @@ class AbRun:
     complete: int
     non_2xx: int
     failed: int
-    seconds: float
 
 
 def ab(
@@ -77,9 +77,7 @@ def ab(
         argv += ["-T", "application/x-www-form-urlencoded"]
     if ab_accepts_variable_length(binary):
         argv.append("-l")
-    started = time.perf_counter()
     result = run_tool([*argv, url], timeout=600)
-    seconds = time.perf_counter() - started
     if result.returncode != 0:
         raise RuntimeError(f"ab failed (exit {result.returncode}): {result.stderr.strip()}")
     report = parse_ab_report(result.stdout)
@@ -88,12 +86,18 @@ def ab(
         complete=report.complete,
         non_2xx=report.non_2xx,
         failed=report.failed - report.failed_length,
-        seconds=seconds,
     )
 
 
-def timed(argv: list[str], *, env: dict[str, str], cwd: Path) -> float:
-    """Wall time of one command, which must succeed."""
+def wall_time(work: Callable[[], object]) -> float:
+    """Seconds one call of ``work`` takes."""
     started = time.perf_counter()
-    subprocess.run(argv, env=env, cwd=cwd, check=True, capture_output=True, timeout=600)
+    work()
     return time.perf_counter() - started
+
+
+def command_wall_time(argv: list[str], *, env: dict[str, str], cwd: Path) -> float:
+    """Seconds one command takes; it must succeed."""
+    return wall_time(
+        lambda: subprocess.run(argv, env=env, cwd=cwd, check=True, capture_output=True, timeout=600)
+    )

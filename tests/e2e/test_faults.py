@@ -36,22 +36,8 @@ class Load:
 
     def __init__(self, lab_env, server, strategy: str) -> None:
         self.result = None
-        self.thread = threading.Thread(
-            target=self._run,
-            args=(
-                lab_env,
-                server,
-                "--driver",
-                "ab",
-                "--strategy",
-                strategy,
-                "-n",
-                str(REQUESTS),
-                "-c",
-                str(CONCURRENCY),
-            ),  # fmt: skip
-            daemon=True,
-        )
+        args = ["--driver", "ab", "--strategy", strategy, "-n", str(REQUESTS), "-c", str(CONCURRENCY)]
+        self.thread = threading.Thread(target=self._run, args=(lab_env, server, *args), daemon=True)
 
     def _run(self, lab_env, server, *args: str) -> None:
         self.result = splatter(lab_env, server, *args, check=False)
@@ -140,7 +126,7 @@ def test_a_worker_killed_mid_run_loses_nothing(lab_env, strategy):
                 victim = wait_for(lambda: busy_workers(master, port), timeout=60)[0]
                 os.kill(victim, signal.SIGKILL)
                 killed.append(victim)
-                time.sleep(0.3)
+                time.sleep(0.2)
             assert load.running, "the run ended before the workers were killed: raise REQUESTS"
 
         account = assert_reconciles(lab_env, load)

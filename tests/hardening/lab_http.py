@@ -2,7 +2,7 @@
 
 import http.client
 from dataclasses import dataclass
-from http.cookies import SimpleCookie
+from http.cookies import Morsel, SimpleCookie
 from urllib.parse import urlsplit
 
 from loadgen.login import SessionCookies
@@ -49,10 +49,15 @@ def request(
         connection.close()
 
 
-def cookie_attributes(set_cookies: list[str], name: str) -> set[str]:
-    """The lower-cased attributes (``httponly``, ``samesite``, ...) set on cookie ``name``."""
+def set_cookie(set_cookies: list[str], name: str) -> Morsel:
+    """Cookie ``name`` as one of the Set-Cookie headers sets it."""
     for header in set_cookies:
         cookie = SimpleCookie(header)
         if name in cookie:
-            return {key for key, value in cookie[name].items() if value}
+            return cookie[name]
     raise AssertionError(f"no Set-Cookie for {name} in {set_cookies}")
+
+
+def cookie_attributes(set_cookies: list[str], name: str) -> set[str]:
+    """The lower-cased attributes (``httponly``, ``samesite``, ...) set on cookie ``name``."""
+    return {key for key, value in set_cookie(set_cookies, name).items() if value}

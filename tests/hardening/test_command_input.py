@@ -9,6 +9,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -40,36 +41,23 @@ def unchanged(seeded):
 
 def refused(command: str, *args: str) -> str:
     with pytest.raises(CommandError) as error:
-        call_command(command, *args, "--no-input", stdout=_Sink(), stderr=_Sink())
+        call_command(command, *args, stdout=StringIO(), stderr=StringIO())
     message = str(error.value)
     assert "Traceback" not in message
     return message
 
 
-class _Sink:
-    def write(self, text: str) -> None:
-        pass
-
-    def flush(self) -> None:
-        pass
-
-
 @pytest.mark.parametrize(
-    ("command", "args", "message"),
+    ("args", "message"),
     [
-        ("splatter", ["--username", "nobody"], "There is no user named 'nobody'"),
-        ("reset_balances", ["--username", "nobody"], "There is no user named 'nobody'"),
-        ("audit_transactions", ["--username", "nobody"], "User 'nobody' has no account"),
+        (["splatter", "--no-input", "--url", "http://127.0.0.1:1"], "There is no user named 'nobody'"),
+        (["reset_balances", "--no-input"], "There is no user named 'nobody'"),
+        (["audit_transactions"], "User 'nobody' has no account"),
     ],
-    ids=lambda value: value if isinstance(value, str) and " " not in value else None,
+    ids=["splatter", "reset_balances", "audit_transactions"],
 )
-def test_unknown_user(command, args, message, unchanged):
-    extra = ["--url", f"http://{LOOPBACK}:{free_port()}"] if command == "splatter" else []
-    if command == "audit_transactions":
-        with pytest.raises(CommandError, match=message):
-            call_command(command, *args, stdout=_Sink())
-        return
-    assert message in refused(command, *args, *extra)
+def test_unknown_user(args, message, unchanged):
+    assert message in refused(*args, "--username", "nobody")
 
 
 @pytest.mark.parametrize(
@@ -90,7 +78,7 @@ def test_unknown_user(command, args, message, unchanged):
     ],
 )
 def test_bad_balances(command, args, message, unchanged):
-    assert message in refused(command, "--username", "alice", *args)
+    assert message in refused(command, "--no-input", "--username", "alice", *args)
 
 
 @pytest.mark.parametrize(
@@ -108,7 +96,9 @@ def test_bad_balances(command, args, message, unchanged):
     ],
 )
 def test_splatter_bad_counts(args, message, unchanged):
-    assert message in refused("splatter", "--username", "alice", "--url", f"http://{LOOPBACK}:1", *args)
+    assert message in refused(
+        "splatter", "--no-input", "--username", "alice", "--url", f"http://{LOOPBACK}:1", *args
+    )
 
 
 @pytest.mark.parametrize(
@@ -124,9 +114,7 @@ def test_splatter_bad_counts(args, message, unchanged):
     ],
 )
 def test_fill_ledger_bad_counts(args, message, unchanged):
-    with pytest.raises(CommandError) as error:
-        call_command("fill_ledger", *args, stdout=_Sink())
-    assert message in str(error.value)
+    assert message in refused("fill_ledger", *args)
 
 
 @pytest.mark.parametrize(
@@ -143,27 +131,27 @@ def test_fill_ledger_bad_counts(args, message, unchanged):
     ],
 )
 def test_splatter_malformed_url(url, message, unchanged):
-    assert message in refused("splatter", "--username", "alice", "--url", url)
+    assert message in refused("splatter", "--no-input", "--username", "alice", "--url", url)
 
 
 def test_splatter_to_a_server_that_is_down(unchanged):
     url = f"http://{LOOPBACK}:{free_port()}"
 
-    message = refused("splatter", "--username", "alice", "--url", url)
+    message = refused("splatter", "--no-input", "--username", "alice", "--url", url)
 
     assert message.startswith(f"Cannot reach the lab at {url}/auth/login/: is Gunicorn running?")
 
 
 def test_splatter_to_another_http_server(unchanged):
     with other_http_server() as url:
-        message = refused("splatter", "--username", "alice", "--url", url)
+        message = refused("splatter", "--no-input", "--username", "alice", "--url", url)
 
     assert "answered HTTP 200 without a CSRF cookie: it does not look like this lab's login page" in message
 
 
 def test_splatter_to_a_port_that_does_not_speak_http(unchanged):
     with banner_server(b"SSH-2.0-OpenSSH_9.2\r\n") as url:
-        message = refused("splatter", "--username", "alice", "--url", url)
+        message = refused("splatter", "--no-input", "--username", "alice", "--url", url)
 
     assert message.startswith(f"curl failed on {url}/auth/login/ (exit ")
 
@@ -172,7 +160,14 @@ def test_splatter_without_curl_installed(unchanged, monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))  # a real PATH, with neither curl nor ab on it
 
     message = refused(
-        "splatter", "--driver", "ab", "--username", "alice", "--url", f"http://{LOOPBACK}:{free_port()}"
+        "splatter",
+        "--no-input",
+        "--driver",
+        "ab",
+        "--username",
+        "alice",
+        "--url",
+        f"http://{LOOPBACK}:{free_port()}",
     )
 
     assert message == "curl is not installed: install the Debian package curl (apt-get install curl)."

@@ -10,10 +10,10 @@ import pytest
 from accounts.forms import AMOUNT_ERROR, STRATEGY_ERROR
 from accounts.views import CHUNKED_BODY, NOT_A_FORM, NOT_LOGGED_IN
 from labserver.lab import Server
-from loadgen.login import SessionCookies, read_cookie_jar
+from loadgen.login import SessionCookies
 from tests.e2e.conftest import LAB_PASSWORD
 from tests.hardening.conftest import lab_snapshot, log_in_lab_user
-from tests.hardening.lab_http import request
+from tests.hardening.lab_http import request, set_cookie
 
 pytestmark = pytest.mark.e2e
 
@@ -58,15 +58,11 @@ def unchanged(module_lab, baseline):
 
 
 @pytest.fixture(scope="module")
-def anonymous_csrftoken(module_server, tmp_path_factory) -> str:
+def anonymous_csrftoken(module_server) -> str:
     """A CSRF cookie as the login page hands one to anyone, so only the login itself is missing."""
     reply = request(module_server.url, "GET", "/auth/login/")
     assert reply.status == 200
-    jar = tmp_path_factory.mktemp("jar") / "cookies.txt"
-    (cookie,) = [c for c in reply.set_cookies if c.startswith("csrftoken=")]
-    token = cookie.split(";")[0].split("=", 1)[1]
-    jar.write_text(f"127.0.0.1\tFALSE\t/\tFALSE\t0\tcsrftoken\t{token}\n")
-    return read_cookie_jar(jar)["csrftoken"]
+    return set_cookie(reply.set_cookies, "csrftoken").value
 
 
 def test_anonymous_get_is_refused(module_server, unchanged):

@@ -15,7 +15,7 @@ import pytest
 from bank.secret_key import load_or_create_secret_key
 from labserver.lab import PROJECT_DIR
 from tests.e2e.conftest import LAB_PASSWORD, LAB_USER
-from tests.hardening.lab_http import cookie_attributes, request
+from tests.hardening.lab_http import cookie_attributes, request, set_cookie
 
 pytestmark = pytest.mark.e2e
 
@@ -59,11 +59,10 @@ def test_secret_key_from_the_environment_wins_and_writes_no_file(module_lab, tmp
 
 def test_generated_secret_key_is_private_and_kept(module_lab, tmp_path):
     key_file = tmp_path / "secret_key"
-    env = {key: value for key, value in module_lab.env.items() if key != "DJANGO_SECRET_KEY"}
-    lab = type(module_lab)(database_url=module_lab.database_url, env=env, workdir=module_lab.workdir)
+    no_key = {"DJANGO_SECRET_KEY": "", "DJANGO_SECRET_KEY_FILE": str(key_file)}
 
-    first = settings_in_a_new_process(lab, DJANGO_SECRET_KEY_FILE=str(key_file))["SECRET_KEY"]
-    second = settings_in_a_new_process(lab, DJANGO_SECRET_KEY_FILE=str(key_file))["SECRET_KEY"]
+    first = settings_in_a_new_process(module_lab, **no_key)["SECRET_KEY"]
+    second = settings_in_a_new_process(module_lab, **no_key)["SECRET_KEY"]
 
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert first == second == key_file.read_text().strip()
@@ -118,7 +117,7 @@ def test_session_and_csrf_cookies_are_http_only(module_server):
     page = request(module_server.url, "GET", "/auth/login/")
     assert {"httponly", "samesite"} <= cookie_attributes(page.set_cookies, "csrftoken")
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
-    csrf_cookie = next(c for c in page.set_cookies if c.startswith("csrftoken=")).split(";")[0]
+    csrf_cookie = f"csrftoken={set_cookie(page.set_cookies, 'csrftoken').value}"
 
     login = request(
         module_server.url, "POST", "/auth/login/",
