@@ -187,7 +187,8 @@ def logged_in(
     if driver == AB_DRIVER:
         if len(usernames) != 1:
             raise LoadError(AB_ONE_USER)
-        # Before the login, so a missing ab changes nothing (not even the user's last_login).
+        # Both before the login, so a missing ab changes nothing (not even the user's last_login).
+        require_tool("curl")
         require_tool("ab")
         with tempfile.TemporaryDirectory(prefix="splatter-") as workdir:
             yield AbDriver(target=target, username=usernames[0], password=password, workdir=Path(workdir))
