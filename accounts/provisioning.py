@@ -3,12 +3,22 @@
 from dataclasses import dataclass
 
 from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from accounts.models import Account
 
 # Balances are 32-bit integers on every backend.
 MAX_BALANCE = 2_000_000_000
+
+USERNAME_MAX_LENGTH = User._meta.get_field("username").max_length
+# What Django's own UnicodeUsernameValidator accepts, said so a user knows what to type instead.
+USERNAME_RULE = (
+    f"at most {USERNAME_MAX_LENGTH} letters, digits and @ . + - _ "
+    "(no spaces, slashes or line breaks), as Django's own user forms accept"
+)
+# Long enough to recognise a username in a message, short enough not to flood the terminal.
+USERNAME_SHOWN_CHARACTERS = 40
 
 
 class ProvisioningError(ValueError):
@@ -34,6 +44,34 @@ def validate_balances(*, opening: int, minimum: int) -> None:
         )
 
 
+def validate_username(*, username: str) -> str:
+    """The username as Django stores it, or ProvisioningError if the User model cannot hold it.
+
+    Checked as ``createsuperuser`` checks it, by the field's own validators and max_length:
+    SQLite would store a 5000-character name silently, PostgreSQL and MariaDB fail with a
+    DataError. Normalised (NFKC) as ``create_user`` does, since the login form normalises what
+    it is given: a name stored otherwise could never log in.
+    """
+    if not username:
+        raise ProvisioningError("The username must not be empty.")
+    normalized = User.normalize_username(username)
+    try:
+        User._meta.get_field("username").clean(normalized, None)
+    except ValidationError as error:
+        raise ProvisioningError(
+            f"The username {_shown(username)} cannot be used: {' '.join(error.messages)} "
+            f"A username is {USERNAME_RULE}."
+        ) from error
+    return normalized
+
+
+def _shown(username: str) -> str:
+    """``username`` quoted for a message, its start only if it is long."""
+    if len(username) <= USERNAME_SHOWN_CHARACTERS:
+        return repr(username)
+    return f"{username[:USERNAME_SHOWN_CHARACTERS]!r}... ({len(username)} characters)"
+
+
 @transaction.atomic
 def seed_account(*, username: str, password: str, opening: int, minimum: int) -> SeededAccount:
     """Create or update ``username`` with ``password`` and one account at ``opening``.
@@ -41,8 +79,7 @@ def seed_account(*, username: str, password: str, opening: int, minimum: int) ->
     Idempotent: a second call updates the same user and account and clears nothing else.
     """
     validate_balances(opening=opening, minimum=minimum)
-    if not username:
-        raise ProvisioningError("The username must not be empty.")
+    username = validate_username(username=username)
     if not password:
         raise ProvisioningError("The password must not be empty.")
     user, user_created = User.objects.get_or_create(username=username)

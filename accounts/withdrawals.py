@@ -50,7 +50,7 @@ class WithdrawalConflict(WithdrawalRefused):
     """Concurrent withdrawals kept winning the race until the retries ran out."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Withdrawal:
     account_id: int
     amount: int
@@ -75,16 +75,32 @@ def withdraw(
     return implementation(account=account, amount=amount, request_started_at=request_started_at)
 
 
-def _record(
-    *, account_id: int, amount: int, before: int, after: int, strategy: Strategy, started: datetime
-) -> None:
+def _commit(
+    *,
+    account_id: int,
+    amount: int,
+    before: int,
+    after: int,
+    strategy: Strategy,
+    request_started_at: datetime,
+    attempts: int = 1,
+) -> Withdrawal:
+    """The step every strategy ends with: the ledger row, then the result the view answers with."""
     Transaction.objects.create(
         holder_id=account_id,
         amount=amount,
         balance_before=before,
         balance=after,
         strategy=strategy,
-        request_started_at=started,
+        request_started_at=request_started_at,
+    )
+    return Withdrawal(
+        account_id=account_id,
+        amount=amount,
+        balance_before=before,
+        balance_after=after,
+        strategy=strategy,
+        attempts=attempts,
     )
 
 
@@ -96,24 +112,21 @@ def _insufficient(*, account_id: int, balance: int, amount: int, minimum: int) -
 
 
 def _naive(*, account: Account, amount: int, request_started_at: datetime) -> Withdrawal:
-    # The blog's code, kept as the bug: the check is off by one withdrawal (current >= minimum),
-    # save() writes back a balance computed from a stale read, and the ledger row is written
+    # The blog's code, kept as the bug: make_withdrawl() checks and save()s a balance computed
+    # from the read the view made when it loaded the account, and the ledger row is written
     # afterwards, outside any transaction.
     before = account.current
     race_window.after_read(account_id=account.pk)
-    if not account.current >= account.minimum:
+    if account.make_withdrawl(value=amount) == before:
         raise _insufficient(account_id=account.pk, balance=before, amount=amount, minimum=account.minimum)
-    account.current -= amount
-    account.save()
-    _record(
+    return _commit(
         account_id=account.pk,
         amount=amount,
         before=before,
         after=account.current,
         strategy=Strategy.NAIVE,
-        started=request_started_at,
+        request_started_at=request_started_at,
     )
-    return Withdrawal(account.pk, amount, before, account.current, Strategy.NAIVE, 1)
 
 
 def _atomic_update(*, account: Account, amount: int, request_started_at: datetime) -> Withdrawal:
@@ -127,15 +140,14 @@ def _atomic_update(*, account: Account, amount: int, request_started_at: datetim
         race_window.after_read(account_id=account.pk)
         if not updated:
             raise _insufficient(account_id=account.pk, balance=after, amount=amount, minimum=minimum)
-        _record(
+        return _commit(
             account_id=account.pk,
             amount=amount,
             before=after + amount,
             after=after,
             strategy=Strategy.ATOMIC_UPDATE,
-            started=request_started_at,
+            request_started_at=request_started_at,
         )
-    return Withdrawal(account.pk, amount, after + amount, after, Strategy.ATOMIC_UPDATE, 1)
 
 
 def _locking(*, account: Account, amount: int, request_started_at: datetime) -> Withdrawal:
@@ -147,15 +159,14 @@ def _locking(*, account: Account, amount: int, request_started_at: datetime) -> 
             raise _insufficient(account_id=locked.pk, balance=before, amount=amount, minimum=locked.minimum)
         locked.current = before - amount
         locked.save(update_fields=["current"])
-        _record(
+        return _commit(
             account_id=locked.pk,
             amount=amount,
             before=before,
             after=locked.current,
             strategy=Strategy.LOCKING,
-            started=request_started_at,
+            request_started_at=request_started_at,
         )
-    return Withdrawal(locked.pk, amount, before, locked.current, Strategy.LOCKING, 1)
 
 
 def _optimistic(*, account: Account, amount: int, request_started_at: datetime) -> Withdrawal:
@@ -171,15 +182,15 @@ def _optimistic(*, account: Account, amount: int, request_started_at: datetime) 
                 current=before - amount, version=version + 1
             )
             if won:
-                _record(
+                return _commit(
                     account_id=account.pk,
                     amount=amount,
                     before=before,
                     after=before - amount,
                     strategy=Strategy.OPTIMISTIC,
-                    started=request_started_at,
+                    request_started_at=request_started_at,
+                    attempts=attempt,
                 )
-                return Withdrawal(account.pk, amount, before, before - amount, Strategy.OPTIMISTIC, attempt)
         _back_off(attempt=attempt)
     raise WithdrawalConflict(
         f"Conflict: account {account.pk} changed under {OPTIMISTIC_MAX_ATTEMPTS} attempts in a "
@@ -205,15 +216,15 @@ def _serializable(*, account: Account, amount: int, request_started_at: datetime
                     )
                 current.current = before - amount
                 current.save(update_fields=["current"])
-                _record(
+                return _commit(
                     account_id=current.pk,
                     amount=amount,
                     before=before,
                     after=current.current,
                     strategy=Strategy.SERIALIZABLE,
-                    started=request_started_at,
+                    request_started_at=request_started_at,
+                    attempts=attempt,
                 )
-            return Withdrawal(current.pk, amount, before, current.current, Strategy.SERIALIZABLE, attempt)
         except (OperationalError, DatabaseError) as error:
             if not _is_serialization_failure(error):
                 raise

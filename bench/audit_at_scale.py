@@ -1,7 +1,7 @@
 """The audit over a large ledger against the same aggregates in raw SQL, same database.
 
-    .venv/bin/python bench/audit_at_scale.py --database sqlite --rows 1000000 --accounts 10
-    .venv/bin/python bench/audit_at_scale.py --database postgres
+    .venv/bin/python -m bench.audit_at_scale --database sqlite --rows 1000000 --accounts 10
+    .venv/bin/python -m bench.audit_at_scale --database postgres
 
 The ledger is filled with `manage.py fill_ledger`. Each round times, in a new random order,
 `audit_transactions --format json` run in-process (the command without Django's start-up) and
@@ -13,21 +13,18 @@ Memory: the peak resident size of a separate `manage.py audit_transactions` proc
 tenth of the rows and once at all of them; flat means the rows do not show in it.
 """
 
-import random
 import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Callable
+from functools import partial
 from io import StringIO
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tabulate import tabulate
 
-from labserver.bench import argument_parser, bench_lab, setup_django
-from labserver.lab import PROJECT_DIR
+from bench.harness import argument_parser, bench_lab, setup_django
+from bench.timing import interleaved, wall_time
+from labserver.lab import PROJECT_DIR, Lab
 
 # What the audit computes, in plain SQL: one grouped pass per question instead of per account.
 RAW_AUDIT_SQL = [
@@ -103,7 +100,7 @@ def main() -> None:
     )
 
 
-def peak_rss_kib(lab_env) -> tuple[int, int]:
+def peak_rss_kib(lab_env: Lab) -> tuple[int, int]:
     result = subprocess.run(
         [sys.executable, "-c", PEAK_RSS_SCRIPT],
         cwd=PROJECT_DIR,
@@ -149,13 +146,7 @@ def time_all(*, rounds: int) -> dict[str, list[float]]:
 
     grouped = [(statement, None) for statement in RAW_AUDIT_SQL]
     cases = {AUDIT: audit, SAME_SQL: replay(statements), GROUPED_SQL: replay(grouped)}
-    timings = {name: [] for name in cases}
-    for _ in range(rounds):
-        for name in random.sample(list(cases), len(cases)):
-            started = time.perf_counter()
-            cases[name]()
-            timings[name].append(time.perf_counter() - started)
-    return timings
+    return interleaved({name: partial(wall_time, work) for name, work in cases.items()}, rounds=rounds)
 
 
 if __name__ == "__main__":

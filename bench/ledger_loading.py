@@ -1,7 +1,7 @@
 """Loading a large ledger: `fill_ledger` against a raw driver executemany (and Django's bulk_create).
 
-    .venv/bin/python bench/ledger_loading.py --database sqlite --rows 1000000
-    .venv/bin/python bench/ledger_loading.py --database postgres
+    .venv/bin/python -m bench.ledger_loading --database sqlite --rows 1000000
+    .venv/bin/python -m bench.ledger_loading --database postgres
 
 All three write the same rows (10 accounts, one withdrawal of 1 per row) into an emptied
 ledger of the same fresh database, one transaction each:
@@ -14,15 +14,12 @@ ledger of the same fresh database, one transaction each:
 """
 
 import statistics
-import sys
 from functools import partial
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tabulate import tabulate
 
-from labserver.bench import argument_parser, bench_lab, setup_django, wall_time
+from bench.harness import argument_parser, bench_lab, setup_django
+from bench.timing import wall_time
 
 ACCOUNTS = 10
 BULK_CREATE_BATCH = 10_000

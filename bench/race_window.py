@@ -1,6 +1,6 @@
 """Hitting the race window: the burst driver against ab, and the deterministic race mode.
 
-    .venv/bin/python bench/race_window.py --database sqlite --plot docs/race-window-sweep.png
+    .venv/bin/python -m bench.race_window --database sqlite --plot docs/race-window-sweep.png
 
 All on one fresh lab database, naive strategy, Gunicorn with as many sync workers as the burst
 size; the drivers take turns within each trial (`splatter --trials` does that), so both see the
@@ -17,23 +17,16 @@ same server in the same run:
 It prints a Markdown summary for docs/benchmarks.md; --output keeps the raw JSON of every trial.
 """
 
-import argparse
 import json
 import os
-import sys
-import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from tabulate import tabulate
 
-from labserver.bench import database_url
-from labserver.lab import Lab, Server, lab
+from bench.harness import PASSWORD, USERNAME, argument_parser, bench_lab, seed_user
+from labserver.lab import Lab, Server
 
-USERNAME = "bench"
-PASSWORD = "bench-password"
 SPREAD_LEVEL = 20
 DETERMINISTIC_LEVELS = (2, 5, 20)
 SWEEP_LEVELS = (2, 5, 10, 20, 50)
@@ -44,10 +37,7 @@ SPLATTER_TIMEOUT_SECONDS = 3_600
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--database", default="sqlite", help="sqlite, postgres, mysql or a DATABASE_URL.")
+    parser = argument_parser(__doc__)
     parser.add_argument("--spread-trials", type=int, default=100, help="Trials per driver at -c 20 (100).")
     parser.add_argument("--pair-trials", type=int, default=200, help="Trials per driver at -c 2 (200).")
     parser.add_argument(
@@ -62,11 +52,8 @@ def main() -> None:
 
     results = {"load_average_at_start": os.getloadavg()[0]}
     started = time.monotonic()
-    with (
-        tempfile.TemporaryDirectory(prefix="bench-race-window-") as workdir,
-        lab(workdir=Path(workdir), base_database_url=database_url(args.database)) as lab_env,
-    ):
-        lab_env.manage("seed_account", "--username", USERNAME, "--no-input", env={"BANK_PASSWORD": PASSWORD})
+    with bench_lab(args.database) as lab_env:
+        seed_user(lab_env)
         with lab_env.serve(workers=SPREAD_LEVEL) as server:
             results["spread"] = trials(
                 lab_env, server, "--driver", "ab,burst", "--trials", str(args.spread_trials),

@@ -1,6 +1,6 @@
 """Splatter's own cost: the whole `manage.py splatter` wall time minus ab's own, for -n 100.
 
-    .venv/bin/python bench/splatter_overhead.py --database sqlite
+    .venv/bin/python -m bench.splatter_overhead --database sqlite
 
 Each round, in a new random order: the whole command as a user runs it (Python and Django
 start-up, curl login, ab, recording the run), and ab alone with the same arguments on a session
@@ -9,23 +9,19 @@ the breakdown, a bare Django start-up (`manage.py check`) and a curl login are t
 """
 
 import argparse
-import random
 import statistics
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from tabulate import tabulate
 
-from labserver.bench import argument_parser, bench_lab, command_wall_time, wall_time
-from labserver.lab import PROJECT_DIR
+from bench.harness import PASSWORD, USERNAME, argument_parser, bench_lab, seed_user
+from bench.timing import command_wall_time, interleaved, wall_time
+from labserver.lab import PROJECT_DIR, Lab
 from loadgen.ab import run_ab
 from loadgen.login import log_in
 from loadgen.target import parse_target
 
-USERNAME = "bench"
-PASSWORD = "bench-password"
 STRATEGY = "atomic_update"
 
 
@@ -36,9 +32,7 @@ def main() -> None:
     args = parser.parse_args()
 
     with bench_lab(args.database) as lab_env:
-        lab_env.manage(
-            "seed_account", "--username", USERNAME, "--no-input", env={"BANK_PASSWORD": PASSWORD}
-        )  # fmt: skip
+        seed_user(lab_env)
         with lab_env.serve() as server:
             timings = measure(lab_env, server.url, workdir=lab_env.workdir, args=args)
 
@@ -57,7 +51,7 @@ def main() -> None:
     print(tabulate(rows, headers=["measure", "seconds (median)"], tablefmt="github"))
 
 
-def measure(lab_env, url: str, *, workdir: Path, args: argparse.Namespace) -> dict[str, list[float]]:
+def measure(lab_env: Lab, url: str, *, workdir: Path, args: argparse.Namespace) -> dict[str, list[float]]:
     target = parse_target(url)
     env = {**lab_env.env, "BANK_PASSWORD": PASSWORD}
     manage = [sys.executable, str(PROJECT_DIR / "manage.py")]
@@ -89,11 +83,7 @@ def measure(lab_env, url: str, *, workdir: Path, args: argparse.Namespace) -> di
         "curl login (two requests, one password hash)": lambda: wall_time(login),
     }
     ab_alone()  # warm up the server and ab's -l probe
-    timings = {name: [] for name in cases}
-    for _ in range(args.rounds):
-        for name in random.sample(list(cases), len(cases)):
-            timings[name].append(cases[name]())
-    return timings
+    return interleaved(cases, rounds=args.rounds)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Cost of correctness and server headroom, measured side by side on one Gunicorn and one database.
 
-    .venv/bin/python bench/throughput.py --database sqlite
-    .venv/bin/python bench/throughput.py --database postgres
+    .venv/bin/python -m bench.throughput --database sqlite
+    .venv/bin/python -m bench.throughput --database postgres
 
 Every round runs ab once for each case, in a new random order: a trivial authenticated GET (the
 balance), the naive withdrawal and each safe strategy, all on the same account of the same
@@ -13,21 +13,18 @@ machine moves all cases of a round together and the ratios stay fair.
 """
 
 import argparse
-import random
 import statistics
-import sys
+from functools import partial
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tabulate import tabulate
 
-from labserver.bench import ab, argument_parser, bench_lab
-from loadgen.login import log_in
+from bench.harness import PASSWORD, USERNAME, argument_parser, bench_lab, seed_user
+from bench.timing import interleaved
+from loadgen.ab import run_ab
+from loadgen.login import SessionCookies, log_in
 from loadgen.target import parse_target
 
-USERNAME = "bench"
-PASSWORD = "bench-password"
 # As much as a balance holds, so no withdrawal of a run is refused.
 OPENING = 2_000_000_000
 GET = "GET (balance)"
@@ -42,10 +39,7 @@ def main() -> None:
     args = parser.parse_args()
 
     with bench_lab(args.database) as lab_env:
-        lab_env.manage(
-            "seed_account", "--username", USERNAME, "--balance", str(OPENING), "--no-input",
-            env={"BANK_PASSWORD": PASSWORD},
-        )  # fmt: skip
+        seed_user(lab_env, balance=OPENING)
         with lab_env.serve(workers=args.workers) as server:
             rps = measure(server.url, workdir=lab_env.workdir, args=args)
     report(rps, args=args)
@@ -54,31 +48,46 @@ def main() -> None:
 def measure(url: str, *, workdir: Path, args: argparse.Namespace) -> dict[str, list[float]]:
     target = parse_target(url)
     cookies = log_in(target=target, username=USERNAME, password=PASSWORD, workdir=workdir)
-    body = workdir / "withdrawal.form"
-    body.write_text("amount=1")
+    # Each case's URL and the amount it withdraws (None: a GET).
     cases = {GET: (target.base_url + "/accounts/withdraw/", None)}
-    cases |= {strategy: (target.withdraw_url(strategy=strategy), body) for strategy in STRATEGIES}
-    for case_url, case_body in cases.values():  # warm every worker's connection and code paths
-        ab(case_url, cookies=cookies, requests=200, concurrency=args.concurrency, body=case_body)
-    rps = {case: [] for case in cases}
-    for round_number in range(1, args.rounds + 1):
-        order = random.sample(list(cases), len(cases))
-        for case in order:
-            case_url, case_body = cases[case]
-            run = ab(
-                case_url,
-                cookies=cookies,
-                requests=args.requests,
-                concurrency=args.concurrency,
-                body=case_body,
-            )
-            if run.non_2xx or run.failed or run.complete != args.requests:
-                raise SystemExit(f"{case}: {run.non_2xx} non-2xx and {run.failed} failed of {run.complete}")
-            rps[case].append(run.requests_per_second)
-        print(
-            f"round {round_number}: " + ", ".join(f"{c} {rps[c][-1]:.0f}/s" for c in cases), file=sys.stderr
+    cases |= {strategy: (target.withdraw_url(strategy=strategy), 1) for strategy in STRATEGIES}
+
+    def fire(case: str, *, requests: int) -> float:
+        case_url, amount = cases[case]
+        return requests_per_second(
+            case_url,
+            cookies=cookies,
+            requests=requests,
+            concurrency=args.concurrency,
+            amount=amount,
+            workdir=workdir,
         )
-    return rps
+
+    for case in cases:  # warm every worker's connection and code paths
+        fire(case, requests=200)
+    runs = {case: partial(fire, case, requests=args.requests) for case in cases}
+    return interleaved(runs, rounds=args.rounds, shown="{:.0f}/s")
+
+
+def requests_per_second(
+    url: str, *, cookies: SessionCookies, requests: int, concurrency: int, amount: int | None, workdir: Path
+) -> float:
+    """One quiet ab run (GET without an amount), with no per-response log to slow ab itself; every
+    request must succeed."""
+    _, report = run_ab(
+        url=url,
+        cookies=cookies,
+        requests=requests,
+        concurrency=concurrency,
+        amount=amount,
+        workdir=workdir,
+        log_responses=False,
+    )
+    if report.non_2xx or report.failed_unanswered or report.complete != requests:
+        raise SystemExit(
+            f"{url}: {report.non_2xx} non-2xx and {report.failed_unanswered} unanswered of {report.complete}"
+        )
+    return report.requests_per_second
 
 
 def report(rps: dict[str, list[float]], *, args: argparse.Namespace) -> None:

@@ -25,11 +25,8 @@ from urllib.parse import urlencode
 
 from loadgen.errors import LoadError
 from loadgen.login import SessionCookies
+from loadgen.outcomes import Outcome
 from loadgen.target import WITHDRAW_PATH, Target
-
-OK = "ok"
-FAIL = "fail"
-INDETERMINATE = "indeterminate"
 
 # Long enough for every sync worker to accept its connection, parse the headers and block
 # reading the body; short enough to be noise beside the rest of a trial.
@@ -59,7 +56,7 @@ class RequestRecord:
     burst: int
     index: int
     username: str
-    outcome: str
+    outcome: Outcome
     status: int | None
     balance: int | None
     primed_at: float | None
@@ -94,15 +91,15 @@ class BurstRun:
 
     @property
     def ok(self) -> int:
-        return self.outcomes()[OK]
+        return self.outcomes()[Outcome.OK]
 
     @property
     def failed(self) -> int:
-        return self.outcomes()[FAIL]
+        return self.outcomes()[Outcome.FAIL]
 
     @property
     def indeterminate(self) -> int:
-        return self.outcomes()[INDETERMINATE]
+        return self.outcomes()[Outcome.INDETERMINATE]
 
     @property
     def statuses(self) -> Counter:
@@ -226,7 +223,7 @@ def save_history(run: BurstRun, *, path: Path, target: Target) -> None:
         "started_at": run.started_at,
         "finished_at": run.finished_at,
         "realtime_release": run.realtime_release,
-        "outcomes": {outcome: outcomes[outcome] for outcome in (OK, FAIL, INDETERMINATE)},
+        "outcomes": {outcome.value: outcomes[outcome] for outcome in Outcome},
         "history": [asdict(record) for record in run.records],
     }
     path.write_text(json.dumps(document, indent=2) + "\n")
@@ -267,21 +264,21 @@ class _Exchange:
     def record(self) -> RequestRecord:
         status = self.response.status if self.response.complete else None
         if status is not None and 200 <= status < 300:
-            outcome = OK
+            outcome = Outcome.OK
         elif status is not None and 400 <= status < 500:
-            outcome = FAIL
+            outcome = Outcome.FAIL
         elif status is None and not self.bytes_sent:
             # Nothing reached the server, so nothing can have happened there.
-            outcome = FAIL
+            outcome = Outcome.FAIL
         else:
-            outcome = INDETERMINATE
+            outcome = Outcome.INDETERMINATE
         return RequestRecord(
             burst=self.burst,
             index=self.index,
             username=self.username,
             outcome=outcome,
             status=status,
-            balance=self.response.balance if outcome == OK else None,
+            balance=self.response.balance if outcome == Outcome.OK else None,
             primed_at=self.primed_at,
             sent_at=self.sent_at,
             received_at=self.received_at,

@@ -4,6 +4,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Checked first, before anything is installed: on Python 3.10 the install succeeds and only the
+# first import fails (the lab uses enum.StrEnum, new in 3.11). Django 5.2 LTS, which the lab
+# pins, is tested here on 3.11 to 3.13; Django 6 would need 3.12 or newer.
+python=${PYTHON:-python3}
+if ! command -v "$python" >/dev/null; then
+  echo "No $python on PATH: install Python 3.11 or newer (Debian: apt-get install python3), or set PYTHON=python3.11." >&2
+  exit 1
+fi
+if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+  echo "The lab needs Python 3.11 or newer (it uses enum.StrEnum); $python is $("$python" --version 2>&1)." \
+    "Supported: Python 3.11 to 3.13 with Django 5.2 LTS (Django 6 would need 3.12). Set PYTHON=python3.11." >&2
+  exit 1
+fi
+
 missing=()
 command -v curl >/dev/null || missing+=(curl)
 command -v ab >/dev/null || missing+=(apache2-utils)
@@ -21,11 +35,6 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-python=${PYTHON:-python3}
-if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 10))'; then
-  echo "Django 5.2 needs Python 3.10 or newer; $python is $("$python" --version 2>&1). Set PYTHON=python3.11." >&2
-  exit 1
-fi
 if [[ ! -x .venv/bin/python ]]; then
   "$python" -m venv .venv || {
     echo "Could not create .venv: on Debian, install python3-venv." >&2

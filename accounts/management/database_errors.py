@@ -4,7 +4,7 @@ import functools
 from collections.abc import Callable
 
 from django.core.management import CommandError
-from django.db import InterfaceError, OperationalError, connection
+from django.db import DatabaseError, DataError, IntegrityError, connection
 
 _VENDOR_NAMES = {"postgresql": "PostgreSQL", "mysql": "MySQL/MariaDB", "sqlite": "SQLite"}
 
@@ -20,8 +20,18 @@ def database_description() -> str:
     return f"the {vendor} database {settings['NAME']!r} at {host}:{port}"
 
 
-def database_error_message(error: Exception) -> str:
+def database_error_message(error: DatabaseError) -> str:
     detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if isinstance(error, DataError | IntegrityError):
+        # The database was reached and answered: it refused a value or a duplicate the command's
+        # own checks let through (or a concurrent command wrote first). Its reason is the news.
+        where = database_description()
+        return (
+            f"{where[0].upper()}{where[1:]} refused what the command wrote: {detail}. Check the "
+            "values you gave, or run the command again if another one was writing at the same time."
+        )
+    # OperationalError, InterfaceError (unreachable, wrong credentials, unwritable file) and
+    # ProgrammingError (on PostgreSQL and MariaDB, a table that is not there: not migrated).
     where = (
         "that DATABASE_URL names a file in a folder you can write"
         if connection.vendor == "sqlite"
@@ -34,13 +44,17 @@ def database_error_message(error: Exception) -> str:
 
 
 def reports_database_errors(handle: Callable) -> Callable:
-    """Decorate a command's ``handle`` so an unreachable or unusable database is a CommandError."""
+    """Decorate a command's ``handle`` so an unreachable or unusable database is a CommandError.
+
+    Every error of Django's database layer derives from DatabaseError, whatever the backend
+    calls it (a missing table is an OperationalError on SQLite, a ProgrammingError elsewhere).
+    """
 
     @functools.wraps(handle)
     def wrapper(*args, **options):
         try:
             return handle(*args, **options)
-        except (OperationalError, InterfaceError) as error:
+        except DatabaseError as error:
             raise CommandError(database_error_message(error)) from error
 
     return wrapper

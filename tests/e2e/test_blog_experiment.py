@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from tests.e2e.conftest import audit, splatter
+from tests.helpers import audit, splatter
 
 pytestmark = pytest.mark.e2e
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from labserver.lab import Lab, lab
-from tests.e2e.conftest import LAB_PASSWORD, LAB_USER, splatter
+from tests.helpers import LAB_PASSWORD, LAB_USER, splatter
 
 pytestmark = pytest.mark.e2e
 

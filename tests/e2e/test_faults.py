@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.e2e.conftest import audit, seed, splatter
+from tests.helpers import audit, seed, splatter
 
 pytestmark = pytest.mark.e2e
 

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from labserver.lab import LabError, lab
-from tests.e2e.conftest import LAB_PASSWORD, LAB_USER, audit, seed
+from tests.helpers import LAB_PASSWORD, LAB_USER, audit, seed
 
 pytestmark = pytest.mark.e2e
 

@@ -5,7 +5,7 @@ import re
 import pytest
 
 from accounts.withdrawals import SAFE_STRATEGIES
-from tests.e2e.conftest import audit, seed, splatter
+from tests.helpers import audit, seed, splatter
 
 pytestmark = pytest.mark.e2e
 

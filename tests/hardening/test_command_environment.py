@@ -8,8 +8,7 @@ import sys
 import pytest
 
 from labserver.lab import LOOPBACK, PROJECT_DIR, free_port
-from tests.e2e.conftest import LAB_PASSWORD, LAB_USER
-from tests.hardening.conftest import lab_snapshot
+from tests.helpers import LAB_PASSWORD, LAB_USER, lab_snapshot
 
 pytestmark = pytest.mark.e2e
 

@@ -16,7 +16,7 @@ from django.core.management import CommandError, call_command
 
 from accounts.provisioning import seed_account
 from labserver.lab import LOOPBACK, free_port
-from tests.hardening.conftest import database_snapshot
+from tests.helpers import database_snapshot
 
 PASSWORD = "correct horse battery staple"
 

@@ -11,9 +11,8 @@ from accounts.forms import AMOUNT_ERROR, STRATEGY_ERROR
 from accounts.views import CHUNKED_BODY, NOT_A_FORM, NOT_LOGGED_IN
 from labserver.lab import Server
 from loadgen.login import SessionCookies
-from tests.e2e.conftest import LAB_PASSWORD
-from tests.hardening.conftest import lab_snapshot, log_in_lab_user
 from tests.hardening.lab_http import request, set_cookie
+from tests.helpers import LAB_PASSWORD, lab_snapshot, log_in_lab_user
 
 pytestmark = pytest.mark.e2e
 

@@ -10,7 +10,7 @@ from accounts.audit import audit_accounts
 from accounts.ledger_fill import BATCH_ROWS, LedgerFillError, fill_ledger
 from accounts.models import Account, Transaction
 from accounts.withdrawals import Strategy
-from tests.hardening.conftest import database_snapshot
+from tests.helpers import database_snapshot
 
 pytestmark = pytest.mark.django_db
 

@@ -14,8 +14,8 @@ import pytest
 
 from bank.secret_key import load_or_create_secret_key
 from labserver.lab import PROJECT_DIR
-from tests.e2e.conftest import LAB_PASSWORD, LAB_USER
 from tests.hardening.lab_http import cookie_attributes, request, set_cookie
+from tests.helpers import LAB_PASSWORD, LAB_USER
 
 pytestmark = pytest.mark.e2e
 

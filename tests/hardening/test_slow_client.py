@@ -11,8 +11,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.hardening.conftest import lab_snapshot, log_in_lab_user
 from tests.hardening.lab_http import request
+from tests.helpers import lab_snapshot, log_in_lab_user
 
 pytestmark = pytest.mark.e2e
 

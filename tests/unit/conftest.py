@@ -1,73 +1,21 @@
-"""Shared fixtures for the unit tests: users, accounts, ledgers and a database snapshot."""
+"""Fixtures for the unit tests: users, accounts, ledgers and a "nothing changed" check."""
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import User
 
 from accounts.models import Account, ClientRun, Transaction
-from accounts.withdrawals import SAFE_STRATEGIES, Strategy
-
-PASSWORD = "correct horse battery staple"
-STARTED_AT = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
-
-
-def strategy_params(strategies=tuple(Strategy)) -> list:
-    """One ``pytest.param`` per strategy, each with its own ``django_db`` mark.
-
-    ``serializable`` opens ``transaction.atomic(durable=True)`` and sets the isolation level as
-    its first statement, so it cannot run inside the transaction a default test is wrapped in.
-    """
-    return [
-        pytest.param(
-            strategy,
-            marks=pytest.mark.django_db(transaction=strategy is Strategy.SERIALIZABLE),
-            id=strategy.value,
-        )
-        for strategy in strategies
-    ]
-
-
-SAFE_STRATEGY_PARAMS = strategy_params(SAFE_STRATEGIES)
-ALL_STRATEGY_PARAMS = strategy_params()
+from accounts.withdrawals import Strategy
+from tests.helpers import PASSWORD, STARTED_AT, database_snapshot
 
 
 @pytest.fixture(autouse=True)
 def fast_password_hasher(settings):
     """PBKDF2's deliberate slowness (~0.5 s a hash) buys a unit test nothing."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-def database_snapshot() -> dict[str, list[tuple]]:
-    """Everything a refused operation must leave alone, passwords included."""
-    return {
-        "users": list(User.objects.order_by("pk").values_list("pk", "username", "password")),
-        "accounts": list(
-            Account.objects.order_by("pk").values_list(
-                "pk", "user_id", "opening", "current", "minimum", "version"
-            )
-        ),
-        "transactions": list(
-            Transaction.objects.order_by("pk").values_list(
-                "pk", "holder_id", "amount", "balance_before", "balance", "strategy", "request_started_at"
-            )
-        ),
-        "client_runs": list(
-            ClientRun.objects.order_by("pk").values_list(
-                "pk",
-                "account_id",
-                "driver",
-                "strategy",
-                "amount",
-                "requests",
-                "ok",
-                "failed",
-                "indeterminate",
-            )
-        ),
-    }
 
 
 @pytest.fixture

@@ -14,9 +14,6 @@ import pytest
 
 from labserver.lab import LOOPBACK
 from loadgen.burst import (
-    FAIL,
-    INDETERMINATE,
-    OK,
     BurstSession,
     _decode_chunked,
     _Response,
@@ -25,6 +22,7 @@ from loadgen.burst import (
     withdrawal_request,
 )
 from loadgen.login import SessionCookies
+from loadgen.outcomes import Outcome
 from loadgen.target import Target
 
 COOKIES = SessionCookies(csrftoken="c" * 32, sessionid="s" * 32)
@@ -128,7 +126,7 @@ def test_each_burst_is_released_only_once_every_request_is_primed():
     with recording_server(recorder) as target:
         run = _fire(target, requests=12, burst_size=4)
 
-    assert [record.outcome for record in run.records] == [OK] * 12
+    assert [record.outcome for record in run.records] == [Outcome.OK] * 12
     assert sorted(record.balance for record in run.records) == [1_000_000 - n for n in range(12, 0, -1)]
     assert run.bursts == 3 and recorder.connections == 12  # no keep-alive: new connections each burst
     assert all(seen.body == b"amount=7&" for seen in recorder.seen)
@@ -161,8 +159,8 @@ def test_users_take_turns_within_each_burst():
         run = _fire(target, requests=6, burst_size=3, users=("alice", "bob"))
 
     assert [record.username for record in run.records] == ["alice", "bob", "alice"] * 2
-    assert run.outcomes(username="alice")[OK] == 4
-    assert run.outcomes(username="bob")[OK] == 2
+    assert run.outcomes(username="alice")[Outcome.OK] == 4
+    assert run.outcomes(username="bob")[Outcome.OK] == 2
 
 
 def test_answers_are_classified_as_the_checker_expects():
@@ -180,11 +178,11 @@ def test_answers_are_classified_as_the_checker_expects():
         elapsed = time.monotonic() - started
 
     by_status = {record.status: record for record in run.records}
-    assert by_status[200].outcome == OK and by_status[200].balance == 5
-    assert by_status[409].outcome == FAIL and by_status[409].balance is None
-    assert by_status[500].outcome == INDETERMINATE
+    assert by_status[200].outcome == Outcome.OK and by_status[200].balance == 5
+    assert by_status[409].outcome == Outcome.FAIL and by_status[409].balance is None
+    assert by_status[500].outcome == Outcome.INDETERMINATE
     unanswered = [record for record in run.records if record.status is None]
-    assert [record.outcome for record in unanswered] == [INDETERMINATE] * 2
+    assert [record.outcome for record in unanswered] == [Outcome.INDETERMINATE] * 2
     assert {record.error for record in unanswered} == {
         "connection closed before a whole answer arrived",
         "no answer within 0.5 s",
@@ -199,7 +197,7 @@ def test_a_request_never_sent_is_a_failure_not_an_unknown():
         port = probe.getsockname()[1]  # closed again: nothing listens there
     run = _fire(Target("http", LOOPBACK, port), requests=2, burst_size=2)
 
-    assert [record.outcome for record in run.records] == [FAIL, FAIL]
+    assert [record.outcome for record in run.records] == [Outcome.FAIL, Outcome.FAIL]
     assert all(record.error.startswith("connect:") for record in run.records)
 
 
@@ -211,7 +209,7 @@ def test_history_file_lists_every_request(tmp_path):
 
     document = json.loads((tmp_path / "history.json").read_text())
     assert document["driver"] == "burst"
-    assert document["outcomes"] == {OK: 4, FAIL: 0, INDETERMINATE: 0}
+    assert document["outcomes"] == {Outcome.OK: 4, Outcome.FAIL: 0, Outcome.INDETERMINATE: 0}
     assert [entry["index"] for entry in document["history"]] == [0, 1, 2, 3]
     assert {entry["balance"] for entry in document["history"]} == {96, 97, 98, 99}
     assert all(entry["primed_at"] < entry["sent_at"] < entry["received_at"] for entry in document["history"])

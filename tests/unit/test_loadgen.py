@@ -1,6 +1,7 @@
 """The load client's pure parts: which URL it may hit, the cookie jar, ab's report."""
 
 import shutil
+import subprocess
 from collections import Counter
 from pathlib import Path
 
@@ -8,11 +9,12 @@ import pytest
 from django.contrib.auth.models import User
 
 from labserver.lab import free_port
-from loadgen.ab import AbReport, parse_ab_report
+from loadgen import ab
+from loadgen.ab import AbReport, parse_ab_report, run_ab
 from loadgen.errors import LoadError
 from loadgen.login import SessionCookies, log_in, read_cookie_jar
 from loadgen.target import Target, is_loopback, parse_target
-from tests.unit.conftest import PASSWORD
+from tests.helpers import PASSWORD
 
 DATA = Path(__file__).parent / "data"
 
@@ -280,3 +282,56 @@ def test_a_truncated_report_is_a_load_error(missing):
 
     with pytest.raises(LoadError, match="Could not read .* from ab's report"):
         parse_ab_report(text)
+
+
+@pytest.fixture
+def fake_ab(monkeypatch):
+    """run_ab with ab replaced: records each argv and answers with a lab report."""
+    runs = []
+
+    def run_tool(argv, *, timeout):
+        runs.append(argv)
+        return subprocess.CompletedProcess(argv, 0, stdout=read("ab_lab_variable_length.txt"), stderr="")
+
+    monkeypatch.setattr(ab, "require_tool", lambda name: "/usr/bin/ab")
+    monkeypatch.setattr(ab, "ab_accepts_variable_length", lambda binary: True)
+    monkeypatch.setattr(ab, "run_tool", run_tool)
+    return runs
+
+
+COOKIES = SessionCookies(csrftoken="token", sessionid="k3x9s")
+URL = "http://127.0.0.1:8001/accounts/withdraw/?strategy=locking"
+
+
+def test_run_ab_posts_the_amount_with_the_per_response_log(fake_ab, tmp_path):
+    argv, report = run_ab(url=URL, cookies=COOKIES, requests=100, concurrency=4, amount=3, workdir=tmp_path)
+
+    form = str(tmp_path / "withdrawal.form")
+    assert fake_ab == [
+        [
+            "/usr/bin/ab", "-n", "100", "-c", "4", "-s", "30", "-v", "2", "-r",
+            "-C", "sessionid=k3x9s; csrftoken=token", "-H", "X-CSRFToken: token",
+            "-p", form, "-T", "application/x-www-form-urlencoded", "-l", URL,
+        ]
+    ]  # fmt: skip
+    assert (tmp_path / "withdrawal.form").read_text() == "amount=3"
+    assert argv[11] == "sessionid=<sessionid>; csrftoken=token"
+    assert report.complete == 100
+
+
+def test_run_ab_without_an_amount_or_the_log_sends_quiet_gets(fake_ab, tmp_path):
+    argv, _ = run_ab(
+        url=URL,
+        cookies=COOKIES,
+        requests=10,
+        concurrency=2,
+        amount=None,
+        workdir=tmp_path,
+        log_responses=False,
+    )
+
+    assert argv == [
+        "/usr/bin/ab", "-n", "10", "-c", "2", "-s", "30", "-r",
+        "-C", "sessionid=<sessionid>; csrftoken=token", "-l", URL,
+    ]  # fmt: skip
+    assert list(tmp_path.iterdir()) == []

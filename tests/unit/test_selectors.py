@@ -3,7 +3,7 @@ from django.contrib.auth.models import User
 
 from accounts.models import Account
 from accounts.selectors import account_for_user
-from tests.unit.conftest import PASSWORD
+from tests.helpers import PASSWORD
 
 pytestmark = pytest.mark.django_db
 

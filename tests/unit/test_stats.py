@@ -2,8 +2,8 @@
 
 import pytest
 
-from accounts.stats import first_gap, mean_or_none, median_or_none, rate, spread, wilson_interval
-from accounts.trials import TrialOutcome, summarize
+from experiment.stats import first_gap, mean_or_none, median_or_none, rate, spread, wilson_interval
+from experiment.trials import TrialOutcome, summarize
 
 
 @pytest.mark.parametrize(

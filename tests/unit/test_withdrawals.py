@@ -18,7 +18,7 @@ from accounts.withdrawals import (
     WithdrawalRefused,
     withdraw,
 )
-from tests.unit.conftest import ALL_STRATEGY_PARAMS, SAFE_STRATEGY_PARAMS, STARTED_AT
+from tests.helpers import ALL_STRATEGY_PARAMS, SAFE_STRATEGY_PARAMS, STARTED_AT
 
 THREADS = 8
 WITHDRAWALS_PER_THREAD = 10
@@ -42,7 +42,9 @@ def test_each_strategy_writes_the_balance_and_its_ledger_row(make_account, strat
 
     result = withdraw(account=account, amount=7, strategy=strategy, request_started_at=STARTED_AT)
 
-    assert result == Withdrawal(account.pk, 7, 1_000, 993, strategy, 1)
+    assert result == Withdrawal(
+        account_id=account.pk, amount=7, balance_before=1_000, balance_after=993, strategy=strategy, attempts=1
+    )
     account.refresh_from_db()
     assert account.current == 993
     assert account.opening == 1_000

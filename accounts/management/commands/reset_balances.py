@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from accounts.management.confirmation import confirm
 from accounts.management.database_errors import reports_database_errors
 from accounts.provisioning import ProvisioningError, reset_accounts
 
@@ -26,11 +27,12 @@ class Command(BaseCommand):
     def handle(self, *, balance, username, interactive, **options):
         scope = f"{username}'s account" if username else "every account"
         if interactive:
-            answer = input(
-                f"This resets {scope} and deletes its ledger. Type 'yes' to continue, or 'no' to cancel: "
+            confirm(
+                prompt=(
+                    f"This resets {scope} and deletes its ledger. Type 'yes' to continue, or 'no' to cancel: "
+                ),
+                cancelled="Reset cancelled; nothing was changed.",
             )
-            if answer != "yes":
-                raise CommandError("Reset cancelled; nothing was changed.")
         try:
             reset = reset_accounts(opening=balance, username=username)
         except ProvisioningError as error:

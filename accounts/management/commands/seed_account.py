@@ -3,7 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 from accounts.management.database_errors import reports_database_errors
 from accounts.management.password_input import PASSWORD_ENV_VAR, read_password
 from accounts.models import DEFAULT_OPENING_BALANCE
-from accounts.provisioning import ProvisioningError, seed_account
+from accounts.provisioning import USERNAME_RULE, ProvisioningError, seed_account, validate_username
 
 
 class Command(BaseCommand):
@@ -14,7 +14,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "--username", default="demo", help="The user to create or update (default: demo)."
+            "--username",
+            default="demo",
+            help=f"The user to create or update (default: demo): {USERNAME_RULE}.",
         )
         parser.add_argument(
             "--balance",
@@ -33,8 +35,10 @@ class Command(BaseCommand):
 
     @reports_database_errors
     def handle(self, *, username, balance, minimum, interactive, **options):
-        password = read_password(no_input=not interactive, confirm=True)
         try:
+            # Before the prompt: nobody should type a password twice for a name then refused.
+            validate_username(username=username)
+            password = read_password(no_input=not interactive, confirm=True)
             seeded = seed_account(username=username, password=password, opening=balance, minimum=minimum)
         except ProvisioningError as error:
             raise CommandError(f"{error} Nothing was changed.") from error

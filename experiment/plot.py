@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 from pathlib import Path
 
-from accounts.trials import LevelSummary
+from experiment.trials import LevelSummary
 
 FIGURE_SIZE_INCHES = (11, 4.5)
 DOTS_PER_INCH = 120

@@ -7,33 +7,20 @@ saw, audit. Drivers and strategies take turns within a trial, so a machine that 
 during a long sweep weighs on all of them alike.
 """
 
-from collections import Counter
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
-from django.utils import timezone
-
 from accounts.audit import audit_account
-from accounts.experiments import (
-    AbDriver,
-    BurstDriver,
-    arming,
-    barrier_stats,
-    check_barrier_used,
-    lab_account,
-    lab_usernames,
-    logged_in,
-    race_window_parties,
-    record_client_runs,
-)
 from accounts.models import Account, Transaction
 from accounts.provisioning import reset_accounts
 from accounts.race_window import BarrierStats
-from accounts.stats import first_gap, mean_or_none, median_or_none, rate, spread, wilson_interval
 from accounts.withdrawals import Strategy
-from loadgen.burst import FAIL, INDETERMINATE, OK
-from loadgen.target import Target
+from experiment.drivers import AbDriver, BurstDriver, logged_in
+from experiment.plan import RunPlan
+from experiment.runs import arming, check_barrier_used, fire_and_record, lab_accounts
+from experiment.stats import first_gap, mean_or_none, median_or_none, rate, spread, wilson_interval
+from loadgen.outcomes import Outcome
 
 MILLISECONDS = 1_000
 
@@ -90,56 +77,42 @@ class SweepReport:
 
 
 def run_sweep(
-    *,
-    target: Target,
-    username: str,
-    password: str,
-    drivers: Sequence[str],
-    strategies: Sequence[Strategy],
-    levels: Sequence[int],
-    trials: int,
-    amount: int,
-    users: int = 1,
-    race_window_timeout: float | None = None,
-    on_trial: Callable[[TrialOutcome], None] | None = None,
+    *, plan: RunPlan, password: str, on_trial: Callable[[TrialOutcome], None] | None = None
 ) -> SweepReport:
-    """Run ``trials`` trials per level, driver and strategy; see the module docstring.
+    """Run ``plan.trials`` trials per level, driver and strategy; see the module docstring.
 
-    With ``race_window_timeout`` the race window is armed at each level for that level's
-    share of withdrawals per account: a server started with ``RACE_WINDOW=armed`` then makes
-    every naive trial lose all but one of them.
+    With ``plan.race_window`` the race window is armed at each level for that level's share of
+    withdrawals per account: a server started with ``RACE_WINDOW=armed`` then makes every
+    naive trial lose all but one of them.
     """
-    usernames = lab_usernames(username=username, users=users)
-    accounts = {name: lab_account(username=name) for name in usernames}
+    accounts = lab_accounts(plan=plan)
     outcomes: list[TrialOutcome] = []
     barriers: dict[int, BarrierStats] = {}
     with ExitStack() as stack:
-        logged = [
+        drivers = [
             stack.enter_context(
-                logged_in(driver=driver, target=target, usernames=usernames, password=password)
+                logged_in(driver=driver, target=plan.target, usernames=plan.usernames, password=password)
             )
-            for driver in drivers
+            for driver in plan.drivers
         ]
-        for level in levels:
-            parties = race_window_parties(
-                race_window_timeout=race_window_timeout, concurrency=level, users=users
-            )
-            with arming(parties=parties, timeout=race_window_timeout or 0) as barrier:
-                for trial in range(1, trials + 1):
-                    for driver in logged:
-                        for strategy in strategies:
+        for level in plan.levels:
+            parties = plan.race_window_parties(level=level)
+            with arming(parties=parties, timeout=plan.race_window_timeout) as barrier:
+                for trial in range(1, plan.trials + 1):
+                    for driver in drivers:
+                        for strategy in plan.strategies:
                             outcome = _trial(
                                 driver=driver,
                                 accounts=accounts,
                                 strategy=strategy,
+                                plan=plan,
                                 level=level,
                                 trial=trial,
-                                amount=amount,
                             )
                             outcomes.append(outcome)
                             if on_trial is not None:
                                 on_trial(outcome)
-                stats = barrier_stats(barrier)
+                stats = barrier.stats() if barrier is not None else None
             if stats is not None:
                 level_ok = sum(outcome.ok for outcome in outcomes if outcome.concurrency == level)
                 check_barrier_used(stats, ok=level_ok)
@@ -182,15 +155,13 @@ def _trial(
     driver: AbDriver | BurstDriver,
     accounts: dict[str, Account],
     strategy: Strategy,
+    plan: RunPlan,
     level: int,
     trial: int,
-    amount: int,
 ) -> TrialOutcome:
     for username in accounts:
         reset_accounts(opening=None, username=username)
-    started_at = timezone.now()
-    run = driver.fire(strategy=strategy, requests=level, concurrency=level, amount=amount)
-    record_client_runs(run=run, accounts=accounts, started_at=started_at)
+    load = fire_and_record(driver=driver, accounts=accounts, strategy=strategy, plan=plan, level=level).load
     audits = [
         audit_account(account=Account.objects.select_related("user").get(pk=account.pk))
         for account in accounts.values()
@@ -201,16 +172,16 @@ def _trial(
             "request_started_at", flat=True
         )
     ]
-    totals = sum(run.outcomes.values(), start=Counter())
+    totals = load.totals
     return TrialOutcome(
-        driver=run.driver,
+        driver=load.driver,
         strategy=str(strategy),
         concurrency=level,
         trial=trial,
-        ok=totals[OK],
-        failed=totals[FAIL],
-        indeterminate=totals[INDETERMINATE],
-        server_errors=run.server_errors,
+        ok=totals[Outcome.OK],
+        failed=totals[Outcome.FAIL],
+        indeterminate=totals[Outcome.INDETERMINATE],
+        server_errors=load.server_errors,
         lost=sum(audit.lost_withdrawals for audit in audits),
         anomalies=sorted({anomaly.kind for audit in audits for anomaly in audit.anomalies}),
         spread_ms=_milliseconds(spread(arrivals)),

@@ -1,0 +1,22 @@
+"""Ask before a destructive command goes on, the way Django's ``flush`` does."""
+
+from django.core.management import CommandError
+
+CONFIRMATION = "yes"
+
+
+def confirm(*, prompt: str, cancelled: str) -> None:
+    """Return if the user types ``yes`` at ``prompt``; otherwise raise CommandError(cancelled).
+
+    Anything else cancels, and so do an empty standard input (EOF: a script, a pipe or
+    ``< /dev/null``, where nobody can answer) and Ctrl-C: the command stops with ``cancelled``,
+    a sentence, not a traceback.
+    """
+    try:
+        answer = input(prompt)
+    except (EOFError, KeyboardInterrupt):
+        # input() leaves the cursor after the prompt; end the line before the message.
+        print()
+        raise CommandError(cancelled) from None
+    if answer != CONFIRMATION:
+        raise CommandError(cancelled)

@@ -1,0 +1,144 @@
+"""The load drivers behind one interface: log the users in once, then fire as many runs as needed.
+
+``ab`` is the blog's way (curl logs in, each run is one ``ab`` process); ``burst`` is the
+built-in last-byte-synchronised driver from ``loadgen.burst``. Either answers a ``LoadResult``.
+"""
+
+import shutil
+import tempfile
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from accounts.withdrawals import Strategy
+from experiment.plan import Driver
+from loadgen.ab import AbReport, run_ab
+from loadgen.burst import BurstRun, BurstSession, run_bursts
+from loadgen.http_login import log_in_http
+from loadgen.login import log_in
+from loadgen.outcomes import Outcome
+from loadgen.target import Target
+from loadgen.tools import require_tool
+
+AB_MISSING = "ab is not installed (apt-get install apache2-utils): using the built-in burst driver instead."
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoadResult:
+    """What a driver sent and saw in one run: outcome counts per user, and its own report."""
+
+    driver: Driver
+    strategy: Strategy
+    amount: int
+    requests: int
+    outcomes: dict[str, Counter[Outcome]]
+    server_errors: int
+    requests_per_second: float
+    report: AbReport | BurstRun
+    # The ab command line, for -v 2; empty for the burst driver.
+    argv: list[str]
+
+    @property
+    def totals(self) -> Counter[Outcome]:
+        return sum(self.outcomes.values(), start=Counter())
+
+
+class AbDriver:
+    """The blog's way: curl logs in once, then each run is one ``ab`` process."""
+
+    name = Driver.AB
+
+    def __init__(self, *, target: Target, username: str, password: str, workdir: Path) -> None:
+        self.target = target
+        self.username = username
+        self.workdir = workdir
+        self.cookies = log_in(target=target, username=username, password=password, workdir=workdir)
+
+    def fire(self, *, strategy: Strategy, requests: int, concurrency: int, amount: int) -> LoadResult:
+        argv, report = run_ab(
+            url=self.target.withdraw_url(strategy=strategy),
+            cookies=self.cookies,
+            requests=requests,
+            concurrency=concurrency,
+            amount=amount,
+            workdir=self.workdir,
+        )
+        outcomes = Counter(
+            {
+                Outcome.OK: report.ok,
+                Outcome.FAIL: report.client_errors,
+                Outcome.INDETERMINATE: report.indeterminate,
+            }
+        )
+        return LoadResult(
+            driver=self.name,
+            strategy=strategy,
+            amount=amount,
+            requests=requests,
+            outcomes={self.username: outcomes},
+            server_errors=report.server_errors,
+            requests_per_second=report.requests_per_second,
+            report=report,
+            argv=argv,
+        )
+
+
+class BurstDriver:
+    """The built-in driver: Python logs each user in once, then each run is a series of bursts."""
+
+    name = Driver.BURST
+
+    def __init__(self, *, target: Target, usernames: list[str], password: str) -> None:
+        self.target = target
+        self.sessions = [
+            BurstSession(
+                username=username, cookies=log_in_http(target=target, username=username, password=password)
+            )
+            for username in usernames
+        ]
+
+    def fire(self, *, strategy: Strategy, requests: int, concurrency: int, amount: int) -> LoadResult:
+        run = run_bursts(
+            target=self.target,
+            sessions=self.sessions,
+            strategy=strategy,
+            amount=amount,
+            requests=requests,
+            burst_size=concurrency,
+        )
+        return LoadResult(
+            driver=self.name,
+            strategy=strategy,
+            amount=amount,
+            requests=requests,
+            outcomes={session.username: run.outcomes(username=session.username) for session in self.sessions},
+            server_errors=run.server_errors,
+            requests_per_second=run.requests_per_second,
+            report=run,
+            argv=[],
+        )
+
+
+def default_driver() -> tuple[Driver, str | None]:
+    """ab, as in the blog; the burst driver, with a note to show, when ab is not installed."""
+    if shutil.which("ab") is not None:
+        return Driver.AB, None
+    return Driver.BURST, AB_MISSING
+
+
+@contextmanager
+def logged_in(
+    *, driver: Driver, target: Target, usernames: list[str], password: str
+) -> Iterator[AbDriver | BurstDriver]:
+    """A driver with its users logged in, ready to fire as many runs as needed (ab: one user)."""
+    if driver is Driver.BURST:
+        yield BurstDriver(target=target, usernames=usernames, password=password)
+        return
+    # Both before the login, so a missing ab changes nothing (not even the user's last_login).
+    require_tool("curl")
+    require_tool("ab")
+    (username,) = usernames
+    with tempfile.TemporaryDirectory(prefix="splatter-") as workdir:
+        yield AbDriver(target=target, username=username, password=password, workdir=Path(workdir))

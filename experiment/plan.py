@@ -1,0 +1,187 @@
+"""What one `splatter` invocation is to do, and every rule about which options go together.
+
+A ``RunPlan`` is built once from the command's options and checked as it is built, so a plan
+that exists can be run: nothing is sent and nothing is changed before every rule holds.
+"""
+
+import argparse
+import enum
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from accounts.race_window import DEFAULT_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS
+from accounts.withdrawals import MAX_WITHDRAWAL_AMOUNT, Strategy
+from loadgen.target import Target
+
+DEFAULT_REQUESTS = 100
+MAX_REQUESTS = 100_000
+MAX_CONCURRENCY = 1_000
+MAX_TRIALS = 10_000
+MAX_USERS = 100
+
+
+class PlanError(ValueError):
+    """The options do not make a plan; the message says which and what to do."""
+
+
+class Driver(enum.StrEnum):
+    AB = "ab"
+    BURST = "burst"
+
+
+class Mode(enum.StrEnum):
+    # One run of one strategy, recorded for audit_transactions.
+    SINGLE = "single"
+    # One run of each strategy on a freshly reset account, audited side by side.
+    MATRIX = "matrix"
+    # Repeated one-burst trials per concurrency level, driver and strategy, summarised.
+    TRIALS = "trials"
+
+
+class OutputFormat(enum.StrEnum):
+    TABLE = "table"
+    JSON = "json"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunPlan:
+    target: Target
+    username: str
+    strategies: tuple[Strategy, ...]
+    # True when the user asked for every strategy (--strategy all): a comparison, not one run.
+    compare_strategies: bool = False
+    drivers: tuple[Driver, ...] = (Driver.AB,)
+    # Requests in flight at once (ab -c, the burst size); several only in trials.
+    levels: tuple[int, ...] = (3,)
+    # Requests per run; None in trials, where each trial sends one burst of each level.
+    requests: int | None = DEFAULT_REQUESTS
+    amount: int = 1
+    users: int = 1
+    trials: int | None = None
+    # Arm the deterministic race mode for each burst's share of withdrawals per account.
+    race_window: bool = False
+    # Seconds a held withdrawal waits for another before all go on.
+    race_window_timeout: float = DEFAULT_TIMEOUT_SECONDS
+    record: bool = True
+    history: Path | None = None
+    plot: Path | None = None
+    output_format: OutputFormat = OutputFormat.TABLE
+
+    def __post_init__(self) -> None:
+        if self.trials is not None:
+            self._check_trials()
+        else:
+            self._check_single_or_matrix()
+        self._check_ranges()
+        self._check_users()
+        for path, option in ((self.history, "--history"), (self.plot, "--plot")):
+            if path is not None and not path.parent.is_dir():
+                raise PlanError(
+                    f"{option} {path}: the folder {path.parent} does not exist; create it or pick another."
+                )
+
+    @property
+    def mode(self) -> Mode:
+        if self.trials is not None:
+            return Mode.TRIALS
+        return Mode.MATRIX if self.compare_strategies else Mode.SINGLE
+
+    @property
+    def usernames(self) -> list[str]:
+        """``username``, then ``username-2`` up to ``username-K`` for a multi-account run."""
+        return [self.username, *(f"{self.username}-{number}" for number in range(2, self.users + 1))]
+
+    @property
+    def reset_warning(self) -> str:
+        """What running this plan resets, for the confirmation prompt."""
+        if self.mode is Mode.MATRIX:
+            return f"--strategy all resets {self.username}'s account before each strategy."
+        if self.users == 1:
+            return f"--trials resets {self.username}'s account before each trial."
+        return f"--trials resets the accounts of {self.username} to {self.usernames[-1]} before each trial."
+
+    def race_window_parties(self, *, level: int) -> int | None:
+        """How many withdrawals the barrier waits for on each account (one burst's share), or
+        None when the race window is not armed."""
+        if not self.race_window:
+            return None
+        return math.ceil(level / self.users)
+
+    def _check_trials(self) -> None:
+        if not 1 <= self.trials <= MAX_TRIALS:
+            raise PlanError(f"--trials must be from 1 to {MAX_TRIALS}, not {self.trials}.")
+        if self.requests is not None:
+            raise PlanError("-n does not apply with --trials: each trial fires one burst of -c requests.")
+        if not self.record:
+            raise PlanError("--trials audits every trial, so it cannot be combined with --no-record.")
+        if self.history is not None:
+            raise PlanError("--history saves a single run; drop --trials or --history.")
+        if self.plot is not None and self.plot.suffix.lower() != ".png":
+            raise PlanError(f"--plot writes a PNG: give a file name ending in .png, not {self.plot}.")
+
+    def _check_single_or_matrix(self) -> None:
+        if len(self.drivers) > 1:
+            raise PlanError("Several drivers can only be compared in trials: add --trials N, or name one.")
+        if len(self.levels) > 1:
+            raise PlanError("A list of -c levels needs --trials N; for a single run give one number.")
+        if self.output_format is not OutputFormat.TABLE or self.plot is not None:
+            raise PlanError("--format json and --plot summarise trials: add --trials N.")
+        if self.history is not None and self.drivers[0] is not Driver.BURST:
+            raise PlanError("--history records the burst driver's requests: add --driver burst.")
+        if self.requests is None or not 1 <= self.requests <= MAX_REQUESTS:
+            raise PlanError(f"-n must be from 1 to {MAX_REQUESTS}, not {self.requests}.")
+        if not 1 <= self.levels[0] <= min(self.requests, MAX_CONCURRENCY):
+            raise PlanError(
+                f"-c must be from 1 to -n ({self.requests}) and at most {MAX_CONCURRENCY}, "
+                f"not {self.levels[0]}."
+            )
+        if self.compare_strategies and not self.record:
+            raise PlanError("--strategy all audits every run, so it cannot be combined with --no-record.")
+        if self.compare_strategies and self.users > 1:
+            raise PlanError("--strategy all compares the strategies on one account: drop --users.")
+        if self.compare_strategies and self.race_window:
+            raise PlanError("--race-window with --strategy all needs --trials N.")
+
+    def _check_ranges(self) -> None:
+        for level in self.levels:
+            if not 1 <= level <= MAX_CONCURRENCY:
+                raise PlanError(f"Each -c level must be from 1 to {MAX_CONCURRENCY}, not {level}.")
+        if not 1 <= self.amount <= MAX_WITHDRAWAL_AMOUNT:
+            raise PlanError(f"--amount must be from 1 to {MAX_WITHDRAWAL_AMOUNT}, not {self.amount}.")
+        timeout = self.race_window_timeout
+        if not 0 < timeout <= MAX_TIMEOUT_SECONDS:
+            raise PlanError(
+                f"--race-window-timeout must be above 0 and at most {MAX_TIMEOUT_SECONDS} seconds, "
+                f"not {timeout}."
+            )
+
+    def _check_users(self) -> None:
+        if not 1 <= self.users <= MAX_USERS:
+            raise PlanError(f"--users must be from 1 to {MAX_USERS}, not {self.users}.")
+        if self.users > 1 and any(driver is not Driver.BURST for driver in self.drivers):
+            raise PlanError("ab sends a single session cookie, so --users above 1 needs --driver burst.")
+        if self.users > min(self.levels):
+            raise PlanError(
+                f"--users ({self.users}) must be at most -c ({min(self.levels)}): each user needs a request."
+            )
+
+
+def parse_levels(value: str) -> tuple[int, ...]:
+    """-c as argparse reads it: one number, or a comma-separated list of levels."""
+    try:
+        return tuple(int(part) for part in value.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a number or a comma-separated list of numbers, like 2,5,10"
+        ) from None
+
+
+def parse_drivers(value: str) -> tuple[Driver, ...]:
+    """--driver as argparse reads it: one driver, or a comma-separated list of distinct ones."""
+    names = value.split(",")
+    if not set(names) <= {driver.value for driver in Driver} or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a driver or a comma-separated list of distinct drivers ({', '.join(Driver)})"
+        )
+    return tuple(Driver(name) for name in names)

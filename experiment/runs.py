@@ -1,0 +1,133 @@
+"""One run against the lab: log in, fire, and record what the client saw for the checker."""
+
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from django.contrib.auth.models import User
+from django.db import close_old_connections, connection
+from django.utils import timezone
+
+from accounts import race_window
+from accounts.models import Account, ClientRun
+from accounts.selectors import account_for_user
+from accounts.withdrawals import Strategy
+from experiment.drivers import AbDriver, BurstDriver, LoadResult, logged_in
+from experiment.plan import RunPlan
+from loadgen.burst import save_history
+from loadgen.errors import LoadError
+from loadgen.outcomes import Outcome
+
+SERVER_IGNORED_RACE_WINDOW = (
+    "The race window was armed, but the server held no withdrawal: restart it with "
+    "RACE_WINDOW=armed (and DJANGO_DEBUG=1) on the same database, then try again."
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordedRun:
+    """A driver's run and what was kept of it: the ClientRun rows, the history file, the barrier."""
+
+    load: LoadResult
+    client_runs: list[ClientRun]
+    history: Path | None = None
+    barrier: race_window.BarrierStats | None = None
+
+
+def lab_account(*, username: str) -> Account:
+    user = User.objects.filter(username=username).first()
+    if user is None:
+        raise LoadError(f"There is no user named {username!r}: create it with `manage.py seed_account`.")
+    account = account_for_user(user=user)
+    if account is None:
+        raise LoadError(f"User {username!r} has no account: create it with `manage.py seed_account`.")
+    return account
+
+
+def lab_accounts(*, plan: RunPlan) -> dict[str, Account]:
+    """Each user's account, by username, checked before anything is sent."""
+    return {username: lab_account(username=username) for username in plan.usernames}
+
+
+def run_load(*, plan: RunPlan, strategy: Strategy, password: str) -> RecordedRun:
+    """The single run: log in, arm the race window if asked, fire, record, save the history."""
+    accounts = lab_accounts(plan=plan) if plan.record else {}
+    (driver,) = plan.drivers
+    (level,) = plan.levels
+    with (
+        logged_in(driver=driver, target=plan.target, usernames=plan.usernames, password=password) as logged,
+        arming(parties=plan.race_window_parties(level=level), timeout=plan.race_window_timeout) as barrier,
+    ):
+        run = fire_and_record(driver=logged, accounts=accounts, strategy=strategy, plan=plan, level=level)
+        stats = barrier.stats() if barrier is not None else None
+    if plan.history is not None:
+        save_history(run.load.report, path=plan.history, target=plan.target)
+    check_barrier_used(stats, ok=run.load.totals[Outcome.OK])
+    return RecordedRun(load=run.load, client_runs=run.client_runs, history=plan.history, barrier=stats)
+
+
+def fire_and_record(
+    *,
+    driver: AbDriver | BurstDriver,
+    accounts: dict[str, Account],
+    strategy: Strategy,
+    plan: RunPlan,
+    level: int,
+) -> RecordedRun:
+    """Fire one run of ``plan.requests`` (one burst of ``level`` in trials) and record it."""
+    started_at = timezone.now()
+    load = driver.fire(
+        strategy=strategy, requests=plan.requests or level, concurrency=level, amount=plan.amount
+    )
+    return RecordedRun(
+        load=load, client_runs=_record_client_runs(load=load, accounts=accounts, started_at=started_at)
+    )
+
+
+@contextmanager
+def arming(*, parties: int | None, timeout: float) -> Iterator[race_window.ArmedBarrier | None]:
+    """Arm the race window for ``parties`` around a block, or do nothing for None."""
+    with ExitStack() as stack:
+        barrier = None
+        if parties is not None:
+            try:
+                barrier = stack.enter_context(race_window.armed(parties=parties, timeout=timeout))
+            except (race_window.RaceWindowError, ValueError) as error:
+                raise LoadError(f"Cannot arm the race window: {error}") from error
+        yield barrier
+
+
+def check_barrier_used(stats: race_window.BarrierStats | None, *, ok: int) -> None:
+    """Withdrawals went through an armed race window, yet the server held none: say so."""
+    if stats is not None and ok and not stats.held:
+        raise LoadError(SERVER_IGNORED_RACE_WINDOW)
+
+
+def _record_client_runs(
+    *, load: LoadResult, accounts: dict[str, Account], started_at: datetime
+) -> list[ClientRun]:
+    """One ClientRun per account, for the checker to reconcile its ledger against."""
+    if not accounts:
+        return []
+    if not connection.in_atomic_block:
+        # The connection sat idle through the whole load, maybe through a database restart:
+        # check it and reconnect (CONN_HEALTH_CHECKS), as Django does before each request.
+        close_old_connections()
+    single = len(load.outcomes) == 1
+    return [
+        ClientRun.objects.create(
+            account=accounts[username],
+            driver=load.driver,
+            strategy=load.strategy,
+            amount=load.amount,
+            requests=load.requests if single else sum(outcomes.values()),
+            ok=outcomes[Outcome.OK],
+            failed=outcomes[Outcome.FAIL],
+            indeterminate=outcomes[Outcome.INDETERMINATE],
+            started_at=started_at,
+            finished_at=timezone.now(),
+        )
+        for username, outcomes in load.outcomes.items()
+    ]

@@ -1,0 +1,161 @@
+"""What `splatter` prints: each result as a table or JSON document, built from plain values."""
+
+import statistics
+from dataclasses import asdict
+
+from tabulate import tabulate
+
+from accounts.models import ClientRun
+from accounts.race_window import BarrierStats
+from experiment.matrix import MatrixRow
+from experiment.runs import RecordedRun
+from experiment.trials import SweepReport
+from loadgen.ab import AbReport
+from loadgen.burst import BurstRun
+from loadgen.outcomes import Outcome
+
+MATRIX_HEADERS = [
+    "strategy",
+    "ok",
+    "lost withdrawals",
+    "lost updates",
+    "overdrafts",
+    "5xx",
+    "requests/s",
+    "verdict",
+]
+SWEEP_HEADERS = [
+    "driver",
+    "strategy",
+    "-c",
+    "trials",
+    "hits",
+    "hit rate",
+    "95% CI",
+    "lost fraction (mean)",
+    "spread ms (median)",
+    "first two ms (median)",
+    "5xx",
+]
+
+
+def run_report(run: RecordedRun) -> str:
+    """The driver's own figures for one run (ab's report, or the bursts' outcomes and timings),
+    then what the race window held and where the history went."""
+    report = run.load.report
+    if isinstance(report, AbReport):
+        lines = [tabulate([("strategy", run.load.strategy), *_ab_rows(report)], headers=["ab", "value"])]
+    else:
+        lines = [
+            tabulate([("strategy", run.load.strategy), *_burst_rows(report)], headers=["burst", "value"])
+        ]
+    if run.barrier is not None:
+        lines.append(barrier_line(run.barrier))
+    if run.history is not None:
+        lines.append(f"History of {run.load.requests} requests saved to {run.history}.")
+    return "\n".join(lines)
+
+
+def recorded_line(client_run: ClientRun) -> str:
+    return (
+        f"Recorded run {client_run.pk} on account {client_run.account_id}: {client_run.ok} ok, "
+        f"{client_run.failed} refused, {client_run.indeterminate} indeterminate. "
+        "Check it with `manage.py audit_transactions`."
+    )
+
+
+def matrix_table(rows: list[MatrixRow]) -> str:
+    table = [
+        (
+            row.strategy,
+            row.run.load.totals[Outcome.OK],
+            row.audit.lost_withdrawals,
+            row.audit.lost_updates,
+            row.audit.overdrafts,
+            row.run.load.server_errors,
+            f"{row.run.load.requests_per_second:.1f}",
+            row.audit.verdict,
+        )
+        for row in rows
+    ]
+    return tabulate(table, headers=MATRIX_HEADERS)
+
+
+def sweep_table(report: SweepReport) -> str:
+    rows = [
+        (
+            s.driver,
+            s.strategy,
+            s.concurrency,
+            s.trials,
+            s.hits,
+            f"{s.hit_rate:.0%}",
+            f"{s.hit_rate_low:.0%}-{s.hit_rate_high:.0%}",
+            f"{s.mean_lost_fraction:.3f}",
+            _ms(s.median_spread_ms),
+            _ms(s.median_first_gap_ms),
+            s.server_errors,
+        )
+        for s in report.summaries
+    ]
+    lines = [tabulate(rows, headers=SWEEP_HEADERS)]
+    lines += [f"-c {level}: {barrier_line(stats)}" for level, stats in report.barriers.items()]
+    return "\n".join(lines)
+
+
+def sweep_document(report: SweepReport) -> dict:
+    """The sweep as JSON: per-level summaries, every trial, and the race window's figures."""
+    return {
+        "summaries": [asdict(summary) for summary in report.summaries],
+        "trials": [
+            {**asdict(outcome), "hit": outcome.hit, "lost_fraction": outcome.lost_fraction}
+            for outcome in report.outcomes
+        ],
+        "race_window": {str(level): asdict(stats) for level, stats in report.barriers.items()},
+    }
+
+
+def barrier_line(stats: BarrierStats) -> str:
+    return (
+        f"Race window: held {stats.held} withdrawal(s) in {stats.windows} window(s), "
+        f"{stats.timeouts} closed by the timeout rather than by all parties arriving."
+    )
+
+
+def _ab_rows(report: AbReport) -> list[tuple]:
+    statuses = ", ".join(f"{n}x{status}" for status, n in sorted(report.non_2xx_statuses.items()))
+    return [
+        ("complete", report.complete),
+        ("ok (2xx)", report.ok),
+        ("non-2xx", f"{report.non_2xx} ({statuses})" if statuses else report.non_2xx),
+        (
+            "failed",
+            f"{report.failed_unanswered} (connect {report.failed_connect}, receive "
+            f"{report.failed_receive}, exceptions {report.failed_exceptions})",
+        ),
+        ("length differed (not a failure)", report.failed_length),
+        ("requests/s", f"{report.requests_per_second:.1f}"),
+        ("mean latency (ms)", f"{report.mean_ms:.1f}"),
+        *((f"p{p} latency (ms)", ms) for p, ms in sorted(report.percentiles_ms.items())),
+    ]
+
+
+def _burst_rows(report: BurstRun) -> list[tuple]:
+    outcomes = report.outcomes()
+    statuses = ", ".join(f"{n}x{status}" for status, n in sorted(report.statuses.items()))
+    spreads, latencies = report.release_spreads, report.latencies
+    return [
+        ("bursts x size", f"{report.bursts} x {report.burst_size}"),
+        ("ok (2xx)", outcomes[Outcome.OK]),
+        ("refused (4xx, or never sent)", outcomes[Outcome.FAIL]),
+        ("indeterminate (5xx, no answer)", outcomes[Outcome.INDETERMINATE]),
+        ("statuses", statuses or "-"),
+        ("requests/s", f"{report.requests_per_second:.1f}"),
+        ("release spread (us, median)", f"{statistics.median(spreads) * 1e6:.0f}" if spreads else "-"),
+        ("latency after release (ms, median)", _ms(statistics.median(latencies) * 1e3) if latencies else "-"),
+        ("real-time release", "yes" if report.realtime_release else "no (no CAP_SYS_NICE)"),
+    ]
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"

@@ -1,0 +1,12 @@
+"""What a client can know of one request it sent: the words every driver and the checker share."""
+
+import enum
+
+
+class Outcome(enum.StrEnum):
+    # A 2xx answer: the withdrawal happened.
+    OK = "ok"
+    # A 4xx answer, or a request never sent: it did not happen.
+    FAIL = "fail"
+    # A timeout, a reset connection or a 5xx: it may or may not have happened.
+    INDETERMINATE = "indeterminate"

@@ -1,0 +1,111 @@
+"""Helpers the tests share: constants, the lab's commands, snapshots and strategy parameters.
+
+A plain module, imported as ``from tests.helpers import ...``; fixtures live in the conftest.py
+files and use these.
+"""
+
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import User
+
+from accounts.models import Account, ClientRun, Transaction
+from accounts.withdrawals import SAFE_STRATEGIES, Strategy
+from labserver.lab import Lab, Server
+from loadgen.login import SessionCookies, log_in
+from loadgen.target import parse_target
+
+# The user every end-to-end and hardening lab seeds, and the password of every test user.
+LAB_USER = "lab-user"
+LAB_PASSWORD = "correct horse battery staple"
+# The password of the users the in-process tests create.
+PASSWORD = LAB_PASSWORD
+# A fixed request start for hand-made ledger rows.
+STARTED_AT = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+def running_in_ci() -> bool:
+    return os.environ.get("CI") == "true"
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip the test when ``condition`` is false, or fail it when ``CI`` is ``"true"``.
+
+    For what the machine should have (curl, ab, ``unshare -n``): a developer's laptop may lack it,
+    CI must not quietly skip the test. A test that does not apply to the configured database is a
+    plain ``pytest.skip``, not this.
+    """
+    if condition:
+        return
+    if running_in_ci():
+        pytest.fail(f"{reason} (CI=true: this machine must have it)")
+    pytest.skip(reason)
+
+
+# --- The lab: a real manage.py and Gunicorn in subprocesses ------------------------------------
+
+
+def seed(lab_env: Lab, *, balance: int = 1_000_000, minimum: int = 0) -> None:
+    lab_env.manage(
+        "seed_account", "--username", LAB_USER, "--balance", str(balance), "--minimum", str(minimum),
+        "--no-input", env={"BANK_PASSWORD": LAB_PASSWORD},
+    )  # fmt: skip
+
+
+def splatter(lab_env: Lab, server: Server, *args: str, check: bool = True, timeout: float = 600):
+    return lab_env.manage(
+        "splatter", "--url", server.url, "--username", LAB_USER, "--no-input", *args,
+        env={"BANK_PASSWORD": LAB_PASSWORD}, check=check, timeout=timeout,
+    )  # fmt: skip
+
+
+def audit(lab_env: Lab) -> dict:
+    """The checker's JSON report of the lab's one account."""
+    (account,) = json.loads(lab_env.manage("audit_transactions", "--format", "json").stdout)
+    return account
+
+
+def lab_snapshot(lab_env: Lab) -> list[dict]:
+    """Every account, ledger row and client run of the lab's database, as dumpdata sees it."""
+    return json.loads(lab_env.manage("dumpdata", "accounts").stdout)
+
+
+def log_in_lab_user(server: Server, workdir: Path, *, username: str = LAB_USER) -> SessionCookies:
+    return log_in(target=parse_target(server.url), username=username, password=LAB_PASSWORD, workdir=workdir)
+
+
+# --- The test database of this process ---------------------------------------------------------
+
+
+def database_snapshot() -> dict[str, list[dict]]:
+    """Every user (passwords included), account, ledger row and client run of the test database.
+
+    What a refused operation must leave alone: ``assert database_snapshot() == before``.
+    """
+    return {
+        model._meta.label: list(model.objects.order_by("pk").values())
+        for model in (User, Account, Transaction, ClientRun)
+    }
+
+
+def strategy_params(strategies=tuple(Strategy)) -> list:
+    """One ``pytest.param`` per strategy, each with its own ``django_db`` mark.
+
+    ``serializable`` opens ``transaction.atomic(durable=True)`` and sets the isolation level as
+    its first statement, so it cannot run inside the transaction a default test is wrapped in.
+    """
+    return [
+        pytest.param(
+            strategy,
+            marks=pytest.mark.django_db(transaction=strategy is Strategy.SERIALIZABLE),
+            id=strategy.value,
+        )
+        for strategy in strategies
+    ]
+
+
+SAFE_STRATEGY_PARAMS = strategy_params(SAFE_STRATEGIES)
+ALL_STRATEGY_PARAMS = strategy_params()
