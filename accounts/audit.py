@@ -3,27 +3,31 @@
 Everything is computed with SQL aggregates, so memory stays flat however long the ledger is.
 """
 
+import enum
 from dataclasses import dataclass, field
 
 from django.db.models import Count, F, Min, Q, QuerySet, Sum
 
 from accounts.models import Account, ClientRun, Transaction
 
-LOST_WITHDRAWALS = "lost withdrawals"
-UNRECORDED_DECREASE = "unrecorded decrease"
-LOST_UPDATES = "lost updates"
-OVERDRAFTS = "overdrafts"
-DUPLICATE_BALANCES = "duplicate balances"
-PHANTOM_ROWS = "phantom rows"
-MISSING_ROWS = "missing rows"
-OUT_OF_BOUNDS = "final balance out of bounds"
+
+class AnomalyKind(enum.StrEnum):
+    LOST_WITHDRAWALS = "lost withdrawals"
+    UNRECORDED_DECREASE = "unrecorded decrease"
+    LOST_UPDATES = "lost updates"
+    OVERDRAFTS = "overdrafts"
+    DUPLICATE_BALANCES = "duplicate balances"
+    PHANTOM_ROWS = "phantom rows"
+    MISSING_ROWS = "missing rows"
+    OUT_OF_BOUNDS = "final balance out of bounds"
+
 
 EXAMPLE_LEDGER_IDS = 5
 
 
 @dataclass(frozen=True)
 class Anomaly:
-    kind: str
+    kind: AnomalyKind
     count: int
     explanation: str
     first: dict | None = None
@@ -103,7 +107,7 @@ def audit_account(*, account: Account) -> AccountAudit:
     if lost > 0:
         anomalies.append(
             Anomaly(
-                LOST_WITHDRAWALS,
+                AnomalyKind.LOST_WITHDRAWALS,
                 lost,
                 f"the ledger records {totals['withdrawn']} withdrawn, "
                 f"but the balance fell by only {decrease}",
@@ -112,18 +116,22 @@ def audit_account(*, account: Account) -> AccountAudit:
     elif lost < 0:
         anomalies.append(
             Anomaly(
-                UNRECORDED_DECREASE,
+                AnomalyKind.UNRECORDED_DECREASE,
                 -lost,
                 f"the balance fell by {decrease}, "
                 f"but the ledger records only {totals['withdrawn']} withdrawn",
             )
         )
     if lost_updates:
-        anomalies.append(_repeated_value_anomaly(ledger, "balance_before", LOST_UPDATES, lost_updates))
+        anomalies.append(
+            _repeated_value_anomaly(ledger, "balance_before", AnomalyKind.LOST_UPDATES, lost_updates)
+        )
     if totals["overdrafts"] or account.current < account.minimum:
         anomalies.append(_overdraft_anomaly(ledger, account=account, rows=totals["overdrafts"]))
     if duplicate_balances:
-        anomalies.append(_repeated_value_anomaly(ledger, "balance", DUPLICATE_BALANCES, duplicate_balances))
+        anomalies.append(
+            _repeated_value_anomaly(ledger, "balance", AnomalyKind.DUPLICATE_BALANCES, duplicate_balances)
+        )
     if client is not None:
         anomalies.extend(_client_anomalies(account=account, client=client, rows=rows))
     return AccountAudit(
@@ -205,7 +213,7 @@ def _overdraft_anomaly(ledger: QuerySet, *, account: Account, rows: int) -> Anom
     first = below.order_by("id").first()
     worst = below.order_by("balance", "id").first()
     return Anomaly(
-        OVERDRAFTS,
+        AnomalyKind.OVERDRAFTS,
         rows,
         f"withdrawals that took the balance below the minimum of {account.minimum} "
         f"(final balance {account.current})",
@@ -252,7 +260,7 @@ def _client_anomalies(*, account: Account, client: ClientOutcomes, rows: int) ->
     if rows > client.ok + client.indeterminate:
         anomalies.append(
             Anomaly(
-                PHANTOM_ROWS,
+                AnomalyKind.PHANTOM_ROWS,
                 rows - client.ok - client.indeterminate,
                 f"{rows} ledger rows, but clients saw only {client.ok} successes "
                 f"and {client.indeterminate} indeterminate requests",
@@ -261,7 +269,7 @@ def _client_anomalies(*, account: Account, client: ClientOutcomes, rows: int) ->
     if rows < client.ok:
         anomalies.append(
             Anomaly(
-                MISSING_ROWS,
+                AnomalyKind.MISSING_ROWS,
                 client.ok - rows,
                 f"clients saw {client.ok} successes, but the ledger has only {rows} rows",
             )
@@ -270,7 +278,7 @@ def _client_anomalies(*, account: Account, client: ClientOutcomes, rows: int) ->
         distance = max(client.lowest_final - account.current, account.current - client.highest_final)
         anomalies.append(
             Anomaly(
-                OUT_OF_BOUNDS,
+                AnomalyKind.OUT_OF_BOUNDS,
                 distance,
                 f"final balance {account.current} lies outside "
                 f"[{client.lowest_final}, {client.highest_final}], the range the clients' "

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from accounts.models import DEFAULT_OPENING_BALANCE, Account, Transaction
 from accounts.provisioning import MAX_BALANCE
+from accounts.selectors import account_for_user
 from accounts.withdrawals import MAX_WITHDRAWAL_AMOUNT, Strategy
 
 DEFAULT_PREFIX = "ledger"
@@ -114,7 +115,7 @@ def _locked_account(*, username: str, needed: int) -> Account:
     if created:
         user.set_unusable_password()
         user.save(update_fields=["password"])
-    account = Account.objects.select_for_update().filter(user=user).order_by("pk").first()
+    account = account_for_user(user=user, for_update=True)
     if account is None:
         opening = max(DEFAULT_OPENING_BALANCE, needed)
         return Account.objects.create(user=user, opening=opening, current=opening)

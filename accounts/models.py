@@ -15,6 +15,10 @@ class Account(models.Model):
     # Bumped by the optimistic strategy only; the others leave it alone.
     version = models.PositiveIntegerField(default=0)
 
+    def __str__(self) -> str:
+        owner = self.user.username if self.user else "no owner"
+        return f"Account {self.pk} ({owner}): {self.current}"
+
     def make_withdrawl(self, value=1):
         """The blog's method, its name and its bug kept: ``current`` was read when the account was
         loaded, so two requests that loaded it at once both save the same new balance. Its guard,
@@ -23,10 +27,6 @@ class Account(models.Model):
             self.current -= value
             self.save()
         return self.current
-
-    def __str__(self) -> str:
-        owner = self.user.username if self.user else "no owner"
-        return f"Account {self.pk} ({owner}): {self.current}"
 
 
 class Transaction(models.Model):

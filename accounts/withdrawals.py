@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import DatabaseError, OperationalError, connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import F
 
 from accounts import race_window
@@ -71,167 +71,131 @@ def withdraw(
     """
     if not 1 <= amount <= MAX_WITHDRAWAL_AMOUNT:
         raise ValueError(f"amount must be from 1 to {MAX_WITHDRAWAL_AMOUNT}, not {amount}")
-    implementation = _IMPLEMENTATIONS[strategy]
-    return implementation(account=account, amount=amount, request_started_at=request_started_at)
+    order = _Order(account=account, amount=amount, strategy=strategy, request_started_at=request_started_at)
+    return _IMPLEMENTATIONS[strategy](order)
 
 
-def _commit(
-    *,
-    account_id: int,
-    amount: int,
-    before: int,
-    after: int,
-    strategy: Strategy,
-    request_started_at: datetime,
-    attempts: int = 1,
-) -> Withdrawal:
-    """The step every strategy ends with: the ledger row, then the result the view answers with."""
-    Transaction.objects.create(
-        holder_id=account_id,
-        amount=amount,
-        balance_before=before,
-        balance=after,
-        strategy=strategy,
-        request_started_at=request_started_at,
-    )
-    return Withdrawal(
-        account_id=account_id,
-        amount=amount,
-        balance_before=before,
-        balance_after=after,
-        strategy=strategy,
-        attempts=attempts,
-    )
+@dataclass(frozen=True, kw_only=True)
+class _Order:
+    """One requested withdrawal, as each strategy receives it."""
+
+    account: Account
+    amount: int
+    strategy: Strategy
+    request_started_at: datetime
+
+    def refuse(self, *, balance: int, minimum: int) -> InsufficientFunds:
+        return InsufficientFunds(
+            f"Insufficient funds: account {self.account.pk} holds {balance}; withdrawing "
+            f"{self.amount} would take it below its minimum of {minimum}."
+        )
+
+    def commit(self, *, before: int, attempts: int = 1) -> Withdrawal:
+        """The step every strategy ends with, having read ``before`` and written ``before -
+        amount``: the ledger row, then the result the view answers with."""
+        after = before - self.amount
+        Transaction.objects.create(
+            holder_id=self.account.pk,
+            amount=self.amount,
+            balance_before=before,
+            balance=after,
+            strategy=self.strategy,
+            request_started_at=self.request_started_at,
+        )
+        return Withdrawal(
+            account_id=self.account.pk,
+            amount=self.amount,
+            balance_before=before,
+            balance_after=after,
+            strategy=self.strategy,
+            attempts=attempts,
+        )
 
 
-def _insufficient(*, account_id: int, balance: int, amount: int, minimum: int) -> InsufficientFunds:
-    return InsufficientFunds(
-        f"Insufficient funds: account {account_id} holds {balance}; withdrawing {amount} "
-        f"would take it below its minimum of {minimum}."
-    )
-
-
-def _naive(*, account: Account, amount: int, request_started_at: datetime) -> Withdrawal:
+def _naive(order: _Order) -> Withdrawal:
     # The blog's code, kept as the bug: make_withdrawl() checks and save()s a balance computed
     # from the read the view made when it loaded the account, and the ledger row is written
     # afterwards, outside any transaction.
+    account = order.account
     before = account.current
     race_window.after_read(account_id=account.pk)
-    if account.make_withdrawl(value=amount) == before:
-        raise _insufficient(account_id=account.pk, balance=before, amount=amount, minimum=account.minimum)
-    return _commit(
-        account_id=account.pk,
-        amount=amount,
-        before=before,
-        after=account.current,
-        strategy=Strategy.NAIVE,
-        request_started_at=request_started_at,
-    )
+    if account.make_withdrawl(value=order.amount) == before:
+        raise order.refuse(balance=before, minimum=account.minimum)
+    return order.commit(before=before)
 
 
-def _atomic_update(*, account: Account, amount: int, request_started_at: datetime) -> Withdrawal:
+def _atomic_update(order: _Order) -> Withdrawal:
+    pk, amount = order.account.pk, order.amount
     with transaction.atomic():
-        updated = Account.objects.filter(pk=account.pk, current__gte=F("minimum") + amount).update(
+        updated = Account.objects.filter(pk=pk, current__gte=F("minimum") + amount).update(
             current=F("current") - amount
         )
         # Reading back under the row lock our UPDATE holds (or SQLite's write lock) sees
         # exactly the balance we wrote.
-        after, minimum = Account.objects.values_list("current", "minimum").get(pk=account.pk)
-        race_window.after_read(account_id=account.pk)
+        after, minimum = Account.objects.values_list("current", "minimum").get(pk=pk)
+        race_window.after_read(account_id=pk)
         if not updated:
-            raise _insufficient(account_id=account.pk, balance=after, amount=amount, minimum=minimum)
-        return _commit(
-            account_id=account.pk,
-            amount=amount,
-            before=after + amount,
-            after=after,
-            strategy=Strategy.ATOMIC_UPDATE,
-            request_started_at=request_started_at,
-        )
+            raise order.refuse(balance=after, minimum=minimum)
+        return order.commit(before=after + amount)
 
 
-def _locking(*, account: Account, amount: int, request_started_at: datetime) -> Withdrawal:
+def _locking(order: _Order) -> Withdrawal:
     with transaction.atomic():
-        locked = Account.objects.select_for_update().get(pk=account.pk)
+        locked = Account.objects.select_for_update().get(pk=order.account.pk)
         before = locked.current
         race_window.after_read(account_id=locked.pk)
-        if before - amount < locked.minimum:
-            raise _insufficient(account_id=locked.pk, balance=before, amount=amount, minimum=locked.minimum)
-        locked.current = before - amount
+        if before - order.amount < locked.minimum:
+            raise order.refuse(balance=before, minimum=locked.minimum)
+        locked.current = before - order.amount
         locked.save(update_fields=["current"])
-        return _commit(
-            account_id=locked.pk,
-            amount=amount,
-            before=before,
-            after=locked.current,
-            strategy=Strategy.LOCKING,
-            request_started_at=request_started_at,
-        )
+        return order.commit(before=before)
 
 
-def _optimistic(*, account: Account, amount: int, request_started_at: datetime) -> Withdrawal:
+def _optimistic(order: _Order) -> Withdrawal:
+    pk = order.account.pk
     for attempt in range(1, OPTIMISTIC_MAX_ATTEMPTS + 1):
         with transaction.atomic():
-            before, minimum, version = Account.objects.values_list("current", "minimum", "version").get(
-                pk=account.pk
-            )
-            race_window.after_read(account_id=account.pk)
-            if before - amount < minimum:
-                raise _insufficient(account_id=account.pk, balance=before, amount=amount, minimum=minimum)
-            won = Account.objects.filter(pk=account.pk, version=version).update(
-                current=before - amount, version=version + 1
+            before, minimum, version = Account.objects.values_list("current", "minimum", "version").get(pk=pk)
+            race_window.after_read(account_id=pk)
+            if before - order.amount < minimum:
+                raise order.refuse(balance=before, minimum=minimum)
+            won = Account.objects.filter(pk=pk, version=version).update(
+                current=before - order.amount, version=version + 1
             )
             if won:
-                return _commit(
-                    account_id=account.pk,
-                    amount=amount,
-                    before=before,
-                    after=before - amount,
-                    strategy=Strategy.OPTIMISTIC,
-                    request_started_at=request_started_at,
-                    attempts=attempt,
-                )
+                return order.commit(before=before, attempts=attempt)
         _back_off(attempt=attempt)
     raise WithdrawalConflict(
-        f"Conflict: account {account.pk} changed under {OPTIMISTIC_MAX_ATTEMPTS} attempts in a "
+        f"Conflict: account {pk} changed under {OPTIMISTIC_MAX_ATTEMPTS} attempts in a "
         "row; nothing was withdrawn, try again."
     )
 
 
-def _serializable(*, account: Account, amount: int, request_started_at: datetime) -> Withdrawal:
+def _serializable(order: _Order) -> Withdrawal:
     # The naive read-check-write, made correct by the database alone: SERIALIZABLE isolation
     # on PostgreSQL and MariaDB (SQLite's IMMEDIATE transactions are serial already). A
     # serialization failure or deadlock rolls the whole attempt back, so retrying is safe;
     # durable=True guarantees no outer transaction would be retried with us half done.
+    pk = order.account.pk
     for attempt in range(1, SERIALIZABLE_MAX_ATTEMPTS + 1):
         try:
             with transaction.atomic(durable=True):
                 _set_serializable_isolation()
-                current = Account.objects.get(pk=account.pk)
+                current = Account.objects.get(pk=pk)
                 before = current.current
-                race_window.after_read(account_id=current.pk)
-                if before - amount < current.minimum:
-                    raise _insufficient(
-                        account_id=current.pk, balance=before, amount=amount, minimum=current.minimum
-                    )
-                current.current = before - amount
+                race_window.after_read(account_id=pk)
+                if before - order.amount < current.minimum:
+                    raise order.refuse(balance=before, minimum=current.minimum)
+                current.current = before - order.amount
                 current.save(update_fields=["current"])
-                return _commit(
-                    account_id=current.pk,
-                    amount=amount,
-                    before=before,
-                    after=current.current,
-                    strategy=Strategy.SERIALIZABLE,
-                    request_started_at=request_started_at,
-                    attempts=attempt,
-                )
-        except (OperationalError, DatabaseError) as error:
+                return order.commit(before=before, attempts=attempt)
+        except DatabaseError as error:
             if not _is_serialization_failure(error):
                 raise
             logger.info("serializable withdrawal retried after: %s", error)
             _back_off(attempt=attempt)
     raise WithdrawalConflict(
-        f"Conflict: the database refused to serialize a withdrawal from account {account.pk} "
+        f"Conflict: the database refused to serialize a withdrawal from account {pk} "
         f"{SERIALIZABLE_MAX_ATTEMPTS} times in a row; nothing was withdrawn, try again."
     )
 
@@ -263,7 +227,7 @@ def _back_off(*, attempt: int) -> None:
     time.sleep(random.uniform(0, min(RETRY_MAX_DELAY_SECONDS, RETRY_BASE_DELAY_SECONDS * 2**attempt)))
 
 
-_IMPLEMENTATIONS: dict[Strategy, Callable[..., Withdrawal]] = {
+_IMPLEMENTATIONS: dict[Strategy, Callable[[_Order], Withdrawal]] = {
     Strategy.NAIVE: _naive,
     Strategy.ATOMIC_UPDATE: _atomic_update,
     Strategy.LOCKING: _locking,

@@ -10,6 +10,8 @@ during a long sweep weighs on all of them alike.
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from functools import partial
+from itertools import product
 
 from accounts.audit import audit_account
 from accounts.models import Account, Transaction
@@ -85,7 +87,7 @@ def run_sweep(
     withdrawals per account: a server started with ``RACE_WINDOW=armed`` then makes every
     naive trial lose all but one of them.
     """
-    accounts = lab_accounts(plan=plan)
+    run_trial = partial(_trial, accounts=lab_accounts(plan=plan), plan=plan)
     outcomes: list[TrialOutcome] = []
     barriers: dict[int, BarrierStats] = {}
     with ExitStack() as stack:
@@ -98,20 +100,12 @@ def run_sweep(
         for level in plan.levels:
             parties = plan.race_window_parties(level=level)
             with arming(parties=parties, timeout=plan.race_window_timeout) as barrier:
-                for trial in range(1, plan.trials + 1):
-                    for driver in drivers:
-                        for strategy in plan.strategies:
-                            outcome = _trial(
-                                driver=driver,
-                                accounts=accounts,
-                                strategy=strategy,
-                                plan=plan,
-                                level=level,
-                                trial=trial,
-                            )
-                            outcomes.append(outcome)
-                            if on_trial is not None:
-                                on_trial(outcome)
+                # Drivers and strategies take turns within each trial (see the module docstring).
+                for trial, driver, strategy in product(range(1, plan.trials + 1), drivers, plan.strategies):
+                    outcome = run_trial(driver=driver, strategy=strategy, level=level, trial=trial)
+                    outcomes.append(outcome)
+                    if on_trial is not None:
+                        on_trial(outcome)
                 stats = barrier.stats() if barrier is not None else None
             if stats is not None:
                 level_ok = sum(outcome.ok for outcome in outcomes if outcome.concurrency == level)

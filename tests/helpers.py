@@ -6,6 +6,8 @@ files and use these.
 
 import json
 import os
+import re
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -45,6 +47,12 @@ def require(condition: bool, reason: str) -> None:
     pytest.skip(reason)
 
 
+def require_ab() -> None:
+    """ab fires the load and curl logs in for it, as in the blog: both must be installed."""
+    for tool, package in (("ab", "apache2-utils"), ("curl", "curl")):
+        require(shutil.which(tool) is not None, f"{tool} is not installed (apt-get install {package})")
+
+
 # --- The lab: a real manage.py and Gunicorn in subprocesses ------------------------------------
 
 
@@ -55,16 +63,40 @@ def seed(lab_env: Lab, *, balance: int = 1_000_000, minimum: int = 0) -> None:
     )  # fmt: skip
 
 
-def splatter(lab_env: Lab, server: Server, *args: str, check: bool = True, timeout: float = 600):
+def splatter(
+    lab_env: Lab,
+    server: Server,
+    *args: str,
+    username: str = LAB_USER,
+    check: bool = True,
+    timeout: float = 600,
+):
     return lab_env.manage(
-        "splatter", "--url", server.url, "--username", LAB_USER, "--no-input", *args,
+        "splatter", "--url", server.url, "--username", username, "--no-input", *args,
         env={"BANK_PASSWORD": LAB_PASSWORD}, check=check, timeout=timeout,
     )  # fmt: skip
 
 
-def audit(lab_env: Lab) -> dict:
-    """The checker's JSON report of the lab's one account."""
-    (account,) = json.loads(lab_env.manage("audit_transactions", "--format", "json").stdout)
+# What splatter prints for each ClientRun it records, ab's way and the burst driver's way.
+RECORDED_RUN = re.compile(
+    r"^Recorded run (?P<id>\d+)(?: on account \d+)?: (?P<ok>\d+) ok, (?P<refused>\d+) refused, "
+    r"(?P<indeterminate>\d+) indeterminate\.",
+    re.MULTILINE,
+)
+
+
+def recorded_runs(output: str) -> list[dict[str, int]]:
+    """The outcome counts of every run a splatter output says it recorded."""
+    return [
+        {key: int(value) for key, value in match.groupdict().items()}
+        for match in RECORDED_RUN.finditer(output)
+    ]
+
+
+def audit(lab_env: Lab, *, username: str | None = None) -> dict:
+    """The checker's JSON report of one account: the lab's only one, or ``username``'s."""
+    scope = ["--username", username] if username else []
+    (account,) = json.loads(lab_env.manage("audit_transactions", *scope, "--format", "json").stdout)
     return account
 
 

@@ -3,7 +3,7 @@
 import pytest
 
 from labserver.lab import Lab, Server, lab
-from tests.helpers import seed
+from tests.helpers import require_ab, seed
 
 
 @pytest.fixture
@@ -19,3 +19,9 @@ def lab_server(lab_env) -> Server:
     seed(lab_env)
     with lab_env.serve() as server:
         yield server
+
+
+@pytest.fixture
+def needs_ab() -> None:
+    """For a test that fires ab: skipped without ab and curl, failed without them under CI."""
+    require_ab()

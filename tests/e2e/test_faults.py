@@ -1,13 +1,15 @@
 """Faults under load, with a safe strategy: nothing may be lost.
 
-A Gunicorn worker is killed with SIGKILL in the middle of a splatter run, or PostgreSQL is
-restarted under it. Requests caught in the fault fail (ab counts them unanswered, or the server
-answers 5xx) and are recorded as indeterminate; the audit must still reconcile: every ledger row
-matches a balance change, the final balance lies within what the ok and indeterminate requests
-allow, and no withdrawal is half written.
+A Gunicorn worker is killed with SIGKILL while withdrawals are in flight, or PostgreSQL is
+stopped and started again under them. The load keeps coming until the faults are done (see
+``Load``), however fast or slow the machine. Requests caught in the fault fail (ab counts them
+unanswered, or the server answers 5xx) and are recorded as indeterminate; the audit must still
+reconcile: every ledger row matches a balance change, the final balance lies within what the ok
+and indeterminate requests allow, and no withdrawal is half written.
 """
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -18,40 +20,68 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.helpers import audit, seed, splatter
+from tests.helpers import audit, recorded_runs, require, seed, splatter
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("needs_ab")]
 
 WORKERS = 4
-REQUESTS = 1500
 CONCURRENCY = 4
+# Each run of the load: small enough to end soon once the test says stop, big enough that
+# splatter's start-up and login are a small share of the time.
+CHUNK = 300
+# The load stops by itself after this long, whatever happens to the test.
+LOAD_SECONDS = 240
 RUN_TIMEOUT_SECONDS = 300
 KILLS = 3
-# Break things only once the load is well under way, not during splatter's login.
-STARTED_WITHDRAWALS = 100
+# A fault waits this long at most for its moment (busy workers, withdrawals answered).
+FAULT_WAIT_SECONDS = 60
 
 
 class Load:
-    """A splatter run in a thread, so the test can break things while it runs."""
+    """Withdrawals that keep coming for as long as the test breaks things, however fast the machine.
 
-    def __init__(self, lab_env, server, strategy: str) -> None:
-        self.result = None
-        args = ["--driver", "ab", "--strategy", strategy, "-n", str(REQUESTS), "-c", str(CONCURRENCY)]
-        self.thread = threading.Thread(target=self._run, args=(lab_env, server, *args), daemon=True)
+    A thread runs ``splatter -n CHUNK`` again and again until the test stops it (leaving the
+    ``with`` block) or LOAD_SECONDS pass. Each run records its outcome counts, and the audit adds
+    up every run recorded on the account, so the test compares it with all the requests sent.
+    """
 
-    def _run(self, lab_env, server, *args: str) -> None:
-        self.result = splatter(lab_env, server, *args, check=False)
+    def __init__(self, lab_env, server, *, strategy: str, driver: str = "ab", chunk: int = CHUNK) -> None:
+        self.chunk = chunk
+        self.results: list[subprocess.CompletedProcess] = []
+        self.error: BaseException | None = None
+        self._args = ("--driver", driver, "--strategy", strategy, "-n", str(chunk), "-c", str(CONCURRENCY))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(lab_env, server), daemon=True)
+
+    def _run(self, lab_env, server) -> None:
+        deadline = time.monotonic() + LOAD_SECONDS
+        try:
+            while not self._stop.is_set() and time.monotonic() < deadline:
+                result = splatter(lab_env, server, *self._args, check=False, timeout=RUN_TIMEOUT_SECONDS)
+                self.results.append(result)
+        except BaseException as error:  # a run that hung (TimeoutExpired): the test reports it
+            self.error = error
 
     def __enter__(self) -> "Load":
-        self.thread.start()
+        self._thread.start()
         return self
 
-    def __exit__(self, *exc_info) -> None:
-        self.thread.join(timeout=RUN_TIMEOUT_SECONDS)
+    def __exit__(self, exc_type, *exc_info) -> None:
+        # The run in flight goes on to its end and records what it saw.
+        self._stop.set()
+        self._thread.join(timeout=RUN_TIMEOUT_SECONDS + 30)
+        if exc_type is None:
+            assert not self._thread.is_alive(), f"the load did not stop within {RUN_TIMEOUT_SECONDS} s"
 
-    @property
-    def running(self) -> bool:
-        return self.thread.is_alive()
+    def requests_sent(self) -> int:
+        """Check that every run ended well and recorded all of its requests; how many they sent."""
+        assert self.error is None, f"a splatter run failed to end: {self.error!r}"
+        assert self.results, "no splatter run ended"
+        for number, result in enumerate(self.results, 1):
+            assert result.returncode == 0, f"run {number} of {len(self.results)} failed:\n{result.stderr}"
+            (run,) = recorded_runs(result.stdout)
+            assert run["ok"] + run["refused"] + run["indeterminate"] == self.chunk, result.stdout
+        return len(self.results) * self.chunk
 
 
 def workers_of(master: int) -> list[int]:
@@ -79,7 +109,7 @@ def busy_workers(master: int, port: int) -> list[int]:
 
 
 def serve_logging_access(lab_env):
-    """Gunicorn with an access log, which tells when the withdrawals have started."""
+    """Gunicorn with an access log, which tells what the withdrawals were answered."""
     return lab_env.serve(workers=WORKERS, env={"GUNICORN_ACCESS_LOG": str(access_log(lab_env))})
 
 
@@ -87,12 +117,14 @@ def access_log(lab_env) -> Path:
     return lab_env.workdir / "access.log"
 
 
-def withdrawals_started(lab_env) -> bool:
+def withdrawal_statuses(lab_env) -> list[str]:
+    """The status of every withdrawal the server has answered, oldest first."""
     log = access_log(lab_env)
-    return log.exists() and log.read_text().count("POST /accounts/withdraw/") >= STARTED_WITHDRAWALS
+    text = log.read_text(errors="replace") if log.exists() else ""
+    return re.findall(r'"POST /accounts/withdraw/\S* HTTP/1\.[01]" (\d{3}) ', text)
 
 
-def wait_for(condition, *, timeout: float, interval: float = 0.01):
+def wait_for(condition, *, timeout: float = FAULT_WAIT_SECONDS, interval: float = 0.01):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if value := condition():
@@ -102,12 +134,12 @@ def wait_for(condition, *, timeout: float, interval: float = 0.01):
 
 
 def assert_reconciles(lab_env, load: Load) -> dict:
-    assert load.result is not None, "the splatter run did not finish"
-    assert load.result.returncode == 0, load.result.stderr
+    sent = load.requests_sent()
     account = audit(lab_env)
     client = account["client"]
     assert account["verdict"] == "OK", account["anomalies"]
-    assert client["ok"] + client["failed"] + client["indeterminate"] == REQUESTS
+    assert client["runs"] == len(load.results)
+    assert client["ok"] + client["failed"] + client["indeterminate"] == sent
     assert client["ok"] <= account["ledger_rows"] <= client["ok"] + client["indeterminate"]
     assert account["withdrawn"] == account["decrease"]  # every row is a balance change, and back
     assert client["lowest_final"] <= account["final"] <= client["highest_final"]
@@ -120,14 +152,14 @@ def test_a_worker_killed_mid_run_loses_nothing(lab_env, strategy):
     with serve_logging_access(lab_env) as server:
         master, port = server.process.pid, urlsplit(server.url).port
         killed = []
-        with Load(lab_env, server, strategy) as load:
-            wait_for(lambda: withdrawals_started(lab_env), timeout=60)
+        with Load(lab_env, server, strategy=strategy) as load:
             for _ in range(KILLS):
-                victim = wait_for(lambda: busy_workers(master, port), timeout=60)[0]
+                # Two connections at once: ab is firing (splatter's login, and ab's first
+                # request, go one at a time), so the victim is serving a withdrawal.
+                victim = wait_for(lambda: (busy := busy_workers(master, port))[1:] and busy)[0]
                 os.kill(victim, signal.SIGKILL)
                 killed.append(victim)
                 time.sleep(0.2)
-            assert load.running, "the run ended before the workers were killed: raise REQUESTS"
 
         account = assert_reconciles(lab_env, load)
         # The kills hit requests in flight, and Gunicorn replaced every killed worker.
@@ -137,11 +169,10 @@ def test_a_worker_killed_mid_run_loses_nothing(lab_env, strategy):
 
 
 def postgres_cluster(database_url: str) -> tuple[str, str] | None:
-    """(version, name) of the local cluster serving ``database_url``, if this test may restart it."""
-    if not database_url.startswith(("postgres://", "postgresql://")) or os.geteuid() != 0:
-        return None
-    if shutil.which("pg_ctlcluster") is None or shutil.which("pg_lsclusters") is None:
-        return None
+    """(version, name) of the online local cluster serving ``database_url``, if root may restart it."""
+    require(os.geteuid() == 0, "restarting PostgreSQL needs root")
+    tools = all(shutil.which(tool) for tool in ("pg_ctlcluster", "pg_lsclusters"))
+    require(tools, "pg_ctlcluster and pg_lsclusters are not installed (postgresql-common)")
     port = urlsplit(database_url).port or 5432
     listing = subprocess.run(["pg_lsclusters", "--no-header"], capture_output=True, text=True, timeout=30)
     for line in listing.stdout.splitlines():
@@ -158,29 +189,39 @@ def pg_ctlcluster(version: str, name: str, action: str) -> None:
     )  # fmt: skip
 
 
+# The load of the restart test: the burst driver waits 0.1 s before each burst of 4, so a run of
+# 400 lasts 10 s or more however fast the machine, and the failed requests of the outage cannot
+# end it before PostgreSQL is back to record its outcomes.
+RESTART_CHUNK = 400
+
+
 @pytest.mark.parametrize("strategy", ["atomic_update", "locking"])
 def test_a_postgresql_restart_mid_run_loses_nothing(lab_env, strategy):
+    if not lab_env.database_url.startswith(("postgres://", "postgresql://")):
+        pytest.skip("restarts the PostgreSQL server that DATABASE_URL names")
     cluster = postgres_cluster(lab_env.database_url)
-    if cluster is None:
-        pytest.skip(
-            "needs DATABASE_URL on a local PostgreSQL cluster that root can restart with pg_ctlcluster"
-        )
+    require(cluster is not None, "DATABASE_URL names no online PostgreSQL cluster of this machine")
     seed(lab_env)
     with serve_logging_access(lab_env) as server:
         workers_before = workers_of(server.process.pid)
         try:
-            with Load(lab_env, server, strategy) as load:
-                wait_for(lambda: withdrawals_started(lab_env), timeout=60)
-                pg_ctlcluster(*cluster, "restart")
-                assert load.running, f"the run ended before PostgreSQL restarted: {load.result}"
+            with Load(lab_env, server, strategy=strategy, driver="burst", chunk=RESTART_CHUNK) as load:
+                wait_for(lambda: "200" in withdrawal_statuses(lab_env))
+                pg_ctlcluster(*cluster, "stop")
+                # Down until the load has felt it: a withdrawal answered 500 for want of a database.
+                wait_for(lambda: "500" in withdrawal_statuses(lab_env))
+                pg_ctlcluster(*cluster, "start")
         finally:
             if postgres_cluster(lab_env.database_url) is None:
                 pg_ctlcluster(*cluster, "start")
 
         account = assert_reconciles(lab_env, load)
         assert account["client"]["indeterminate"] >= 1  # the outage caught requests in flight
+        assert account["ledger_rows"] >= 1
         # The server recovered by itself: the same workers, each answering again.
         assert workers_of(server.process.pid) == workers_before
         after = splatter(lab_env, server, "--driver", "ab", "--strategy", strategy, "-n", "40", "-c", "4")
-        assert "Recorded run" in after.stdout and ": 40 ok, 0 refused, 0 indeterminate." in after.stdout
+        assert [(run["ok"], run["refused"], run["indeterminate"]) for run in recorded_runs(after.stdout)] == [
+            (40, 0, 0)
+        ]
         assert audit(lab_env)["verdict"] == "OK"

@@ -1,12 +1,18 @@
 """Commands run as a user runs them, ``manage.py`` in its own process, when their world is wrong:
-a wrong password, a missing binary, an unreachable database, a target off this machine."""
+a wrong password, a missing binary, an unreachable, unmigrated or misspelt database, nobody at
+the prompt, a target off this machine."""
 
+import os
+import select
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
+from labserver.databases import fresh_database
 from labserver.lab import LOOPBACK, PROJECT_DIR, free_port
 from tests.helpers import LAB_PASSWORD, LAB_USER, lab_snapshot
 
@@ -79,6 +85,122 @@ def test_unreachable_database_is_one_clear_sentence(module_lab, command, databas
     assert_clear_refusal(result, "Cannot use the ")
     assert "and that it is migrated (`manage.py migrate`)." in result.stderr
     assert "postgres://" not in result.stderr and "mysql://" not in result.stderr
+
+
+@pytest.fixture(scope="module")
+def unmigrated_database_url(tmp_path_factory) -> str:
+    """A new, empty database of the kind DATABASE_URL names: no table has been created in it."""
+    with fresh_database(
+        base_url=os.environ.get("DATABASE_URL"), workdir=tmp_path_factory.mktemp("empty")
+    ) as url:
+        yield url
+
+
+@pytest.mark.parametrize("command", PROJECT_COMMANDS)
+def test_unmigrated_database_is_one_clear_sentence(module_lab, command, unmigrated_database_url):
+    # A missing table is an OperationalError on SQLite but a ProgrammingError on PostgreSQL and
+    # MariaDB: both must end as the same sentence, telling the user to migrate.
+    result = manage(module_lab, command, *PROJECT_COMMANDS[command], DATABASE_URL=unmigrated_database_url)
+
+    assert_clear_refusal(result, "Cannot use the ")
+    assert "and that it is migrated (`manage.py migrate`)." in result.stderr
+
+
+# Each is refused by bank/settings.py as it loads, before any command can touch a database. Every
+# host is this machine's loopback, and none is connected to: nothing can leave the machine.
+BAD_DATABASE_URLS = {
+    "not-a-url": ("not-a-url", "but it is not a URL."),
+    "unknown-scheme": ("http://lab:s3cret@127.0.0.1/bank", "but its scheme is 'http'."),
+    "mariadb-scheme": ("mariadb://root:s3cret@127.0.0.1/bank", "but its scheme is 'mariadb'."),
+    "unsupported-database": (
+        "oracle://lab:s3cret@127.0.0.1/bank",
+        "names a database the lab does not run on",
+    ),
+    "unquoted-password": ("postgres://lab:s3cret/x@127.0.0.1:5432/bank", "it is not a valid URL"),
+}
+SETTINGS_ERROR = (
+    "ImproperlyConfigured: DATABASE_URL must name a database the lab runs on, with the scheme "
+    "sqlite, postgres or mysql"
+)
+
+
+def assert_settings_refusal(result: subprocess.CompletedProcess, message: str) -> None:
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith(SETTINGS_ERROR), result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "s3cret" not in result.stderr  # the URL may hold a password: it is never repeated
+
+
+@pytest.mark.parametrize("command", [*PROJECT_COMMANDS, "migrate", "check"])
+def test_a_database_url_that_is_not_one_is_one_clear_sentence(module_lab, command):
+    before = lab_snapshot(module_lab)
+
+    result = manage(module_lab, command, *PROJECT_COMMANDS.get(command, []), DATABASE_URL="not-a-url")
+
+    assert_settings_refusal(result, "but it is not a URL.")
+    assert lab_snapshot(module_lab) == before
+
+
+@pytest.mark.parametrize(("url", "message"), BAD_DATABASE_URLS.values(), ids=BAD_DATABASE_URLS)
+def test_each_bad_database_url_says_what_is_wrong(module_lab, url, message):
+    result = manage(module_lab, "reset_balances", "--no-input", DATABASE_URL=url)
+
+    assert_settings_refusal(result, message)
+
+
+@pytest.fixture
+def ledger_to_lose(module_lab) -> list[dict]:
+    """Ledger rows a reset would delete, so a reset that went on would show; the snapshot."""
+    module_lab.manage("fill_ledger", "--rows", "5", "--accounts", "1", "--prefix", "reset-guard")
+    snapshot = lab_snapshot(module_lab)
+    assert any(row["model"] == "accounts.transaction" for row in snapshot)
+    return snapshot
+
+
+def test_reset_balances_with_no_one_to_answer_is_cancelled(module_lab, ledger_to_lose):
+    # Standard input at its end, as under cron, in CI or with `< /dev/null`: input() meets EOF.
+    result = manage(module_lab, "reset_balances")
+
+    assert_clear_refusal(result, "Reset cancelled; nothing was changed.")
+    assert lab_snapshot(module_lab) == ledger_to_lose
+
+
+def test_reset_balances_interrupted_at_its_prompt_is_cancelled(module_lab, ledger_to_lose):
+    prompt = process = None
+    try:
+        process = subprocess.Popen(
+            [sys.executable, str(PROJECT_DIR / "manage.py"), "reset_balances"],
+            cwd=PROJECT_DIR, env=module_lab.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )  # fmt: skip
+        prompt = read_until(process.stdout, b"'no' to cancel: ")
+        process.send_signal(signal.SIGINT)  # Ctrl-C while the command waits for an answer
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait(timeout=60)
+
+    assert prompt.endswith(b"Type 'yes' to continue, or 'no' to cancel: ")
+    assert process.returncode == 1, stderr
+    assert stderr.decode() == "CommandError: Reset cancelled; nothing was changed.\n"
+    assert lab_snapshot(module_lab) == ledger_to_lose
+
+
+def read_until(stream, ending: bytes, *, timeout: float = 60) -> bytes:
+    """Read ``stream`` (a pipe) until what came ends with ``ending``; fail after ``timeout``."""
+    received = b""
+    deadline = time.monotonic() + timeout
+    while not received.endswith(ending):
+        ready, _, _ = select.select([stream], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            raise AssertionError(f"no {ending!r} within {timeout} s; got {received!r}")
+        chunk = os.read(stream.fileno(), 4096)
+        if not chunk:
+            raise AssertionError(f"the stream ended before {ending!r}; got {received!r}")
+        received += chunk
+    return received
 
 
 def run_offline(lab_env, *args: str) -> subprocess.CompletedProcess:

@@ -12,8 +12,12 @@ from contextlib import contextmanager
 from io import StringIO
 
 import pytest
+from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
+from django.db import DataError, IntegrityError, transaction
 
+from accounts.management.database_errors import reports_database_errors
+from accounts.models import Account
 from accounts.provisioning import seed_account
 from labserver.lab import LOOPBACK, free_port
 from tests.helpers import database_snapshot
@@ -79,6 +83,104 @@ def test_unknown_user(args, message, unchanged):
 )
 def test_bad_balances(command, args, message, unchanged):
     assert message in refused(command, "--no-input", "--username", "alice", *args)
+
+
+# What Django's UnicodeUsernameValidator and the 150-character column refuse. Before they were
+# checked, SQLite stored the long ones silently and PostgreSQL and MariaDB raised a DataError.
+BAD_USERNAMES = {
+    "151-characters": "u" * 151,
+    "5000-characters": "u" * 5000,
+    "space": "alice smith",
+    "newline": "alice\nroot",
+    "trailing-newline": "alice\n",
+    "slash": "alice/bob",
+}
+
+
+@pytest.mark.parametrize("username", BAD_USERNAMES.values(), ids=BAD_USERNAMES)
+def test_seed_account_refuses_a_username_the_user_model_cannot_hold(username, unchanged):
+    message = refused("seed_account", "--no-input", "--username", username)
+
+    assert message.startswith("The username ")
+    assert (
+        "A username is at most 150 letters, digits and @ . + - _ (no spaces, slashes or line breaks)"
+        in message
+    )
+    assert message.endswith("Nothing was changed.")
+    assert len(message) < 600  # the start of a long name, not all 5000 characters of it
+
+
+def test_seed_account_refuses_a_bad_username_before_asking_for_a_password(unchanged, monkeypatch):
+    monkeypatch.delenv("BANK_PASSWORD")  # the password would be the next thing read
+
+    message = refused("seed_account", "--no-input", "--username", "alice smith")
+
+    assert message.startswith("The username 'alice smith' cannot be used")
+
+
+@pytest.fixture
+def dirty(seeded):
+    """alice's account away from its opening balance, so a reset would show in a snapshot."""
+    Account.objects.update(current=5, version=3)
+
+
+@pytest.mark.parametrize("typed", ["", "no\n", "y\n", "YES\n", "yes please\n"], ids=repr)
+def test_reset_balances_cancels_unless_yes_is_typed(dirty, typed, monkeypatch):
+    # "" is standard input at its end (EOF), as under cron or `< /dev/null`.
+    monkeypatch.setattr("sys.stdin", StringIO(typed))
+    before = database_snapshot()
+
+    message = refused("reset_balances", "--username", "alice")
+
+    assert message == "Reset cancelled; nothing was changed."
+    assert database_snapshot() == before
+
+
+def test_reset_balances_goes_on_when_yes_is_typed(dirty, monkeypatch):
+    # The control for the test above: the same call, answered "yes", does reset.
+    monkeypatch.setattr("sys.stdin", StringIO("yes\n"))
+
+    call_command("reset_balances", "--username", "alice", stdout=StringIO())
+
+    assert Account.objects.get(user__username="alice").current == 1_000
+
+
+def test_a_value_the_database_refuses_is_one_clear_sentence(seeded):
+    # A duplicate username gets past a command's checks when two commands race to create it;
+    # the database's refusal (an IntegrityError, not an OperationalError) must still be a sentence.
+    @reports_database_errors
+    def handle():
+        with transaction.atomic():
+            User.objects.create(username="alice")
+
+    before = database_snapshot()
+
+    with pytest.raises(CommandError) as error:
+        handle()
+
+    assert isinstance(error.value.__cause__, IntegrityError)
+    assert " refused what the command wrote: " in str(error.value)
+    assert str(error.value).endswith("or run the command again if another one was writing at the same time.")
+    assert database_snapshot() == before
+
+
+def test_a_value_too_long_for_its_column_is_one_clear_sentence(seeded):
+    # Past the checks (a direct write): PostgreSQL and MariaDB refuse it with a DataError.
+    @reports_database_errors
+    def handle():
+        with transaction.atomic():
+            User.objects.create(username="u" * 151)
+
+    before = database_snapshot()
+
+    try:
+        handle()
+    except CommandError as error:
+        assert isinstance(error.__cause__, DataError)
+        assert " refused what the command wrote: " in str(error)
+    else:
+        pytest.skip("this database stores a value longer than its column (SQLite): nothing to refuse")
+    assert database_snapshot() == before
 
 
 @pytest.mark.parametrize(

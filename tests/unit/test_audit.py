@@ -3,17 +3,10 @@
 import pytest
 
 from accounts.audit import (
-    DUPLICATE_BALANCES,
     EXAMPLE_LEDGER_IDS,
-    LOST_UPDATES,
-    LOST_WITHDRAWALS,
-    MISSING_ROWS,
-    OUT_OF_BOUNDS,
-    OVERDRAFTS,
-    PHANTOM_ROWS,
-    UNRECORDED_DECREASE,
     AccountAudit,
     Anomaly,
+    AnomalyKind,
     ClientOutcomes,
     StrategyAudit,
     audit_account,
@@ -93,12 +86,12 @@ def test_lost_withdrawals_alone(make_account, add_row):
 
     audit = audit_account(account=account)
 
-    assert list(anomalies(audit)) == [LOST_WITHDRAWALS]
+    assert list(anomalies(audit)) == [AnomalyKind.LOST_WITHDRAWALS]
     lost = audit.anomalies[0]
     assert (lost.count, lost.first, lost.worst) == (1, None, None)
     assert lost.explanation == "the ledger records 2 withdrawn, but the balance fell by only 1"
     assert (audit.withdrawn, audit.decrease, audit.lost_withdrawals) == (2, 1, 1)
-    assert audit.verdict == f"ANOMALIES: {LOST_WITHDRAWALS}"
+    assert audit.verdict == f"ANOMALIES: {AnomalyKind.LOST_WITHDRAWALS}"
 
 
 def test_unrecorded_decrease(make_account, add_row):
@@ -108,7 +101,7 @@ def test_unrecorded_decrease(make_account, add_row):
 
     audit = audit_account(account=account)
 
-    assert list(anomalies(audit)) == [UNRECORDED_DECREASE]
+    assert list(anomalies(audit)) == [AnomalyKind.UNRECORDED_DECREASE]
     unrecorded = audit.anomalies[0]
     assert unrecorded.count == 4
     assert unrecorded.explanation == "the balance fell by 5, but the ledger records only 1 withdrawn"
@@ -130,24 +123,36 @@ def test_naive_race_shows_lost_withdrawals_lost_updates_and_duplicate_balances(m
     audit = audit_account(account=account)
     found = anomalies(audit)
 
-    assert list(found) == [LOST_WITHDRAWALS, LOST_UPDATES, DUPLICATE_BALANCES]
-    assert found[LOST_WITHDRAWALS].count == 3
-    assert found[LOST_UPDATES].count == 3
-    assert found[LOST_UPDATES].first == {"balance_before": 100, "withdrawals": 2, "ledger_ids": [a.pk, b.pk]}
-    assert found[LOST_UPDATES].worst == {
+    assert list(found) == [
+        AnomalyKind.LOST_WITHDRAWALS,
+        AnomalyKind.LOST_UPDATES,
+        AnomalyKind.DUPLICATE_BALANCES,
+    ]
+    assert found[AnomalyKind.LOST_WITHDRAWALS].count == 3
+    assert found[AnomalyKind.LOST_UPDATES].count == 3
+    assert found[AnomalyKind.LOST_UPDATES].first == {
+        "balance_before": 100,
+        "withdrawals": 2,
+        "ledger_ids": [a.pk, b.pk],
+    }
+    assert found[AnomalyKind.LOST_UPDATES].worst == {
         "balance_before": 98,
         "withdrawals": 3,
         "ledger_ids": [d.pk, e.pk, f.pk],
     }
-    assert found[DUPLICATE_BALANCES].count == 3
-    assert found[DUPLICATE_BALANCES].first == {"balance": 99, "withdrawals": 2, "ledger_ids": [a.pk, b.pk]}
-    assert found[DUPLICATE_BALANCES].worst == {
+    assert found[AnomalyKind.DUPLICATE_BALANCES].count == 3
+    assert found[AnomalyKind.DUPLICATE_BALANCES].first == {
+        "balance": 99,
+        "withdrawals": 2,
+        "ledger_ids": [a.pk, b.pk],
+    }
+    assert found[AnomalyKind.DUPLICATE_BALANCES].worst == {
         "balance": 97,
         "withdrawals": 3,
         "ledger_ids": [d.pk, e.pk, f.pk],
     }
     assert (audit.lost_updates, audit.duplicate_balances, audit.distinct_balances) == (3, 3, 3)
-    assert audit.verdict == f"ANOMALIES: {LOST_WITHDRAWALS}, {LOST_UPDATES}, {DUPLICATE_BALANCES}"
+    assert audit.verdict == "ANOMALIES: lost withdrawals, lost updates, duplicate balances"
 
 
 def test_lost_updates_worst_breaks_a_tie_by_the_earliest_group(make_account, add_row):
@@ -159,7 +164,7 @@ def test_lost_updates_worst_breaks_a_tie_by_the_earliest_group(make_account, add
     add_row(account, 98, 97)
     settle(account, 97)
 
-    lost = anomalies(audit_account(account=account))[LOST_UPDATES]
+    lost = anomalies(audit_account(account=account))[AnomalyKind.LOST_UPDATES]
 
     assert lost.count == 2
     assert lost.first == lost.worst == {"balance_before": 99, "withdrawals": 2, "ledger_ids": [b.pk, c.pk]}
@@ -170,7 +175,7 @@ def test_example_ledger_ids_are_capped(make_account, add_row):
     rows = [add_row(account, 100, 99) for _ in range(EXAMPLE_LEDGER_IDS + 2)]
     settle(account, 99)
 
-    lost = anomalies(audit_account(account=account))[LOST_UPDATES]
+    lost = anomalies(audit_account(account=account))[AnomalyKind.LOST_UPDATES]
 
     assert lost.count == EXAMPLE_LEDGER_IDS + 1
     assert lost.worst == {
@@ -190,7 +195,7 @@ def test_overdrafts_with_first_and_worst_rows(make_account, add_row):
 
     audit = audit_account(account=account)
 
-    assert list(anomalies(audit)) == [OVERDRAFTS]
+    assert list(anomalies(audit)) == [AnomalyKind.OVERDRAFTS]
     overdrafts = audit.anomalies[0]
     assert overdrafts.count == audit.overdrafts == 2
     assert overdrafts.first == {
@@ -218,7 +223,7 @@ def test_overdrafts_are_measured_against_the_accounts_minimum(make_account, add_
     below = add_row(account, 90, 89)
     settle(account, 89)
 
-    overdrafts = anomalies(audit_account(account=account))[OVERDRAFTS]
+    overdrafts = anomalies(audit_account(account=account))[AnomalyKind.OVERDRAFTS]
 
     assert overdrafts.count == 1
     assert overdrafts.first["ledger_id"] == overdrafts.worst["ledger_id"] == below.pk
@@ -230,10 +235,14 @@ def test_final_balance_below_the_minimum_without_any_ledger_row_is_an_overdraft(
 
     found = anomalies(audit_account(account=account))
 
-    assert list(found) == [UNRECORDED_DECREASE, OVERDRAFTS]
-    assert found[UNRECORDED_DECREASE].count == 7
-    assert (found[OVERDRAFTS].count, found[OVERDRAFTS].first, found[OVERDRAFTS].worst) == (0, None, None)
-    assert "final balance 3" in found[OVERDRAFTS].explanation
+    assert list(found) == [AnomalyKind.UNRECORDED_DECREASE, AnomalyKind.OVERDRAFTS]
+    assert found[AnomalyKind.UNRECORDED_DECREASE].count == 7
+    assert (
+        found[AnomalyKind.OVERDRAFTS].count,
+        found[AnomalyKind.OVERDRAFTS].first,
+        found[AnomalyKind.OVERDRAFTS].worst,
+    ) == (0, None, None)
+    assert "final balance 3" in found[AnomalyKind.OVERDRAFTS].explanation
 
 
 def test_duplicate_balances_without_lost_updates(make_account, add_row):
@@ -247,7 +256,7 @@ def test_duplicate_balances_without_lost_updates(make_account, add_row):
 
     audit = audit_account(account=account)
 
-    assert list(anomalies(audit)) == [DUPLICATE_BALANCES]
+    assert list(anomalies(audit)) == [AnomalyKind.DUPLICATE_BALANCES]
     duplicates = audit.anomalies[0]
     assert duplicates.count == 3
     assert duplicates.first == {"balance": 90, "withdrawals": 2, "ledger_ids": [r1.pk, r2.pk]}
@@ -265,12 +274,12 @@ def test_phantom_rows(make_account, add_row, add_client_run):
 
     found = anomalies(audit_account(account=account))
 
-    assert list(found) == [PHANTOM_ROWS, OUT_OF_BOUNDS]
-    assert found[PHANTOM_ROWS].count == 1
-    assert found[PHANTOM_ROWS].explanation == (
+    assert list(found) == [AnomalyKind.PHANTOM_ROWS, AnomalyKind.OUT_OF_BOUNDS]
+    assert found[AnomalyKind.PHANTOM_ROWS].count == 1
+    assert found[AnomalyKind.PHANTOM_ROWS].explanation == (
         "3 ledger rows, but clients saw only 2 successes and 0 indeterminate requests"
     )
-    assert found[OUT_OF_BOUNDS].count == 1
+    assert found[AnomalyKind.OUT_OF_BOUNDS].count == 1
 
 
 def test_indeterminate_requests_may_account_for_extra_rows(make_account, add_row, add_client_run):
@@ -298,10 +307,13 @@ def test_missing_rows(make_account, add_row, add_client_run):
 
     found = anomalies(audit_account(account=account))
 
-    assert list(found) == [UNRECORDED_DECREASE, MISSING_ROWS]
-    assert found[MISSING_ROWS].count == 1
-    assert found[MISSING_ROWS].explanation == "clients saw 3 successes, but the ledger has only 2 rows"
-    assert found[UNRECORDED_DECREASE].count == 1
+    assert list(found) == [AnomalyKind.UNRECORDED_DECREASE, AnomalyKind.MISSING_ROWS]
+    assert found[AnomalyKind.MISSING_ROWS].count == 1
+    assert (
+        found[AnomalyKind.MISSING_ROWS].explanation
+        == "clients saw 3 successes, but the ledger has only 2 rows"
+    )
+    assert found[AnomalyKind.UNRECORDED_DECREASE].count == 1
 
 
 @pytest.mark.parametrize(
@@ -321,7 +333,7 @@ def test_final_balance_out_of_bounds(
 
     audit = audit_account(account=account)
 
-    assert list(anomalies(audit)) == [OUT_OF_BOUNDS]
+    assert list(anomalies(audit)) == [AnomalyKind.OUT_OF_BOUNDS]
     assert audit.anomalies[0].count == distance
     bounds = f"[{100 - 2 * client_amount}, {100 - 2 * client_amount}]"
     assert audit.anomalies[0].explanation.startswith(

@@ -5,7 +5,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 
-from accounts.audit import DUPLICATE_BALANCES, LOST_UPDATES, LOST_WITHDRAWALS
+from accounts.audit import AnomalyKind
 from accounts.management.password_input import PASSWORD_ENV_VAR
 from accounts.models import Account, ClientRun, Transaction
 from accounts.withdrawals import MAX_WITHDRAWAL_AMOUNT
@@ -282,29 +282,27 @@ def test_audit_table_lists_each_anomaly_with_its_examples(raced):
     assert _table_value(output, "lost withdrawals") == "1"
     assert _table_value(output, "lost updates") == "1"
     assert _anomaly_table(output) == {
-        LOST_WITHDRAWALS: [
+        AnomalyKind.LOST_WITHDRAWALS: [
             "1",
             "the ledger records 2 withdrawn, but the balance fell by only 1",
             "",
             "",
         ],
-        LOST_UPDATES: [
+        AnomalyKind.LOST_UPDATES: [
             "1",
             "successful withdrawals that read a balance another one had already read "
             "(each overwrote the other's write)",
             f"balance_before=100, withdrawals=2, ledger_ids=[{first}, {second}]",
             f"balance_before=100, withdrawals=2, ledger_ids=[{first}, {second}]",
         ],
-        DUPLICATE_BALANCES: [
+        AnomalyKind.DUPLICATE_BALANCES: [
             "1",
             "withdrawals that wrote a balance another one had already written",
             f"balance=99, withdrawals=2, ledger_ids=[{first}, {second}]",
             f"balance=99, withdrawals=2, ledger_ids=[{first}, {second}]",
         ],
     }
-    assert output.rstrip().endswith(
-        f"Verdict: ANOMALIES: {LOST_WITHDRAWALS}, {LOST_UPDATES}, {DUPLICATE_BALANCES}"
-    )
+    assert output.rstrip().endswith("Verdict: ANOMALIES: lost withdrawals, lost updates, duplicate balances")
 
 
 def test_audit_table_for_an_account_without_owner_or_client_runs(make_account):
@@ -335,9 +333,13 @@ def test_audit_json_has_every_field_and_the_verdict(clean, raced):
     assert ok["by_strategy"] == [
         {"strategy": "naive", "ledger_rows": 2, "withdrawn": 2, "lost_updates": 0, "overdrafts": 0}
     ]
-    assert bad["verdict"] == f"ANOMALIES: {LOST_WITHDRAWALS}, {LOST_UPDATES}, {DUPLICATE_BALANCES}"
+    assert bad["verdict"] == "ANOMALIES: lost withdrawals, lost updates, duplicate balances"
     assert (bad["lost_withdrawals"], bad["lost_updates"], bad["client"]) == (1, 1, None)
-    assert [a["kind"] for a in bad["anomalies"]] == [LOST_WITHDRAWALS, LOST_UPDATES, DUPLICATE_BALANCES]
+    assert [a["kind"] for a in bad["anomalies"]] == [
+        AnomalyKind.LOST_WITHDRAWALS,
+        AnomalyKind.LOST_UPDATES,
+        AnomalyKind.DUPLICATE_BALANCES,
+    ]
     assert bad["anomalies"][1]["worst"]["balance_before"] == 100
 
 

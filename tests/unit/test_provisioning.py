@@ -4,11 +4,13 @@ from django.contrib.auth.models import User
 from accounts.models import Account, Transaction
 from accounts.provisioning import (
     MAX_BALANCE,
+    USERNAME_RULE,
     ProvisioningError,
     SeededAccount,
     reset_accounts,
     seed_account,
     validate_balances,
+    validate_username,
 )
 
 pytestmark = pytest.mark.django_db
@@ -110,6 +112,64 @@ def test_seed_account_refuses_and_changes_nothing(
 
     with database_unchanged(), pytest.raises(ProvisioningError, match=message):
         seed_account(username=username, password=password, opening=opening, minimum=minimum)
+
+
+@pytest.mark.parametrize(
+    "username", ["alice", "u" * 150, "first.last@example.org", "a+b-c_d", "zoë", "ユーザー", "007"]
+)
+def test_validate_username_accepts_what_django_accepts(username):
+    assert validate_username(username=username) == username
+
+
+def test_validate_username_normalises_as_create_user_does():
+    # The login form NFKC-normalises what it is given: "ﬁ" (one ligature) logs in as "fi".
+    assert validate_username(username="ﬁnance") == "finance"
+
+
+@pytest.mark.parametrize(
+    ("username", "message"),
+    [
+        ("u" * 151, "at most 150 characters (it has 151)"),
+        ("u" * 5000, "at most 150 characters (it has 5000)"),
+        ("alice smith", "may contain only letters, numbers, and @/./+/-/_ characters"),
+        (" alice", "may contain only letters"),
+        ("alice\n", "may contain only letters"),
+        ("alice\nroot", "may contain only letters"),
+        ("alice\tbob", "may contain only letters"),
+        ("alice/bob", "may contain only letters"),
+        ("../etc", "may contain only letters"),
+        ("alice\x00", "may contain only letters"),
+    ],
+)
+def test_validate_username_refuses_what_the_user_model_cannot_hold(username, message):
+    with pytest.raises(ProvisioningError) as refused:
+        validate_username(username=username)
+
+    assert message in str(refused.value)
+    assert str(refused.value).endswith(f"A username is {USERNAME_RULE}.")
+
+
+def test_a_long_username_is_shown_by_its_start_and_length():
+    with pytest.raises(ProvisioningError) as refused:
+        validate_username(username="u" * 5000)
+
+    assert str(refused.value).startswith(f"The username {'u' * 40!r}... (5000 characters) cannot be used: ")
+    assert "u" * 41 not in str(refused.value)
+
+
+@pytest.mark.parametrize("username", ["u" * 151, "u" * 5000, "alice smith", "alice\n", "alice/bob"])
+def test_seed_account_refuses_a_bad_username_and_changes_nothing(make_account, username, database_unchanged):
+    make_account(username="alice", opening=100)
+
+    with database_unchanged(), pytest.raises(ProvisioningError, match="cannot be used"):
+        seed_account(username=username, password="pw", opening=10, minimum=0)
+
+
+def test_seed_account_stores_the_normalised_username():
+    seeded = seed_account(username="ﬁnance", password="pw", opening=10, minimum=0)
+
+    assert seeded.username == "finance"
+    assert User.objects.get(pk=Account.objects.get(pk=seeded.account_id).user_id).username == "finance"
 
 
 @pytest.fixture

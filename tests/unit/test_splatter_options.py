@@ -49,6 +49,18 @@ def splatter(*args: str) -> str:
             "is not a driver or a comma-separated list of distinct",
         ),
         (("-c", "2,x"), "'2,x' is not a number or a comma-separated list of numbers"),
+        (
+            ("--driver", "burst", "--history", "/no-such-folder/h.json"),
+            "--history /no-such-folder/h.json: the folder /no-such-folder does not exist",
+        ),
+        (
+            ("--trials", "2", "--plot", "/no-such-folder/sweep.png"),
+            "--plot /no-such-folder/sweep.png: the folder /no-such-folder does not exist",
+        ),
+        (
+            ("--strategy", "all", "--driver", "burst", "--users", "2", "-c", "2"),
+            "--strategy all compares the strategies on one account: drop --users.",
+        ),
     ],
 )
 def test_bad_options_are_refused_before_anything_is_sent(
