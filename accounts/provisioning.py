@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from accounts.models import Account
+from accounts.selectors import account_for_user
 
 # Balances are 32-bit integers on every backend.
 MAX_BALANCE = 2_000_000_000
@@ -85,7 +86,7 @@ def seed_account(*, username: str, password: str, opening: int, minimum: int) ->
     user, user_created = User.objects.get_or_create(username=username)
     user.set_password(password)
     user.save()
-    account = Account.objects.filter(user=user).order_by("pk").first()
+    account = account_for_user(user=user)
     account_created = account is None
     if account_created:
         account = Account(user=user)

@@ -158,7 +158,7 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "withdraw"
 LOGOUT_REDIRECT_URL = "login"
 
-# A loopback lab: no TLS, so no Secure cookies or HSTS (see README, "manage.py check --deploy").
+# A loopback lab: no TLS, so no Secure cookies or HSTS (see docs/safety.md, "manage.py check --deploy").
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"

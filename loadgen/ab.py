@@ -11,6 +11,10 @@ from loadgen.login import SessionCookies
 from loadgen.tools import require_tool, run_tool
 
 PERCENTILES = (50, 90, 99, 100)
+# ab gives up on a request after this long (-s) and counts it unanswered: indeterminate.
+RESPONSE_TIMEOUT_SECONDS = 30
+# The whole run is stopped after this long, so a load never outlives its purpose.
+RUN_TIMEOUT_SECONDS = 600
 
 
 @dataclass(frozen=True)
@@ -73,8 +77,6 @@ def run_ab(
     concurrency: int,
     amount: int | None,
     workdir: Path,
-    response_timeout: int = 30,
-    total_timeout: float = 600,
     log_responses: bool = True,
 ) -> tuple[list[str], AbReport]:
     """Run ``ab -n requests -c concurrency`` POSTing ``amount`` to ``url``; return argv and report.
@@ -99,7 +101,7 @@ def run_ab(
         ab,
         "-n", str(requests),
         "-c", str(concurrency),
-        "-s", str(response_timeout),
+        "-s", str(RESPONSE_TIMEOUT_SECONDS),
         *log,
         # -r: a reset connection (a worker killed mid-request) is counted, not fatal to the run.
         "-r",
@@ -110,7 +112,7 @@ def run_ab(
     if ab_accepts_variable_length(ab):
         argv.append("-l")
     argv.append(url)
-    result = run_tool(argv, timeout=total_timeout)
+    result = run_tool(argv, timeout=RUN_TIMEOUT_SECONDS)
     if result.returncode != 0 or "Complete requests:" not in result.stdout:
         detail = (result.stderr or result.stdout).strip().splitlines()
         raise LoadError(f"ab failed (exit {result.returncode}): {' '.join(detail[-3:])}")

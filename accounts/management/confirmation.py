@@ -5,15 +5,15 @@ from django.core.management import CommandError
 CONFIRMATION = "yes"
 
 
-def confirm(*, prompt: str, cancelled: str) -> None:
-    """Return if the user types ``yes`` at ``prompt``; otherwise raise CommandError(cancelled).
+def confirm(*, warning: str, cancelled: str) -> None:
+    """Say ``warning``, then return if the user types ``yes``; otherwise raise CommandError(cancelled).
 
     Anything else cancels, and so do an empty standard input (EOF: a script, a pipe or
     ``< /dev/null``, where nobody can answer) and Ctrl-C: the command stops with ``cancelled``,
     a sentence, not a traceback.
     """
     try:
-        answer = input(prompt)
+        answer = input(f"{warning} Type '{CONFIRMATION}' to continue, or 'no' to cancel: ")
     except (EOFError, KeyboardInterrupt):
         # input() leaves the cursor after the prompt; end the line before the message.
         print()

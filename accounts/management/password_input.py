@@ -18,8 +18,15 @@ def read_password(*, no_input: bool, confirm: bool) -> str:
             f"No password: set the {PASSWORD_ENV_VAR} environment variable "
             "(passwords are never taken from the command line, where ps would show them)."
         )
-    password = getpass.getpass("Password: ")
-    if confirm and password != getpass.getpass("Password (again): "):
+    try:
+        password = getpass.getpass("Password: ")
+        again = getpass.getpass("Password (again): ") if confirm else password
+    except (EOFError, KeyboardInterrupt):
+        # Ctrl-D or Ctrl-C at the prompt: the user chose not to give one. getpass has already
+        # put the terminal's echo back; end the prompt's line before the message.
+        print(file=sys.stderr)
+        raise CommandError("No password was typed; nothing was changed.") from None
+    if password != again:
         raise CommandError("The two passwords did not match; nothing was changed.")
     if not password:
         raise CommandError("The password must not be empty; nothing was changed.")

@@ -6,7 +6,7 @@ import pytest
 
 from tests.helpers import audit, splatter
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("needs_ab")]
 
 # The blog's -c 3 lost 20-50 of 100 here; at -c 10 -n 500 a run that loses nothing has not
 # been seen in hundreds of runs, so a zero means the race window is gone, not bad luck.
@@ -15,7 +15,7 @@ CONCURRENCY = 10
 
 
 def test_naive_endpoint_loses_withdrawals_under_ab(lab_env, lab_server):
-    result = splatter(lab_env, lab_server, "-n", str(REQUESTS), "-c", str(CONCURRENCY))
+    result = splatter(lab_env, lab_server, "--driver", "ab", "-n", str(REQUESTS), "-c", str(CONCURRENCY))
 
     complete = int(re.search(r"^complete\s+(\d+)", result.stdout, re.MULTILINE).group(1))
     ok = int(re.search(r"^ok \(2xx\)\s+(\d+)", result.stdout, re.MULTILINE).group(1))
@@ -31,7 +31,7 @@ def test_naive_endpoint_loses_withdrawals_under_ab(lab_env, lab_server):
 
 
 def test_audit_table_shows_the_lost_withdrawals(lab_env, lab_server):
-    splatter(lab_env, lab_server, "-n", str(REQUESTS), "-c", str(CONCURRENCY))
+    splatter(lab_env, lab_server, "--driver", "ab", "-n", str(REQUESTS), "-c", str(CONCURRENCY))
 
     table = lab_env.manage("audit_transactions").stdout
 

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from accounts.withdrawals import SAFE_STRATEGIES
 from labserver.lab import Lab, lab
-from tests.helpers import LAB_PASSWORD, LAB_USER, splatter
+from tests.helpers import LAB_PASSWORD, LAB_USER, audit, splatter
 
 pytestmark = pytest.mark.e2e
 
@@ -51,13 +52,6 @@ def dump(lab_env: Lab, model: str) -> list[dict]:
     return [row["fields"] for row in json.loads(lab_env.manage("dumpdata", model).stdout)]
 
 
-def audit(lab_env: Lab, username: str = LAB_USER) -> dict:
-    (account,) = json.loads(
-        lab_env.manage("audit_transactions", "--username", username, "--format", "json").stdout
-    )
-    return account
-
-
 def test_every_request_is_answered_and_the_history_matches_the_ledger(lab_env, burst_server, tmp_path):
     history_path = tmp_path / "history.json"
     result = splatter(
@@ -79,7 +73,7 @@ def test_every_request_is_answered_and_the_history_matches_the_ledger(lab_env, b
     (client_run,) = dump(lab_env, "accounts.clientrun")  # reset_balances deleted the earlier ones
     assert (client_run["driver"], client_run["requests"], client_run["ok"]) == ("burst", REQUESTS, REQUESTS)
     assert (client_run["failed"], client_run["indeterminate"]) == (0, 0)
-    account = audit(lab_env)
+    account = audit(lab_env, username=LAB_USER)
     assert account["ledger_rows"] == account["client"]["ok"] == REQUESTS
     assert "phantom rows" not in account["verdict"] and "missing rows" not in account["verdict"]
     assert f"on account {account['account_id']}: {REQUESTS} ok, 0 refused, 0 indeterminate" in result.stdout
@@ -110,7 +104,7 @@ def test_several_users_each_get_their_own_account_and_client_run(lab_env, burst_
     splatter(lab_env, burst_server, "--driver", "burst", "-n", "20", "-c", "4", "--users", "2")
 
     for username in (LAB_USER, SECOND_USER):
-        account = audit(lab_env, username)
+        account = audit(lab_env, username=username)
         assert account["client"]["ok"] == account["ledger_rows"] == 10
         assert account["client"]["runs"] == 1
 
@@ -124,9 +118,10 @@ def test_without_ab_the_lab_falls_back_to_the_burst_driver_and_says_so(lab_env, 
     assert "ab is not installed" in result.stderr
     assert "using the built-in burst driver instead" in result.stderr
     assert "bursts x size" in result.stdout
-    assert audit(lab_env)["client"]["ok"] == 4
+    assert audit(lab_env, username=LAB_USER)["client"]["ok"] == 4
 
 
+@pytest.mark.usefixtures("needs_ab")
 def test_trials_compare_drivers_as_json_and_as_a_plot(lab_env, burst_server, tmp_path):
     plot = tmp_path / "sweep.png"
     result = splatter(
@@ -144,12 +139,55 @@ def test_trials_compare_drivers_as_json_and_as_a_plot(lab_env, burst_server, tmp
     assert len(report["trials"]) == 12
     for trial in report["trials"]:
         assert trial["ok"] == trial["concurrency"] and trial["indeterminate"] == 0
-        assert trial["hit"] == bool(trial["anomalies"])
+        # A trial that lost a withdrawal is a hit, and says what it lost.
+        assert not trial["lost"] or (trial["hit"] and "lost withdrawals" in trial["anomalies"]), trial
     for summary in report["summaries"]:
+        trials = [
+            trial
+            for trial in report["trials"]
+            if (trial["driver"], trial["concurrency"]) == (summary["driver"], summary["concurrency"])
+        ]
+        assert summary["hits"] == sum(trial["hit"] for trial in trials)
+        assert summary["hit_rate"] == summary["hits"] / summary["trials"]
         assert 0 <= summary["hit_rate_low"] <= summary["hit_rate"] <= summary["hit_rate_high"] <= 1
         assert summary["median_spread_ms"] is not None and summary["server_errors"] == 0
     width, height = png_size(plot)
     assert width > 600 and height > 300
+
+
+LOW_USER = f"{LAB_USER}-low"
+
+
+def test_a_trial_is_a_hit_exactly_when_its_audit_finds_an_anomaly(lab_env, burst_server):
+    # Two withdrawals of 1 at once from a balance of 1 with a minimum of 0: naive lets both
+    # through whatever their timing (both read 1 and one is lost, or the second reads 0 and its
+    # off-by-one guard overdraws), so every naive trial is a hit; a safe strategy lets one
+    # through and refuses the other, so none of its trials is.
+    lab_env.manage(
+        "seed_account", "--username", LOW_USER, "--balance", "1", "--minimum", "0", "--no-input",
+        env={"BANK_PASSWORD": LAB_PASSWORD},
+    )  # fmt: skip
+    trials = 3
+
+    result = splatter(
+        lab_env, burst_server, "--driver", "burst", "--trials", str(trials), "-c", "2", "--strategy", "all",
+        "--format", "json", username=LOW_USER,
+    )  # fmt: skip
+
+    report = json.loads(result.stdout)
+    assert len(report["trials"]) == trials * 5
+    for trial in report["trials"]:
+        if trial["strategy"] == "naive":
+            assert (trial["ok"], trial["failed"], trial["hit"]) == (2, 0, True), trial
+            # Lost (both read 1), or not lost but overdrawn (the second read 0).
+            assert trial["lost"] == 1 or (trial["lost"], "overdrafts") in [
+                (0, kind) for kind in trial["anomalies"]
+            ]
+        else:
+            assert (trial["ok"], trial["failed"], trial["lost"]) == (1, 1, 0), trial
+            assert (trial["hit"], trial["anomalies"]) == (False, []), trial
+    hits = {summary["strategy"]: (summary["hits"], summary["hit_rate"]) for summary in report["summaries"]}
+    assert hits == {"naive": (trials, 1.0), **{strategy: (0, 0.0) for strategy in SAFE_STRATEGIES}}
 
 
 def test_trials_print_one_row_per_driver_strategy_and_level(lab_env, burst_server):

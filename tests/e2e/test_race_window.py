@@ -7,7 +7,7 @@ import time
 import pytest
 
 from labserver.lab import LabError, lab
-from tests.helpers import LAB_PASSWORD, LAB_USER, audit, seed
+from tests.helpers import audit, seed, splatter
 
 pytestmark = pytest.mark.e2e
 
@@ -42,15 +42,13 @@ def lab_env(race_lab):
     return race_lab
 
 
-def splatter(lab_env, server, *args: str, check: bool = True):
-    return lab_env.manage(
-        "splatter", "--url", server.url, "--username", LAB_USER, "--no-input", "--driver", "burst", *args,
-        env={"BANK_PASSWORD": LAB_PASSWORD}, timeout=HANG_SECONDS, check=check,
-    )  # fmt: skip
+def burst(lab_env, server, *args: str, check: bool = True):
+    """splatter with the burst driver, which releases each burst at once, killed if it hangs."""
+    return splatter(lab_env, server, "--driver", "burst", *args, check=check, timeout=HANG_SECONDS)
 
 
 def test_naive_loses_exactly_all_but_one_in_every_trial(lab_env, race_server):
-    result = splatter(
+    result = burst(
         lab_env, race_server, "--trials", "5", "-c", f"2,{WORKERS}", "--race-window",
         "--race-window-timeout", NAIVE_TIMEOUT, "--format", "json",
     )  # fmt: skip
@@ -69,7 +67,7 @@ def test_naive_loses_exactly_all_but_one_in_every_trial(lab_env, race_server):
 def test_safe_strategies_lose_nothing_and_never_hang(lab_env, race_server):
     parties, trials = 4, 2
     started = time.monotonic()
-    result = splatter(
+    result = burst(
         lab_env, race_server, "--trials", str(trials), "-c", str(parties), "--strategy", "all",
         "--race-window", "--race-window-timeout", str(SAFE_TIMEOUT), "--format", "json",
     )  # fmt: skip
@@ -91,7 +89,7 @@ def test_safe_strategies_lose_nothing_and_never_hang(lab_env, race_server):
 def test_a_fixed_window_needs_no_arming(race_lab):
     race_lab.manage("reset_balances", "--no-input")
     with race_lab.serve(workers=3, env={"RACE_WINDOW": "3", "DJANGO_DEBUG": "1"}) as server:
-        splatter(race_lab, server, "-n", "9", "-c", "3")
+        burst(race_lab, server, "-n", "9", "-c", "3")
 
     account = audit(race_lab)
     assert (account["ledger_rows"], account["lost_withdrawals"]) == (9, 6)  # 3 bursts, 2 lost in each
@@ -105,7 +103,7 @@ def test_race_mode_is_refused_with_debug_off(race_lab):
 
 def test_arming_a_server_that_is_not_in_race_mode_is_an_error(lab_env):
     with lab_env.serve(workers=2) as server:
-        result = splatter(lab_env, server, "-n", "2", "-c", "2", "--race-window", check=False)
+        result = burst(lab_env, server, "-n", "2", "-c", "2", "--race-window", check=False)
 
     assert result.returncode == 1
     assert "the server held no withdrawal: restart it with RACE_WINDOW=armed" in result.stderr

@@ -3,12 +3,14 @@ a wrong password, a missing binary, an unreachable, unmigrated or misspelt datab
 the prompt, a target off this machine."""
 
 import os
+import pty
 import select
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -166,39 +168,95 @@ def test_reset_balances_with_no_one_to_answer_is_cancelled(module_lab, ledger_to
     assert lab_snapshot(module_lab) == ledger_to_lose
 
 
-def test_reset_balances_interrupted_at_its_prompt_is_cancelled(module_lab, ledger_to_lose):
-    prompt = process = None
-    try:
-        process = subprocess.Popen(
-            [sys.executable, str(PROJECT_DIR / "manage.py"), "reset_balances"],
-            cwd=PROJECT_DIR, env=module_lab.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )  # fmt: skip
-        prompt = read_until(process.stdout, b"'no' to cancel: ")
-        process.send_signal(signal.SIGINT)  # Ctrl-C while the command waits for an answer
-        _, stderr = process.communicate(timeout=60)
-    finally:
-        if process is not None and process.poll() is None:
-            process.kill()
-            process.wait(timeout=60)
+CTRL_C, CTRL_D = b"\x03", b"\x04"
+PASSWORD_PROMPT = b"Password: "
+RESET_PROMPT = b"Type 'yes' to continue, or 'no' to cancel: "
 
-    assert prompt.endswith(b"Type 'yes' to continue, or 'no' to cancel: ")
-    assert process.returncode == 1, stderr
-    assert stderr.decode() == "CommandError: Reset cancelled; nothing was changed.\n"
+
+@pytest.mark.parametrize("key", [CTRL_C, CTRL_D], ids=["ctrl-c", "ctrl-d"])
+def test_reset_balances_left_at_its_prompt_on_a_terminal_is_cancelled(module_lab, ledger_to_lose, key):
+    returncode, output = on_a_terminal(module_lab, "reset_balances", wait_for=RESET_PROMPT, type_=key)
+
+    assert (returncode, output) == (1, "CommandError: Reset cancelled; nothing was changed.")
     assert lab_snapshot(module_lab) == ledger_to_lose
 
 
-def read_until(stream, ending: bytes, *, timeout: float = 60) -> bytes:
-    """Read ``stream`` (a pipe) until what came ends with ``ending``; fail after ``timeout``."""
+@pytest.mark.parametrize("key", [CTRL_C, CTRL_D], ids=["ctrl-c", "ctrl-d"])
+def test_seed_account_left_at_its_password_prompt_is_cancelled(module_lab, key):
+    before = lab_snapshot(module_lab)
+
+    returncode, output = on_a_terminal(
+        module_lab, "seed_account", "--username", "typist", wait_for=PASSWORD_PROMPT, type_=key
+    )
+
+    assert (returncode, output) == (1, "CommandError: No password was typed; nothing was changed.")
+    assert "typist" not in module_lab.manage("dumpdata", "auth.user").stdout
+    assert lab_snapshot(module_lab) == before
+
+
+def on_a_terminal(lab_env, *args: str, wait_for: bytes, type_: bytes, timeout: float = 60) -> tuple[int, str]:
+    """Run ``manage.py`` on a terminal of its own (a pseudo-terminal), as a user at a prompt does:
+    once it has written ``wait_for``, type ``type_`` (Ctrl-C there is a SIGINT, Ctrl-D an EOF).
+
+    Returns its exit code and what it wrote after the prompt, without colour or the final newline.
+    """
+    env = {key: value for key, value in lab_env.env.items() if key != "BANK_PASSWORD"}
+    env["DJANGO_COLORS"] = "nocolor"
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: become manage.py at once, with the terminal as its own
+        try:
+            os.chdir(PROJECT_DIR)
+            os.execve(sys.executable, [sys.executable, str(PROJECT_DIR / "manage.py"), *args], env)
+        finally:
+            os._exit(127)
+    try:
+        before = read_terminal(terminal, until=wait_for, timeout=timeout)
+        wait_until_asleep(pid, timeout=timeout)
+        os.write(terminal, type_)
+        after = read_terminal(terminal, until=None, timeout=timeout)
+        _, status = os.waitpid(pid, 0)
+        pid = None
+    finally:
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(terminal)
+    assert before.endswith(wait_for), before
+    # The terminal echoes what was typed as ^C (Ctrl-D is not echoed) and ends lines with \r\n.
+    text = after.decode().replace("\r\n", "\n").removeprefix("^C").strip()
+    return os.waitstatus_to_exitcode(status), text
+
+
+def wait_until_asleep(pid: int, *, timeout: float) -> None:
+    """Wait until process ``pid`` sleeps: after its prompt, that is in the read of the answer.
+
+    A SIGINT that lands between the prompt's write and that read is only noted, and the read
+    then waits for a line that never comes (as a user would press Ctrl-C again): type only once
+    the program is reading.
+    """
+    deadline = time.monotonic() + timeout
+    while Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "S":
+        if time.monotonic() > deadline:
+            raise AssertionError(f"process {pid} did not wait for input within {timeout} s")
+        time.sleep(0.01)
+
+
+def read_terminal(terminal: int, *, until: bytes | None, timeout: float) -> bytes:
+    """What the program writes to ``terminal``, up to ``until``, or until it closes it."""
     received = b""
     deadline = time.monotonic() + timeout
-    while not received.endswith(ending):
-        ready, _, _ = select.select([stream], [], [], max(0.0, deadline - time.monotonic()))
+    while until is None or not received.endswith(until):
+        ready, _, _ = select.select([terminal], [], [], max(0.0, deadline - time.monotonic()))
         if not ready:
-            raise AssertionError(f"no {ending!r} within {timeout} s; got {received!r}")
-        chunk = os.read(stream.fileno(), 4096)
+            raise AssertionError(f"nothing more within {timeout} s; got {received!r}")
+        try:
+            chunk = os.read(terminal, 4096)
+        except OSError:  # EIO: every process holding the terminal has closed it
+            chunk = b""
         if not chunk:
-            raise AssertionError(f"the stream ended before {ending!r}; got {received!r}")
+            if until is None:
+                return received
+            raise AssertionError(f"the terminal closed before {until!r}; got {received!r}")
         received += chunk
     return received
 

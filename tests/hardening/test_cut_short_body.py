@@ -31,6 +31,9 @@ TIMEOUT_SECONDS = 15
 # A client that stopped before the end of "amount=70&" (10 bytes): what came reads as amount=7.
 KILLED_BODY = b"amount=70&"
 KILLED_AFTER = 8
+# Long enough for an idle worker to take the connection and read its head: an RST that came
+# first would make the kernel drop the unread request, and there would be no request to refuse.
+SETTLE_SECONDS = 0.5
 
 # Run as its own process and SIGKILLed, as a crashed or killed client is: it sends the head and
 # part of the body, says so, and waits to be killed. Its kernel then closes the connection.
@@ -107,7 +110,9 @@ def next_withdrawal_status(server: Server, *, seen: int) -> str:
         pytest.param(b"amount=2", 100, 2, id="far-short-then-close-after-2s"),
     ],
 )
-def test_a_body_cut_short_by_a_close_is_refused(logged_server, session, body, content_length, pause, unchanged):
+def test_a_body_cut_short_by_a_close_is_refused(
+    logged_server, session, body, content_length, pause, unchanged
+):
     with connect(logged_server) as client:
         client.sendall(head(logged_server, session, content_length=content_length) + body)
         time.sleep(pause)
@@ -127,7 +132,7 @@ def test_a_body_cut_short_by_a_killed_client_is_refused(logged_server, session, 
     )  # fmt: skip
     try:
         assert client.stdout.readline() == "sent\n"
-        time.sleep(0.5)  # let a worker take the connection and wait for the rest of the body
+        time.sleep(SETTLE_SECONDS)  # a worker now waits for the rest of the body
     finally:
         client.kill()  # SIGKILL: no chance to close anything itself
         client.wait(timeout=TIMEOUT_SECONDS)
@@ -141,7 +146,7 @@ def test_a_body_cut_short_by_an_abort_is_refused(logged_server, session, unchang
     seen = len(withdrawal_statuses(logged_server))
     client = connect(logged_server)
     client.sendall(head(logged_server, session, content_length=len(KILLED_BODY)) + KILLED_BODY[:KILLED_AFTER])
-    time.sleep(0.5)
+    time.sleep(SETTLE_SECONDS)
     # Linger on, with a zero timeout: close() sends an RST instead of a FIN.
     client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     client.close()

@@ -1,6 +1,7 @@
 """Deterministic race mode in one process: real threads, each with its own connection, as a
 project would use ``race_window.armed`` in its own test suite."""
 
+import multiprocessing
 import threading
 import time
 
@@ -174,3 +175,88 @@ def test_an_armed_server_follows_whoever_armed_the_database(settings):
         # read the file the way a Gunicorn worker does.
         assert race_window._read_armed_file(race_window.barrier_directory()) == race_window.RaceWindow(6, 1.5)
     assert race_window._read_armed_file(race_window.barrier_directory()) is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_window_short_of_parties_closes_by_the_timeout(make_account):
+    # Armed for 5, but only 3 come: they wait together until the timeout, then all go on, so
+    # naive still loses all but one of them.
+    timeout = 1.0
+    account = make_account(opening=1_000)
+    started = time.monotonic()
+    with race_window.armed(parties=5, timeout=timeout) as barrier:
+        results = withdraw_concurrently(account_id=account.pk, strategy=Strategy.NAIVE, parties=3)
+    elapsed = time.monotonic() - started
+
+    assert len(results) == 3 and not any(isinstance(result, Exception) for result in results)
+    account.refresh_from_db()
+    assert account.current == 999
+    assert audit_account(account=account).lost_withdrawals == 2
+    stats = barrier.stats()
+    assert (stats.held, stats.windows, stats.timeouts) == (3, 1, 1)
+    assert elapsed >= timeout
+
+
+def hold_the_race_window(channel) -> None:
+    """In a child process: arm the race window for this database until the parent says so."""
+    with race_window.armed(parties=2, timeout=1.0):
+        channel.send("armed")
+        channel.poll(JOIN_SECONDS)
+
+
+@pytest.fixture
+def other_process():
+    """A forked child process that arms the race window for the test database; ``release()``
+    lets it go. Forked, so it shares the test's database settings; it never touches the database.
+    """
+    context = multiprocessing.get_context("fork")
+    parent_end, child_end = context.Pipe()
+    child = context.Process(target=hold_the_race_window, args=(child_end,))
+    child.start()
+
+    def release() -> None:
+        if child.is_alive():
+            parent_end.send("release")
+        child.join(timeout=JOIN_SECONDS)
+
+    try:
+        assert parent_end.poll(JOIN_SECONDS) and parent_end.recv() == "armed", "the child did not arm"
+        yield child, release
+    finally:
+        release()
+        if child.is_alive():  # pragma: no cover
+            child.kill()
+            child.join(timeout=JOIN_SECONDS)
+        parent_end.close()
+
+
+@pytest.mark.django_db
+def test_arming_is_refused_while_another_process_holds_it(other_process):
+    child, release = other_process
+
+    with pytest.raises(race_window.RaceWindowError, match=f"Process {child.pid} has armed the race window"):  # noqa: SIM117
+        with race_window.armed(parties=3):
+            pass  # pragma: no cover
+    # Refused without touching what the other process armed.
+    assert race_window._read_armed_file(race_window.barrier_directory()) == race_window.RaceWindow(2, 1.0)
+    assert race_window.active_window() is None
+
+    release()
+    assert child.exitcode == 0
+    with race_window.armed(parties=3):
+        assert race_window.active_window() == race_window.RaceWindow(parties=3)
+
+
+@pytest.mark.django_db
+def test_arming_is_allowed_once_the_process_that_armed_has_died(other_process):
+    child, _ = other_process
+    armed_file = race_window.barrier_directory() / race_window.ARMED_FILE
+
+    child.kill()  # SIGKILL: it leaves its armed file behind
+    child.join(timeout=JOIN_SECONDS)
+
+    assert armed_file.exists()
+    assert race_window._read_armed_file(race_window.barrier_directory()) is None
+    with race_window.armed(parties=3):
+        assert race_window._read_armed_file(race_window.barrier_directory()) == race_window.RaceWindow(3)
+    assert not armed_file.exists()

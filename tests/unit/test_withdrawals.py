@@ -1,16 +1,22 @@
+import contextlib
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 
 import pytest
-from django.db import IntegrityError, connection
+from django.db import IntegrityError, connection, transaction
+from django.urls import reverse
 from django.utils import timezone
 
+from accounts import race_window, withdrawals
 from accounts.audit import audit_account
 from accounts.models import Account, Transaction
 from accounts.withdrawals import (
     MAX_WITHDRAWAL_AMOUNT,
+    OPTIMISTIC_MAX_ATTEMPTS,
     SAFE_STRATEGIES,
+    SERIALIZABLE_MAX_ATTEMPTS,
     InsufficientFunds,
     Strategy,
     Withdrawal,
@@ -18,7 +24,7 @@ from accounts.withdrawals import (
     WithdrawalRefused,
     withdraw,
 )
-from tests.helpers import ALL_STRATEGY_PARAMS, SAFE_STRATEGY_PARAMS, STARTED_AT
+from tests.helpers import ALL_STRATEGY_PARAMS, SAFE_STRATEGY_PARAMS, STARTED_AT, database_snapshot
 
 THREADS = 8
 WITHDRAWALS_PER_THREAD = 10
@@ -43,7 +49,12 @@ def test_each_strategy_writes_the_balance_and_its_ledger_row(make_account, strat
     result = withdraw(account=account, amount=7, strategy=strategy, request_started_at=STARTED_AT)
 
     assert result == Withdrawal(
-        account_id=account.pk, amount=7, balance_before=1_000, balance_after=993, strategy=strategy, attempts=1
+        account_id=account.pk,
+        amount=7,
+        balance_before=1_000,
+        balance_after=993,
+        strategy=strategy,
+        attempts=1,
     )
     account.refresh_from_db()
     assert account.current == 993
@@ -248,3 +259,182 @@ def test_naive_under_threads_records_every_success_and_never_takes_more(make_acc
     assert outcomes["ok"] == ATTEMPTS
     assert Transaction.objects.filter(holder=account).count() == ATTEMPTS
     assert 1_000 - ATTEMPTS <= account.current < 1_000
+
+
+class Rival:
+    """Another request that withdraws 1 right after ours has read the balance, every time.
+
+    Installed as the race-window hook (``race_window.after_read``), which each strategy calls
+    between its read and its write. The rival is a real withdrawal (``strategy``) in a
+    transaction of its own that commits before ours writes: on a thread with its own
+    connection, except on SQLite, where our transaction holds the write lock from BEGIN
+    (IMMEDIATE) so no other connection can write inside it; there the rival commits inside our
+    transaction (a savepoint), which leaves our check to see the same thing.
+    """
+
+    def __init__(self, *, strategy: Strategy) -> None:
+        self.strategy = strategy
+        self.withdrawals: list[Withdrawal] = []
+        self._running = False
+
+    def __call__(self, *, account_id: int) -> None:
+        if self._running:  # the rival's own read
+            return
+        self._running = True
+        try:
+            if connection.vendor == "sqlite":
+                self._withdraw(account_id)
+            else:
+                self._withdraw_on_another_connection(account_id)
+        finally:
+            self._running = False
+
+    def _withdraw(self, account_id: int) -> None:
+        account = Account.objects.get(pk=account_id)
+        self.withdrawals.append(
+            withdraw(account=account, amount=1, strategy=self.strategy, request_started_at=timezone.now())
+        )
+
+    def _withdraw_on_another_connection(self, account_id: int) -> None:
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                self._withdraw(account_id)
+            except BaseException as error:
+                errors.append(error)
+            finally:
+                connection.close()
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        thread.join(timeout=JOIN_TIMEOUT_SECONDS)
+        assert not thread.is_alive(), "the rival withdrawal is stuck"
+        assert errors == []
+
+
+def assert_only_the_rival_withdrew(account: Account, rival: Rival, *, attempts: int) -> None:
+    """The refused withdrawal left nothing behind: every change is one of the rival's."""
+    assert len(rival.withdrawals) == attempts  # one lost race per attempt
+    account.refresh_from_db()
+    assert account.current == account.opening - attempts
+    rows = list(Transaction.objects.order_by("pk").values_list("strategy", "balance_before", "balance"))
+    assert rows == [(rival.strategy.value, w.balance_before, w.balance_after) for w in rival.withdrawals]
+    assert audit_account(account=account).verdict == "OK"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_optimistic_gives_up_after_its_last_attempt_and_withdraws_nothing(make_account, monkeypatch):
+    account = make_account(opening=1_000)
+    # Another optimistic withdrawal bumps the version between our read and our write.
+    rival = Rival(strategy=Strategy.OPTIMISTIC)
+    monkeypatch.setattr(race_window, "after_read", rival)
+
+    with pytest.raises(WithdrawalConflict) as conflict:
+        withdraw(account=account, amount=5, strategy=Strategy.OPTIMISTIC, request_started_at=STARTED_AT)
+
+    assert str(conflict.value) == (
+        f"Conflict: account {account.pk} changed under {OPTIMISTIC_MAX_ATTEMPTS} attempts in a row; "
+        "nothing was withdrawn, try again."
+    )
+    assert_only_the_rival_withdrew(account, rival, attempts=OPTIMISTIC_MAX_ATTEMPTS)
+    account.refresh_from_db()
+    assert account.version == OPTIMISTIC_MAX_ATTEMPTS
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_conflict_is_answered_409_and_withdraws_nothing(client, make_account, monkeypatch):
+    account = make_account(opening=1_000)
+    client.force_login(account.user)
+    rival = Rival(strategy=Strategy.OPTIMISTIC)
+    monkeypatch.setattr(race_window, "after_read", rival)
+
+    response = client.post(f"{reverse('withdraw')}?strategy=optimistic", {"amount": "5"})
+
+    assert response.status_code == 409
+    assert response["Content-Type"] == "text/plain"
+    assert response.content.decode().startswith(f"Conflict: account {account.pk} changed under ")
+    assert_only_the_rival_withdrew(account, rival, attempts=OPTIMISTIC_MAX_ATTEMPTS)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_serializable_gives_up_after_its_last_attempt_and_withdraws_nothing(make_account, monkeypatch):
+    account = make_account(opening=1_000)
+    if connection.vendor == "postgresql":
+        # A rival that commits an update of the row we read: PostgreSQL fails our UPDATE with
+        # a real serialization failure (SQLSTATE 40001) on every attempt.
+        rival = Rival(strategy=Strategy.ATOMIC_UPDATE)
+        monkeypatch.setattr(race_window, "after_read", rival)
+        attempts = SERIALIZABLE_MAX_ATTEMPTS
+    elif connection.vendor == "mysql":
+        # Under SERIALIZABLE InnoDB share-locks what we read, so a rival's write would wait
+        # for us; instead a reader holds a share lock of its own until we give up, and our
+        # UPDATE times out waiting for it (a real error 1205) on every attempt. A second per
+        # attempt is the shortest InnoDB waits: three attempts, not twenty.
+        rival = None
+        attempts = 3
+        monkeypatch.setattr(withdrawals, "SERIALIZABLE_MAX_ATTEMPTS", attempts)
+    else:
+        pytest.skip("SQLite runs serializable withdrawals one at a time: none can fail to serialize")
+    before = database_snapshot()
+
+    with contextlib.ExitStack() as stack:
+        if rival is None:
+            stack.enter_context(share_locked(account.pk))
+            stack.enter_context(lock_wait_timeout(seconds=1))
+        with pytest.raises(WithdrawalConflict) as conflict:
+            withdraw(account=account, amount=5, strategy=Strategy.SERIALIZABLE, request_started_at=STARTED_AT)
+
+    assert str(conflict.value) == (
+        f"Conflict: the database refused to serialize a withdrawal from account {account.pk} "
+        f"{attempts} times in a row; nothing was withdrawn, try again."
+    )
+    if rival is None:
+        assert database_snapshot() == before
+    else:
+        assert_only_the_rival_withdrew(account, rival, attempts=attempts)
+
+
+@contextlib.contextmanager
+def lock_wait_timeout(*, seconds: int) -> Iterator[None]:
+    """How long this connection waits for a row lock on MariaDB, for the block only."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET SESSION innodb_lock_wait_timeout = %s", [seconds])
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SET SESSION innodb_lock_wait_timeout = DEFAULT")
+
+
+@contextlib.contextmanager
+def share_locked(account_id: int) -> Iterator[None]:
+    """Another connection holds a share lock on the account's row (MariaDB) until the block ends."""
+    locked, release = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def hold() -> None:
+        try:
+            with transaction.atomic():
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        f"SELECT id FROM {Account._meta.db_table} WHERE id = %s LOCK IN SHARE MODE",
+                        [account_id],
+                    )
+                locked.set()
+                release.wait(timeout=JOIN_TIMEOUT_SECONDS)
+        except BaseException as error:
+            errors.append(error)
+            locked.set()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=hold, daemon=True)
+    thread.start()
+    try:
+        assert locked.wait(timeout=JOIN_TIMEOUT_SECONDS) and errors == [], errors
+        yield
+    finally:
+        release.set()
+        thread.join(timeout=JOIN_TIMEOUT_SECONDS)
+        assert not thread.is_alive(), "the share lock holder is stuck"

@@ -28,9 +28,7 @@ class Command(BaseCommand):
         scope = f"{username}'s account" if username else "every account"
         if interactive:
             confirm(
-                prompt=(
-                    f"This resets {scope} and deletes its ledger. Type 'yes' to continue, or 'no' to cancel: "
-                ),
+                warning=f"This resets {scope} and deletes its ledger.",
                 cancelled="Reset cancelled; nothing was changed.",
             )
         try:

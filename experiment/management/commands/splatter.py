@@ -111,7 +111,7 @@ class Command(BaseCommand):
         try:
             plan = self._plan(options)
             if interactive and plan.mode is not Mode.SINGLE:
-                confirm(prompt=plan.reset_warning, cancelled="Cancelled; nothing was sent or changed.")
+                confirm(warning=plan.reset_warning, cancelled="Cancelled; nothing was sent or changed.")
             password = read_password(no_input=not interactive, confirm=False)
             if plan.mode is Mode.TRIALS:
                 self._sweep(plan, password=password, verbosity=verbosity)
