@@ -49,7 +49,7 @@ class WithdrawView(View):
         # request.POST empty and withdraw the default amount instead of the one sent.
         if "chunked" in request.headers.get("Transfer-Encoding", "").lower():
             return HttpResponseLengthRequired(CHUNKED_BODY, content_type="text/plain")
-        if _declares_a_body(request) and request.content_type not in FORM_CONTENT_TYPES:
+        if request.body and request.content_type not in FORM_CONTENT_TYPES:
             return HttpResponseUnsupportedMediaType(NOT_A_FORM, content_type="text/plain")
         try:
             parsed = parse_withdrawal_request(query=request.GET, body=request.POST)
@@ -69,9 +69,3 @@ class WithdrawView(View):
             return HttpResponseConflict(f"{refusal}\n", content_type="text/plain")
         return HttpResponse(withdrawal.balance_after, content_type="text/plain")
 
-
-def _declares_a_body(request) -> bool:
-    try:
-        return int(request.META.get("CONTENT_LENGTH") or 0) > 0
-    except ValueError:
-        return False

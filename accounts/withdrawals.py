@@ -119,6 +119,7 @@ def _naive(order: _Order) -> Withdrawal:
     account = order.account
     before = account.current
     race_window.after_read(account_id=account.pk)
+    # make_withdrawl() answers the balance it left: unchanged means refused (amount is at least 1).
     if account.make_withdrawl(value=order.amount) == before:
         raise order.refuse(balance=before, minimum=account.minimum)
     return order.commit(before=before)

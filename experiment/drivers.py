@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from accounts.withdrawals import Strategy
-from experiment.plan import Driver
+from experiment.plan import DriverName, RunPlan
 from loadgen.ab import AbReport, run_ab
 from loadgen.burst import BurstRun, BurstSession, run_bursts
 from loadgen.http_login import log_in_http
@@ -29,16 +29,19 @@ AB_MISSING = "ab is not installed (apt-get install apache2-utils): using the bui
 class LoadResult:
     """What a driver sent and saw in one run: outcome counts per user, and its own report."""
 
-    driver: Driver
+    driver: DriverName
     strategy: Strategy
     amount: int
     requests: int
     outcomes: dict[str, Counter[Outcome]]
     server_errors: int
-    requests_per_second: float
     report: AbReport | BurstRun
     # The ab command line, for -v 2; empty for the burst driver.
     argv: list[str]
+
+    @property
+    def requests_per_second(self) -> float:
+        return self.report.requests_per_second
 
     @property
     def totals(self) -> Counter[Outcome]:
@@ -48,7 +51,7 @@ class LoadResult:
 class AbDriver:
     """The blog's way: curl logs in once, then each run is one ``ab`` process."""
 
-    name = Driver.AB
+    name = DriverName.AB
 
     def __init__(self, *, target: Target, username: str, password: str, workdir: Path) -> None:
         self.target = target
@@ -79,7 +82,6 @@ class AbDriver:
             requests=requests,
             outcomes={self.username: outcomes},
             server_errors=report.server_errors,
-            requests_per_second=report.requests_per_second,
             report=report,
             argv=argv,
         )
@@ -88,7 +90,7 @@ class AbDriver:
 class BurstDriver:
     """The built-in driver: Python logs each user in once, then each run is a series of bursts."""
 
-    name = Driver.BURST
+    name = DriverName.BURST
 
     def __init__(self, *, target: Target, usernames: list[str], password: str) -> None:
         self.target = target
@@ -115,30 +117,28 @@ class BurstDriver:
             requests=requests,
             outcomes={session.username: run.outcomes(username=session.username) for session in self.sessions},
             server_errors=run.server_errors,
-            requests_per_second=run.requests_per_second,
             report=run,
             argv=[],
         )
 
 
-def default_driver() -> tuple[Driver, str | None]:
+def default_driver() -> tuple[DriverName, str | None]:
     """ab, as in the blog; the burst driver, with a note to show, when ab is not installed."""
     if shutil.which("ab") is not None:
-        return Driver.AB, None
-    return Driver.BURST, AB_MISSING
+        return DriverName.AB, None
+    return DriverName.BURST, AB_MISSING
 
 
 @contextmanager
-def logged_in(
-    *, driver: Driver, target: Target, usernames: list[str], password: str
-) -> Iterator[AbDriver | BurstDriver]:
-    """A driver with its users logged in, ready to fire as many runs as needed (ab: one user)."""
-    if driver is Driver.BURST:
-        yield BurstDriver(target=target, usernames=usernames, password=password)
+def logged_in(*, plan: RunPlan, name: DriverName, password: str) -> Iterator[AbDriver | BurstDriver]:
+    """The named driver with the plan's users logged in, ready to fire as many runs as needed."""
+    if name is DriverName.BURST:
+        yield BurstDriver(target=plan.target, usernames=plan.usernames, password=password)
         return
     # Both before the login, so a missing ab changes nothing (not even the user's last_login).
     require_tool("curl")
     require_tool("ab")
-    (username,) = usernames
+    # The plan allows ab a single user: ab sends one session cookie.
+    (username,) = plan.usernames
     with tempfile.TemporaryDirectory(prefix="splatter-") as workdir:
-        yield AbDriver(target=target, username=username, password=password, workdir=Path(workdir))
+        yield AbDriver(target=plan.target, username=username, password=password, workdir=Path(workdir))

@@ -25,7 +25,7 @@ class PlanError(ValueError):
     """The options do not make a plan; the message says which and what to do."""
 
 
-class Driver(enum.StrEnum):
+class DriverName(enum.StrEnum):
     AB = "ab"
     BURST = "burst"
 
@@ -51,11 +51,11 @@ class RunPlan:
     strategies: tuple[Strategy, ...]
     # True when the user asked for every strategy (--strategy all): a comparison, not one run.
     compare_strategies: bool = False
-    drivers: tuple[Driver, ...] = (Driver.AB,)
+    drivers: tuple[DriverName, ...] = (DriverName.AB,)
     # Requests in flight at once (ab -c, the burst size); several only in trials.
     levels: tuple[int, ...] = (3,)
-    # Requests per run; None in trials, where each trial sends one burst of each level.
-    requests: int | None = DEFAULT_REQUESTS
+    # Requests per run, as given (-n); see run_requests.
+    requests: int | None = None
     amount: int = 1
     users: int = 1
     trials: int | None = None
@@ -86,6 +86,12 @@ class RunPlan:
         if self.trials is not None:
             return Mode.TRIALS
         return Mode.MATRIX if self.compare_strategies else Mode.SINGLE
+
+    @property
+    def run_requests(self) -> int:
+        """Requests per run: -n, else DEFAULT_REQUESTS; in trials, where -n does not apply, each
+        trial sends one burst of its level instead."""
+        return DEFAULT_REQUESTS if self.requests is None else self.requests
 
     @property
     def usernames(self) -> list[str]:
@@ -127,15 +133,17 @@ class RunPlan:
             raise PlanError("A list of -c levels needs --trials N; for a single run give one number.")
         if self.output_format is not OutputFormat.TABLE or self.plot is not None:
             raise PlanError("--format json and --plot summarise trials: add --trials N.")
-        if self.history is not None and self.drivers[0] is not Driver.BURST:
+        if self.history is not None and self.drivers[0] is not DriverName.BURST:
             raise PlanError("--history records the burst driver's requests: add --driver burst.")
-        if self.requests is None or not 1 <= self.requests <= MAX_REQUESTS:
-            raise PlanError(f"-n must be from 1 to {MAX_REQUESTS}, not {self.requests}.")
-        if not 1 <= self.levels[0] <= min(self.requests, MAX_CONCURRENCY):
+        requests = self.run_requests
+        if not 1 <= requests <= MAX_REQUESTS:
+            raise PlanError(f"-n must be from 1 to {MAX_REQUESTS}, not {requests}.")
+        if not 1 <= self.levels[0] <= min(requests, MAX_CONCURRENCY):
             raise PlanError(
-                f"-c must be from 1 to -n ({self.requests}) and at most {MAX_CONCURRENCY}, "
-                f"not {self.levels[0]}."
+                f"-c must be from 1 to -n ({requests}) and at most {MAX_CONCURRENCY}, not {self.levels[0]}."
             )
+        if self.compare_strategies and self.history is not None:
+            raise PlanError("--history saves a single run; drop --strategy all or --history.")
         if self.compare_strategies and not self.record:
             raise PlanError("--strategy all audits every run, so it cannot be combined with --no-record.")
         if self.compare_strategies and self.users > 1:
@@ -159,7 +167,7 @@ class RunPlan:
     def _check_users(self) -> None:
         if not 1 <= self.users <= MAX_USERS:
             raise PlanError(f"--users must be from 1 to {MAX_USERS}, not {self.users}.")
-        if self.users > 1 and any(driver is not Driver.BURST for driver in self.drivers):
+        if self.users > 1 and any(driver is not DriverName.BURST for driver in self.drivers):
             raise PlanError("ab sends a single session cookie, so --users above 1 needs --driver burst.")
         if self.users > min(self.levels):
             raise PlanError(
@@ -177,11 +185,12 @@ def parse_levels(value: str) -> tuple[int, ...]:
         ) from None
 
 
-def parse_drivers(value: str) -> tuple[Driver, ...]:
+def parse_drivers(value: str) -> tuple[DriverName, ...]:
     """--driver as argparse reads it: one driver, or a comma-separated list of distinct ones."""
     names = value.split(",")
-    if not set(names) <= {driver.value for driver in Driver} or len(set(names)) != len(names):
+    if not set(names) <= {driver.value for driver in DriverName} or len(set(names)) != len(names):
         raise argparse.ArgumentTypeError(
-            f"{value!r} is not a driver or a comma-separated list of distinct drivers ({', '.join(Driver)})"
+            f"{value!r} is not a driver or a comma-separated list of distinct drivers "
+            f"({', '.join(DriverName)})"
         )
-    return tuple(Driver(name) for name in names)
+    return tuple(DriverName(name) for name in names)

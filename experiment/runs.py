@@ -2,7 +2,7 @@
 
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from accounts import race_window
 from accounts.models import Account, ClientRun
+from accounts.provisioning import reset_accounts
 from accounts.selectors import account_for_user
 from accounts.withdrawals import Strategy
 from experiment.drivers import AbDriver, BurstDriver, LoadResult, logged_in
@@ -51,13 +52,19 @@ def lab_accounts(*, plan: RunPlan) -> dict[str, Account]:
     return {username: lab_account(username=username) for username in plan.usernames}
 
 
+def reset_lab_accounts(accounts: dict[str, Account]) -> None:
+    """Each account back to its opening balance, its ledger and client runs cleared."""
+    for username in accounts:
+        reset_accounts(opening=None, username=username)
+
+
 def run_load(*, plan: RunPlan, strategy: Strategy, password: str) -> RecordedRun:
     """The single run: log in, arm the race window if asked, fire, record, save the history."""
     accounts = lab_accounts(plan=plan) if plan.record else {}
     (driver,) = plan.drivers
     (level,) = plan.levels
     with (
-        logged_in(driver=driver, target=plan.target, usernames=plan.usernames, password=password) as logged,
+        logged_in(plan=plan, name=driver, password=password) as logged,
         arming(parties=plan.race_window_parties(level=level), timeout=plan.race_window_timeout) as barrier,
     ):
         run = fire_and_record(driver=logged, accounts=accounts, strategy=strategy, plan=plan, level=level)
@@ -65,7 +72,7 @@ def run_load(*, plan: RunPlan, strategy: Strategy, password: str) -> RecordedRun
     if plan.history is not None:
         save_history(run.load.report, path=plan.history, target=plan.target)
     check_barrier_used(stats, ok=run.load.totals[Outcome.OK])
-    return RecordedRun(load=run.load, client_runs=run.client_runs, history=plan.history, barrier=stats)
+    return replace(run, history=plan.history, barrier=stats)
 
 
 def fire_and_record(
@@ -76,11 +83,10 @@ def fire_and_record(
     plan: RunPlan,
     level: int,
 ) -> RecordedRun:
-    """Fire one run of ``plan.requests`` (one burst of ``level`` in trials) and record it."""
+    """Fire one run of the plan's requests (in trials, one burst of ``level``) and record it."""
+    requests = level if plan.trials is not None else plan.run_requests
     started_at = timezone.now()
-    load = driver.fire(
-        strategy=strategy, requests=plan.requests or level, concurrency=level, amount=plan.amount
-    )
+    load = driver.fire(strategy=strategy, requests=requests, concurrency=level, amount=plan.amount)
     return RecordedRun(
         load=load, client_runs=_record_client_runs(load=load, accounts=accounts, started_at=started_at)
     )

@@ -8,6 +8,7 @@ from tabulate import tabulate
 from accounts.models import ClientRun
 from accounts.race_window import BarrierStats
 from experiment.matrix import MatrixRow
+from experiment.plan import RunPlan
 from experiment.runs import RecordedRun
 from experiment.trials import SweepReport
 from loadgen.ab import AbReport
@@ -113,6 +114,10 @@ def sweep_document(report: SweepReport) -> dict:
         ],
         "race_window": {str(level): asdict(stats) for level, stats in report.barriers.items()},
     }
+
+
+def plot_title(plan: RunPlan, vendor: str) -> str:
+    return f"{', '.join(plan.strategies)}, {plan.trials} trial(s) per point, {vendor}"
 
 
 def barrier_line(stats: BarrierStats) -> str:

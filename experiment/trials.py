@@ -15,12 +15,11 @@ from itertools import product
 
 from accounts.audit import audit_account
 from accounts.models import Account, Transaction
-from accounts.provisioning import reset_accounts
 from accounts.race_window import BarrierStats
 from accounts.withdrawals import Strategy
 from experiment.drivers import AbDriver, BurstDriver, logged_in
 from experiment.plan import RunPlan
-from experiment.runs import arming, check_barrier_used, fire_and_record, lab_accounts
+from experiment.runs import arming, check_barrier_used, fire_and_record, lab_accounts, reset_lab_accounts
 from experiment.stats import first_gap, mean_or_none, median_or_none, rate, spread, wilson_interval
 from loadgen.outcomes import Outcome
 
@@ -92,10 +91,7 @@ def run_sweep(
     barriers: dict[int, BarrierStats] = {}
     with ExitStack() as stack:
         drivers = [
-            stack.enter_context(
-                logged_in(driver=driver, target=plan.target, usernames=plan.usernames, password=password)
-            )
-            for driver in plan.drivers
+            stack.enter_context(logged_in(plan=plan, name=name, password=password)) for name in plan.drivers
         ]
         for level in plan.levels:
             parties = plan.race_window_parties(level=level)
@@ -153,8 +149,7 @@ def _trial(
     level: int,
     trial: int,
 ) -> TrialOutcome:
-    for username in accounts:
-        reset_accounts(opening=None, username=username)
+    reset_lab_accounts(accounts)
     load = fire_and_record(driver=driver, accounts=accounts, strategy=strategy, plan=plan, level=level).load
     audits = [
         audit_account(account=Account.objects.select_related("user").get(pk=account.pk))

@@ -90,18 +90,6 @@ class BurstRun:
         )
 
     @property
-    def ok(self) -> int:
-        return self.outcomes()[Outcome.OK]
-
-    @property
-    def failed(self) -> int:
-        return self.outcomes()[Outcome.FAIL]
-
-    @property
-    def indeterminate(self) -> int:
-        return self.outcomes()[Outcome.INDETERMINATE]
-
-    @property
     def statuses(self) -> Counter:
         return Counter(record.status for record in self.records if record.status is not None)
 

@@ -1,4 +1,5 @@
-"""What a client can know of one request it sent: the words every driver and the checker share."""
+"""What a client can know of one request it sent: the words every driver and the experiment's
+recording step share. The checker sees them as ClientRun's ok / failed / indeterminate counts."""
 
 import enum
 

@@ -9,7 +9,7 @@ from django.core.management import CommandError
 PASSWORD_ENV_VAR = "BANK_PASSWORD"
 
 
-def read_password(*, no_input: bool, confirm: bool) -> str:
+def read_password(*, no_input: bool, ask_twice: bool) -> str:
     password = os.environ.get(PASSWORD_ENV_VAR, "")
     if password:
         return password
@@ -20,7 +20,7 @@ def read_password(*, no_input: bool, confirm: bool) -> str:
         )
     try:
         password = getpass.getpass("Password: ")
-        again = getpass.getpass("Password (again): ") if confirm else password
+        again = getpass.getpass("Password (again): ") if ask_twice else password
     except (EOFError, KeyboardInterrupt):
         # Ctrl-D or Ctrl-C at the prompt: the user chose not to give one. getpass has already
         # put the terminal's echo back; end the prompt's line before the message.

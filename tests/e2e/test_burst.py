@@ -121,6 +121,7 @@ def test_without_ab_the_lab_falls_back_to_the_burst_driver_and_says_so(lab_env, 
     assert audit(lab_env, username=LAB_USER)["client"]["ok"] == 4
 
 
+@pytest.mark.slow  # hit rates, intervals and a plot: statistics of the drivers, not of the database
 @pytest.mark.usefixtures("needs_ab")
 def test_trials_compare_drivers_as_json_and_as_a_plot(lab_env, burst_server, tmp_path):
     plot = tmp_path / "sweep.png"
@@ -190,6 +191,7 @@ def test_a_trial_is_a_hit_exactly_when_its_audit_finds_an_anomaly(lab_env, burst
     assert hits == {"naive": (trials, 1.0), **{strategy: (0, 0.0) for strategy in SAFE_STRATEGIES}}
 
 
+@pytest.mark.slow  # the table of a sweep; the strategies are proven on each database elsewhere
 def test_trials_print_one_row_per_driver_strategy_and_level(lab_env, burst_server):
     result = splatter(
         lab_env, burst_server, "--driver", "burst", "--trials", "2", "-c", "2,3", "--strategy", "all"

@@ -26,9 +26,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("needs_ab")]
 
 WORKERS = 4
 CONCURRENCY = 4
-# Each run of the load: small enough to end soon once the test says stop, big enough that
-# splatter's start-up and login are a small share of the time.
-CHUNK = 300
 # The load stops by itself after this long, whatever happens to the test.
 LOAD_SECONDS = 240
 RUN_TIMEOUT_SECONDS = 300
@@ -43,6 +40,9 @@ HELD_MID_TRANSACTION = {
     "RACE_WINDOW_TIMEOUT": "0.05",
     "DJANGO_DEBUG": "1",
 }
+# Held 0.05 s each, one at a time where the strategy queues them: a run of the kill test's load
+# lasts a few seconds, so it ends soon once the test says stop.
+KILL_CHUNK = 60
 # A fault waits this long at most for its moment (busy workers, withdrawals answered).
 FAULT_WAIT_SECONDS = 60
 
@@ -50,12 +50,12 @@ FAULT_WAIT_SECONDS = 60
 class Load:
     """Withdrawals that keep coming for as long as the test breaks things, however fast the machine.
 
-    A thread runs ``splatter -n CHUNK`` again and again until the test stops it (leaving the
+    A thread runs ``splatter -n chunk`` again and again until the test stops it (leaving the
     ``with`` block) or LOAD_SECONDS pass. Each run records its outcome counts, and the audit adds
     up every run recorded on the account, so the test compares it with all the requests sent.
     """
 
-    def __init__(self, lab_env, server, *, strategy: str, driver: str = "ab", chunk: int = CHUNK) -> None:
+    def __init__(self, lab_env, server, *, strategy: str, driver: str = "ab", chunk: int) -> None:
         self.chunk = chunk
         self.results: list[subprocess.CompletedProcess] = []
         self.error: BaseException | None = None
@@ -156,10 +156,6 @@ def assert_reconciles(lab_env, load: Load) -> dict:
     assert account["withdrawn"] == account["decrease"]  # every row is a balance change, and back
     assert client["lowest_final"] <= account["final"] <= client["highest_final"]
     return account
-
-
-# Held 0.05 s each, one at a time where the strategy queues them: a run lasts a few seconds.
-KILL_CHUNK = 60
 
 
 @pytest.mark.parametrize("strategy", ["atomic_update", "locking", "optimistic", "serializable"])

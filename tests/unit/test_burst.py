@@ -149,7 +149,7 @@ def test_keep_alive_connections_are_reused_between_bursts():
     with recording_server(recorder) as target:
         run = _fire(target, requests=9, burst_size=3)
 
-    assert run.ok == 9
+    assert run.outcomes()[Outcome.OK] == 9
     assert recorder.connections == 3
 
 

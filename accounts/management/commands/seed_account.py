@@ -38,7 +38,7 @@ class Command(BaseCommand):
         try:
             # Before the prompt: nobody should type a password twice for a name then refused.
             validate_username(username=username)
-            password = read_password(no_input=not interactive, confirm=True)
+            password = read_password(no_input=not interactive, ask_twice=True)
             seeded = seed_account(username=username, password=password, opening=balance, minimum=minimum)
         except ProvisioningError as error:
             raise CommandError(f"{error} Nothing was changed.") from error

@@ -40,65 +40,50 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument(
-            "--url", default="http://127.0.0.1:8001", help="The lab server (default: %(default)s)."
+        add = parser.add_argument
+        add("--url", default="http://127.0.0.1:8001", help="The lab server (default: %(default)s).")
+        add("--username", default="demo", help="Log in as this user (default: %(default)s).")
+        add(
+            "-n",
+            "--requests",
+            type=int,
+            help=f"Requests per run (default: {DEFAULT_REQUESTS}); not in trials.",
         )
-        parser.add_argument("--username", default="demo", help="Log in as this user (default: demo).")
-        parser.add_argument(
-            "-n", "--requests", type=int, help=f"Requests to send (default: {DEFAULT_REQUESTS})."
-        )
-        parser.add_argument(
+        add(
             "-c",
             "--concurrency",
             type=parse_levels,
             default=(3,),
-            help="Requests in flight at once, the burst size (default: 3); in trials, levels: 2,5,10.",
+            help="Requests in flight at once, the burst size (default: 3); in trials, levels like 2,5,10.",
         )
-        parser.add_argument(
-            "--amount", type=int, default=1, help="Amount each request withdraws (default: 1)."
-        )
-        parser.add_argument(
+        add("--amount", type=int, default=1, help="Amount each request withdraws (default: %(default)s).")
+        add(
             "--strategy",
-            default=Strategy.NAIVE.value,
+            default="naive",
             choices=[*Strategy, ALL_STRATEGIES],
             help="Withdrawal strategy (default: naive); 'all' compares them, each on a reset account.",
         )
-        parser.add_argument(
+        add(
             "--driver",
             type=parse_drivers,
-            help="ab (the blog's, the default) or burst (last-byte synchronised); in trials, a list.",
+            help="ab (the blog's, the default; burst when ab is missing) or burst (last-byte synchronised); "
+            "in trials, a list like ab,burst.",
         )
-        parser.add_argument(
-            "--users", type=int, default=1, help="Burst driver: share bursts among USERNAME, USERNAME-2 ..."
-        )
-        parser.add_argument(
-            "--history", type=Path, help="Burst driver: save every request's outcome as JSON."
-        )
-        parser.add_argument(
-            "--race-window", action="store_true", help="Arm the deterministic race mode (docs/race-mode.md)."
-        )
-        parser.add_argument(
+        add("--users", type=int, default=1, help="Burst driver: USERNAME, USERNAME-2 ... (default: 1).")
+        add("--history", type=Path, metavar="FILE.json", help="Burst driver: save every request's outcome.")
+        add("--race-window", action="store_true", help="Arm the deterministic race mode (docs/race-mode.md).")
+        add(
             "--race-window-timeout",
             type=float,
             default=DEFAULT_TIMEOUT_SECONDS,
-            help="Seconds a held withdrawal waits for another (default: %(default)s).",
+            help="With --race-window: seconds a held withdrawal waits for another (default: %(default)s).",
         )
-        parser.add_argument(
-            "--trials", type=int, help="Repeat: reset, fire one burst, audit; this many times."
-        )
-        parser.add_argument(
-            "--format", choices=list(OutputFormat), default="table", help="Trials: table or json."
-        )
-        parser.add_argument(
-            "--plot", type=Path, help="Trials: draw lost fraction and hit rate to a PNG file."
-        )
-        parser.add_argument(
-            "--no-record", action="store_false", dest="record", help="Do not record the outcome counts."
-        )
-        parser.add_argument(
-            "--allow-remote", action="store_true", help="Allow a non-loopback target (a server you own)."
-        )
-        parser.add_argument(
+        add("--trials", type=int, help="Repeat per -c level: reset, fire one burst, audit; this many times.")
+        add("--format", choices=list(OutputFormat), default="table", help="Trials: a table or JSON.")
+        add("--plot", type=Path, metavar="FILE.png", help="Trials: draw lost fraction and hit rate.")
+        add("--no-record", action="store_false", dest="record", help="Do not record the outcome counts.")
+        add("--allow-remote", action="store_true", help="Allow a non-loopback target (a server you own).")
+        add(
             "--no-input",
             "--noinput",
             action="store_false",
@@ -112,7 +97,7 @@ class Command(BaseCommand):
             plan = self._plan(options)
             if interactive and plan.mode is not Mode.SINGLE:
                 confirm(warning=plan.reset_warning, cancelled="Cancelled; nothing was sent or changed.")
-            password = read_password(no_input=not interactive, confirm=False)
+            password = read_password(no_input=not interactive, ask_twice=False)
             if plan.mode is Mode.TRIALS:
                 self._sweep(plan, password=password, verbosity=verbosity)
             elif plan.mode is Mode.MATRIX:
@@ -130,7 +115,6 @@ class Command(BaseCommand):
                 self.stderr.write(note, style_func=self.style.WARNING)
             drivers = (driver,)
         every = options["strategy"] == ALL_STRATEGIES
-        requests = options["requests"]
         return RunPlan(
             target=parse_target(options["url"], allow_remote=options["allow_remote"]),
             username=options["username"],
@@ -138,7 +122,7 @@ class Command(BaseCommand):
             compare_strategies=every,
             drivers=drivers,
             levels=options["concurrency"],
-            requests=DEFAULT_REQUESTS if requests is None and options["trials"] is None else requests,
+            requests=options["requests"],
             amount=options["amount"],
             users=options["users"],
             trials=options["trials"],
@@ -166,8 +150,9 @@ class Command(BaseCommand):
         if plan.plot is not None:
             from experiment.plot import plot_sweep  # matplotlib takes a second to load: only for --plot
 
-            title = f"{', '.join(plan.strategies)}, {plan.trials} trial(s) per point, {connection.vendor}"
-            plot_sweep(summaries=report.summaries, path=plan.plot, title=title)
+            plot_sweep(
+                summaries=report.summaries, path=plan.plot, title=tables.plot_title(plan, connection.vendor)
+            )
         if plan.output_format is OutputFormat.JSON:
             self.stdout.write(json.dumps(tables.sweep_document(report), indent=2))
         else:
