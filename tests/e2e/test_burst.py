@@ -181,9 +181,8 @@ def test_a_trial_is_a_hit_exactly_when_its_audit_finds_an_anomaly(lab_env, burst
         if trial["strategy"] == "naive":
             assert (trial["ok"], trial["failed"], trial["hit"]) == (2, 0, True), trial
             # Lost (both read 1), or not lost but overdrawn (the second read 0).
-            assert trial["lost"] == 1 or (trial["lost"], "overdrafts") in [
-                (0, kind) for kind in trial["anomalies"]
-            ]
+            overdrawn = trial["lost"] == 0 and "overdrafts" in trial["anomalies"]
+            assert trial["lost"] == 1 or overdrawn, trial
         else:
             assert (trial["ok"], trial["failed"], trial["lost"]) == (1, 1, 0), trial
             assert (trial["hit"], trial["anomalies"]) == (False, []), trial
