@@ -68,4 +68,3 @@ class WithdrawView(View):
         except WithdrawalRefused as refusal:
             return HttpResponseConflict(f"{refusal}\n", content_type="text/plain")
         return HttpResponse(withdrawal.balance_after, content_type="text/plain")
-

@@ -43,8 +43,9 @@ def slow_withdrawal_head(url: str, session) -> bytes:
 
 SLOW_CLIENTS = {
     # Headers trickle in and never end: the worker is stuck in Gunicorn's parser.
-    "slow-headers": lambda url,
-    session: f"GET /accounts/withdraw/ HTTP/1.1\r\nHost: {urlsplit(url).netloc}\r\n".encode(),
+    "slow-headers": lambda url, session: (
+        f"GET /accounts/withdraw/ HTTP/1.1\r\nHost: {urlsplit(url).netloc}\r\n".encode()
+    ),
     # Headers complete, body half sent: the worker is stuck in Django reading the form.
     "slow-body": slow_withdrawal_head,
 }
