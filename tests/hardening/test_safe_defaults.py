@@ -15,7 +15,7 @@ import pytest
 from bank.secret_key import load_or_create_secret_key
 from labserver.lab import PROJECT_DIR
 from tests.hardening.lab_http import cookie_attributes, request, set_cookie
-from tests.helpers import LAB_PASSWORD, LAB_USER
+from tests.helpers import LAB_PASSWORD, LAB_USER, require
 
 pytestmark = pytest.mark.e2e
 
@@ -88,8 +88,7 @@ def test_workers_starting_together_agree_on_one_generated_key(tmp_path):
 
 
 def test_the_default_secret_key_file_is_git_ignored():
-    if shutil.which("git") is None or not (PROJECT_DIR / ".git").exists():
-        pytest.skip("not a git checkout")
+    require(shutil.which("git") is not None and (PROJECT_DIR / ".git").exists(), "not a git checkout")
     ignored = subprocess.run(
         ["git", "check-ignore", "--quiet", ".secret_key"], cwd=PROJECT_DIR, capture_output=True, timeout=30
     )

@@ -14,7 +14,7 @@ from loadgen.ab import AbReport, parse_ab_report, run_ab
 from loadgen.errors import LoadError
 from loadgen.login import SessionCookies, log_in, read_cookie_jar
 from loadgen.target import Target, is_loopback, parse_target
-from tests.helpers import PASSWORD
+from tests.helpers import PASSWORD, require
 
 DATA = Path(__file__).parent / "data"
 
@@ -153,10 +153,12 @@ def test_session_cookie_header_carries_both_cookies():
     assert SessionCookies(csrftoken="c", sessionid="s").cookie_header == "sessionid=s; csrftoken=c"
 
 
-needs_curl = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+@pytest.fixture
+def needs_curl() -> None:
+    require(shutil.which("curl") is not None, "curl is not installed (apt-get install curl)")
 
 
-@needs_curl
+@pytest.mark.usefixtures("needs_curl")
 def test_log_in_to_a_closed_loopback_port_says_to_start_gunicorn(tmp_path):
     target = parse_target(f"http://127.0.0.1:{free_port()}")
 
@@ -164,7 +166,7 @@ def test_log_in_to_a_closed_loopback_port_says_to_start_gunicorn(tmp_path):
         log_in(target=target, username="alice", password=PASSWORD, workdir=tmp_path, timeout=5)
 
 
-@needs_curl
+@pytest.mark.usefixtures("needs_curl")
 @pytest.mark.django_db(transaction=True)
 def test_log_in_with_curl_against_the_app(live_server, tmp_path):
     User.objects.create_user(username="alice", password=PASSWORD)
@@ -179,7 +181,7 @@ def test_log_in_with_curl_against_the_app(live_server, tmp_path):
     assert cookies.csrftoken != anonymous
 
 
-@needs_curl
+@pytest.mark.usefixtures("needs_curl")
 @pytest.mark.django_db(transaction=True)
 def test_log_in_with_a_wrong_password_is_refused(live_server, tmp_path):
     User.objects.create_user(username="alice", password=PASSWORD)
