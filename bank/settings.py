@@ -81,6 +81,7 @@ DATABASES = {
     "default": database_from_url(os.environ.get("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["ENGINE"] = "bank.sqlite"
     # WAL lets readers run beside the writer; the busy timeout makes writers queue instead of
     # failing; IMMEDIATE takes the write lock at BEGIN, so a read-then-write atomic block cannot
     # fail with "database is locked" when it upgrades (SQLite ignores select_for_update).

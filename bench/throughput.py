@@ -1,65 +1,107 @@
-"""Cost of correctness and server headroom, measured side by side on one Gunicorn and one database.
+"""Cost of correctness, server headroom and the bare-WSGI floor, measured side by side on one database.
 
     .venv/bin/python -m bench.throughput --database sqlite
     .venv/bin/python -m bench.throughput --database postgres
 
 Every round runs ab once for each case, in a new random order: a trivial authenticated GET (the
 balance), the naive withdrawal and each safe strategy, all on the same account of the same
-server. The figures are medians over rounds of the ratios taken within a round, so a noisy
-machine moves all cases of a round together and the ratios stay fair.
+server, and the floor's two cases (below). The figures are medians over rounds of the ratios
+taken within a round, so a noisy machine moves all cases of a round together and the ratios stay
+fair.
 
 - cost of correctness: a safe strategy's requests/s divided by naive's (goal: at least 0.95);
-- headroom: a strategy's withdrawals/s divided by the GET's requests/s (the framework's ceiling).
+- headroom: a strategy's withdrawals/s divided by the GET's requests/s (the framework's ceiling);
+- the floor: the same GET and atomic_update withdrawal as a bare WSGI function (bench/floor/: raw
+  SQL through the same driver, no Django) on a second Gunicorn with the same config, database and
+  account, fired in the same rounds (one server loaded at a time). Django's figure divided by the
+  floor's is how close to the stack's limit the lab runs; the floor's own headroom is its
+  withdrawal divided by its GET.
 """
 
 import argparse
 import statistics
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 from tabulate import tabulate
 
+from bench.floor.server import serve_floor
 from bench.harness import PASSWORD, USERNAME, argument_parser, bench_lab, seed_user
 from bench.timing import interleaved
 from loadgen.ab import run_ab
 from loadgen.login import SessionCookies, log_in
-from loadgen.target import parse_target
+from loadgen.target import WITHDRAW_PATH, parse_target
 
 # As much as a balance holds, so no withdrawal of a run is refused.
 OPENING = 2_000_000_000
 GET = "GET (balance)"
-STRATEGIES = ["naive", "atomic_update", "locking", "optimistic", "serializable"]
+NAIVE = "naive"
+STRATEGIES = [NAIVE, "atomic_update", "locking", "optimistic", "serializable"]
+FLOOR_GET = "floor: GET"
+FLOOR_WITHDRAWAL = "floor: atomic_update"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Case:
+    """One ab run of a round, and the cases its requests/s is divided by (None: not reported)."""
+
+    url: str
+    amount: int | None  # None: a GET, with no form
+    naive: str | None = None  # cost of correctness
+    get: str | None = None  # headroom: the GET on the same server
+    floor: str | None = None  # the same request on the floor
 
 
 def main() -> None:
     parser = argument_parser(__doc__, rounds=5)
     parser.add_argument("--requests", type=int, default=2000, help="ab -n per case and round.")
     parser.add_argument("--concurrency", type=int, default=4, help="ab -c (default: 4, one per worker).")
-    parser.add_argument("--workers", type=int, default=4, help="Gunicorn workers (default: 4).")
+    parser.add_argument("--workers", type=int, default=4, help="Gunicorn workers, each server (default: 4).")
     args = parser.parse_args()
 
     with bench_lab(args.database) as lab_env:
         seed_user(lab_env, balance=OPENING)
-        with lab_env.serve(workers=args.workers) as server:
-            rps = measure(server.url, workdir=lab_env.workdir, args=args)
-    report(rps, args=args)
+        with (
+            lab_env.serve(workers=args.workers) as server,
+            serve_floor(lab_env, workers=args.workers) as floor,
+        ):
+            cases = bench_cases(django_url=server.url, floor_url=floor.url)
+            cookies = log_in(
+                target=parse_target(server.url), username=USERNAME, password=PASSWORD, workdir=lab_env.workdir
+            )
+            rps = measure(cases, cookies=cookies, workdir=lab_env.workdir, args=args)
+    report(cases, rps, args=args)
 
 
-def measure(url: str, *, workdir: Path, args: argparse.Namespace) -> dict[str, list[float]]:
-    target = parse_target(url)
-    cookies = log_in(target=target, username=USERNAME, password=PASSWORD, workdir=workdir)
-    # Each case's URL and the amount it withdraws (None: a GET).
-    cases = {GET: (target.base_url + "/accounts/withdraw/", None)}
-    cases |= {strategy: (target.withdraw_url(strategy=strategy), 1) for strategy in STRATEGIES}
+def bench_cases(*, django_url: str, floor_url: str) -> dict[str, Case]:
+    """Django's GET and strategies, then the floor's GET and withdrawal (the session is Django's,
+    in the database both read)."""
+    django, floor = parse_target(django_url), parse_target(floor_url)
+    cases = {GET: Case(url=django.base_url + WITHDRAW_PATH, amount=None, floor=FLOOR_GET)}
+    for strategy in STRATEGIES:
+        cases[strategy] = Case(
+            url=django.withdraw_url(strategy=strategy),
+            amount=1,
+            naive=None if strategy == NAIVE else NAIVE,
+            get=GET,
+            floor=FLOOR_WITHDRAWAL if strategy == "atomic_update" else None,
+        )
+    cases[FLOOR_GET] = Case(url=floor.base_url + WITHDRAW_PATH, amount=None)
+    cases[FLOOR_WITHDRAWAL] = Case(url=floor.withdraw_url(strategy="atomic_update"), amount=1, get=FLOOR_GET)
+    return cases
 
+
+def measure(
+    cases: dict[str, Case], *, cookies: SessionCookies, workdir: Path, args: argparse.Namespace
+) -> dict[str, list[float]]:
     def fire(case: str, *, requests: int) -> float:
-        case_url, amount = cases[case]
         return requests_per_second(
-            case_url,
+            cases[case].url,
             cookies=cookies,
             requests=requests,
             concurrency=args.concurrency,
-            amount=amount,
+            amount=cases[case].amount,
             workdir=workdir,
         )
 
@@ -90,27 +132,35 @@ def requests_per_second(
     return report.requests_per_second
 
 
-def report(rps: dict[str, list[float]], *, args: argparse.Namespace) -> None:
-    rounds = range(args.rounds)
-
-    def ratio(case: str, base: str) -> float:
-        return statistics.median(rps[case][i] / rps[base][i] for i in rounds)
+def report(cases: dict[str, Case], rps: dict[str, list[float]], *, args: argparse.Namespace) -> None:
+    def ratio(case: str, base: str | None) -> str:
+        if base is None:
+            return ""
+        return f"{statistics.median(rps[case][i] / rps[base][i] for i in range(args.rounds)):.2f}"
 
     rows = [
         (
-            case,
-            f"{statistics.median(rps[case]):.0f}",
-            f"{min(rps[case]):.0f}-{max(rps[case]):.0f}",
-            "" if case in (GET, "naive") else f"{ratio(case, 'naive'):.2f}",
-            "" if case == GET else f"{ratio(case, GET):.2f}",
+            name,
+            f"{statistics.median(rps[name]):.0f}",
+            f"{min(rps[name]):.0f}-{max(rps[name]):.0f}",
+            ratio(name, case.naive),
+            ratio(name, case.get),
+            ratio(name, case.floor),
         )
-        for case in rps
+        for name, case in cases.items()
     ]
     print(
         f"database {args.database}, {args.workers} workers, ab -n {args.requests} -c {args.concurrency}, "
         f"{args.rounds} rounds\n"
     )
-    headers = ["case", "requests/s (median)", "range", "÷ naive (cost of correctness)", "÷ GET (headroom)"]
+    headers = [
+        "case",
+        "requests/s (median)",
+        "range",
+        "÷ naive (cost of correctness)",
+        "÷ GET (headroom)",
+        "÷ floor (of the stack's limit)",
+    ]
     print(tabulate(rows, headers=headers, tablefmt="github"))
 
 

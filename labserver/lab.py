@@ -58,8 +58,19 @@ class Lab:
         return result
 
     @contextmanager
-    def serve(self, *, workers: int = 4, env: dict[str, str] | None = None) -> Iterator[Server]:
-        """Start Gunicorn from the project's config on a free loopback port; always stop it."""
+    def serve(
+        self,
+        *,
+        workers: int = 4,
+        env: dict[str, str] | None = None,
+        app: str | None = None,
+        ready_path: str = "/auth/login/",
+    ) -> Iterator[Server]:
+        """Start Gunicorn from the project's config on a free loopback port; always stop it.
+
+        ``app`` serves another WSGI application than the config's (Django) with the same Gunicorn
+        settings; the server is ready when ``ready_path`` answers below 500.
+        """
         port = free_port()
         log_path = self.workdir / f"gunicorn-{port}.log"
         with open(log_path, "w") as log:
@@ -69,6 +80,7 @@ class Lab:
                     "--config", str(PROJECT_DIR / "gunicorn.conf.py"),
                     "--bind", f"{LOOPBACK}:{port}",
                     "--workers", str(workers),
+                    *([app] if app else []),
                 ],
                 cwd=PROJECT_DIR,
                 env={**self.env, **(env or {})},
@@ -78,7 +90,7 @@ class Lab:
             )  # fmt: skip
         server = Server(url=f"http://{LOOPBACK}:{port}", process=process, log_path=log_path)
         try:
-            _wait_until_ready(server)
+            _wait_until_ready(server, path=ready_path)
             yield server
         finally:
             _stop(process)
@@ -107,15 +119,18 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _wait_until_ready(server: Server) -> None:
+def _wait_until_ready(server: Server, *, path: str) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
             raise LabError(f"Gunicorn exited with {server.process.returncode}:\n{server.log()}")
         try:
-            with urllib.request.urlopen(f"{server.url}/auth/login/", timeout=2) as response:
-                if response.status == 200:
-                    return
+            urllib.request.urlopen(f"{server.url}{path}", timeout=2).close()
+            return
+        except urllib.error.HTTPError as answer:  # an answer all the same, unless the app failed
+            if answer.code < 500:
+                return
+            time.sleep(0.2)
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             time.sleep(0.2)
     raise LabError(f"Gunicorn did not answer within {READY_TIMEOUT_SECONDS} s:\n{server.log()}")

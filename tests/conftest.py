@@ -7,5 +7,5 @@ def django_db_modify_db_settings(tmp_path_factory):
     from django.conf import settings
 
     database = settings.DATABASES["default"]
-    if database["ENGINE"] == "django.db.backends.sqlite3":
+    if database["ENGINE"] in ("django.db.backends.sqlite3", "bank.sqlite"):
         database.setdefault("TEST", {})["NAME"] = str(tmp_path_factory.mktemp("sqlite") / "test.sqlite3")

@@ -1,6 +1,10 @@
 """The checker on hand-made ledgers: each anomaly, its count, and its first and worst examples."""
 
+import random
+
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from accounts.audit import (
     EXAMPLE_LEDGER_IDS,
@@ -12,7 +16,7 @@ from accounts.audit import (
     audit_account,
     audit_accounts,
 )
-from accounts.models import Account
+from accounts.models import Account, Transaction
 from accounts.withdrawals import Strategy
 
 pytestmark = pytest.mark.django_db
@@ -401,3 +405,143 @@ def test_audit_accounts_in_id_order_and_by_username(make_account):
     ]
     assert [a.account_id for a in only_bob] == [bob.pk]
     assert audit_accounts(username="nobody") == []
+
+
+# The strategies each account of a mixed ledger records: one, several, none.
+LEDGER_STRATEGIES = [
+    [Strategy.NAIVE],
+    [Strategy.NAIVE, Strategy.LOCKING],
+    [Strategy.ATOMIC_UPDATE, Strategy.OPTIMISTIC, Strategy.SERIALIZABLE],
+    [Strategy.LOCKING],
+    [],
+]
+
+
+def random_ledger(make_account, add_row, add_client_run, *, seed: int) -> list[Account]:
+    """Accounts with random withdrawals, some of which read a stale balance or go below the minimum."""
+    rng = random.Random(seed)
+    accounts = []
+    for index, strategies in enumerate(LEDGER_STRATEGIES):
+        account = make_account(username=f"user{index}", opening=100, minimum=rng.choice([0, 80]))
+        balance = 100
+        for _ in range(rng.randint(20, 40) if strategies else 0):
+            amount = rng.randint(1, 3)
+            read = balance + amount if rng.random() < 0.2 else balance  # a stale read: a lost update
+            add_row(account, read, read - amount, strategy=rng.choice(strategies))
+            balance = read - amount
+        settle(account, balance)
+        if rng.random() < 0.7:
+            add_client_run(account, ok=rng.randint(0, 40), failed=rng.randint(0, 3), indeterminate=1)
+        accounts.append(account)
+    accounts.append(make_account(username=None, opening=10, current=4, minimum=5))
+    return accounts
+
+
+def figures_row_by_row(account: Account) -> dict:
+    """What the audit must find, counted in Python from every ledger row of the account."""
+    rows = list(
+        Transaction.objects.filter(holder=account).values_list(
+            "strategy", "amount", "balance_before", "balance"
+        )
+    )
+
+    def lost_updates(subset: list) -> int:
+        return len(subset) - len({read for _, _, read, _ in subset})
+
+    by_strategy = [
+        StrategyAudit(
+            strategy,
+            ledger_rows=len(subset),
+            withdrawn=sum(amount for _, amount, _, _ in subset),
+            lost_updates=lost_updates(subset),
+            overdrafts=sum(written < account.minimum for _, _, _, written in subset),
+        )
+        for strategy in sorted({row[0] for row in rows})
+        for subset in [[row for row in rows if row[0] == strategy]]
+    ]
+    return {
+        "ledger_rows": len(rows),
+        "withdrawn": sum(amount for _, amount, _, _ in rows),
+        "lost_updates": lost_updates(rows),
+        "distinct_balances": len({written for _, _, _, written in rows}),
+        "overdrafts": sum(written < account.minimum for _, _, _, written in rows),
+        "by_strategy": by_strategy,
+    }
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_every_accounts_figures_match_a_count_row_by_row(make_account, add_row, add_client_run, seed):
+    accounts = random_ledger(make_account, add_row, add_client_run, seed=seed)
+
+    audits = audit_accounts()
+
+    assert [audit.account_id for audit in audits] == [account.pk for account in accounts]
+    for account, audit in zip(accounts, audits, strict=True):
+        found = {name: getattr(audit, name) for name in figures_row_by_row(account)}
+        assert found == figures_row_by_row(account), f"account {account.pk}"
+        assert audit.duplicate_balances == audit.ledger_rows - audit.distinct_balances
+        # The audit of all accounts and the audit of one say the same, examples included.
+        assert audit == audit_account(account=account)
+
+
+def test_a_one_strategy_account_has_its_totals_as_its_breakdown(make_account, add_row):
+    account = make_account(opening=10, minimum=5)
+    add_row(account, 10, 8, strategy=Strategy.OPTIMISTIC)
+    add_row(account, 10, 8, strategy=Strategy.OPTIMISTIC)
+    add_row(account, 8, 4, strategy=Strategy.OPTIMISTIC)
+    settle(account, 4)
+
+    audit = audit_account(account=account)
+
+    assert audit.by_strategy == [
+        StrategyAudit(Strategy.OPTIMISTIC, ledger_rows=3, withdrawn=8, lost_updates=1, overdrafts=1)
+    ]
+
+
+def test_a_breakdown_counts_lost_updates_and_overdrafts_only_where_an_account_has_them(make_account, add_row):
+    # Two accounts with several strategies in one audit: one clean, one with both anomalies.
+    clean = make_account(username="alice", opening=10)
+    add_row(clean, 10, 9, strategy=Strategy.NAIVE)
+    add_row(clean, 9, 8, strategy=Strategy.LOCKING)
+    settle(clean, 8)
+    broken = make_account(username="bob", opening=10, minimum=8)
+    add_row(broken, 10, 9, strategy=Strategy.NAIVE)
+    add_row(broken, 10, 9, strategy=Strategy.NAIVE)
+    add_row(broken, 9, 7, strategy=Strategy.LOCKING)
+    settle(broken, 7)
+
+    clean_audit, broken_audit = audit_accounts()
+
+    assert clean_audit.by_strategy == [
+        StrategyAudit(Strategy.LOCKING, ledger_rows=1, withdrawn=1, lost_updates=0, overdrafts=0),
+        StrategyAudit(Strategy.NAIVE, ledger_rows=1, withdrawn=1, lost_updates=0, overdrafts=0),
+    ]
+    assert broken_audit.by_strategy == [
+        StrategyAudit(Strategy.LOCKING, ledger_rows=1, withdrawn=2, lost_updates=0, overdrafts=1),
+        StrategyAudit(Strategy.NAIVE, ledger_rows=2, withdrawn=2, lost_updates=1, overdrafts=0),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("strategies", "queries"),
+    [([Strategy.LOCKING], 3), ([Strategy.NAIVE, Strategy.LOCKING], 4)],
+    ids=["one strategy an account", "several strategies an account"],
+)
+def test_the_audit_sends_as_many_queries_for_many_accounts_as_for_one(
+    make_account, add_row, add_client_run, strategies, queries
+):
+    # The accounts, the ledger's totals, the client runs (and the breakdown of the accounts with
+    # several strategies), each one query for all accounts. Only anomalies' examples add more.
+    def audit_queries(*, accounts: int) -> int:
+        for _ in range(accounts):
+            account = make_account(username=f"user{Account.objects.count()}", opening=100)
+            for index, strategy in enumerate(strategies * 2):
+                add_row(account, 100 - index, 99 - index, strategy=strategy)
+            add_client_run(account, ok=len(strategies) * 2)
+            settle(account, 100 - len(strategies) * 2)
+        with CaptureQueriesContext(connection) as captured:
+            audits = audit_accounts()
+        assert [audit.verdict for audit in audits] == ["OK"] * Account.objects.count()
+        return len(captured)
+
+    assert audit_queries(accounts=1) == audit_queries(accounts=9) == queries

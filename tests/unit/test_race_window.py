@@ -27,7 +27,9 @@ def withdraw_concurrently(*, account_id: int, strategy: Strategy, parties: int) 
     def one() -> None:
         try:
             account = Account.objects.get(pk=account_id)
-            result = withdraw(account=account, amount=1, strategy=strategy, request_started_at=timezone.now())
+            result = withdraw(
+                user=account.user, amount=1, strategy=strategy, request_started_at=timezone.now()
+            )
         except WithdrawalRefused as refusal:
             result = refusal
         finally:
@@ -88,7 +90,7 @@ def test_unarmed_withdrawals_do_not_wait(make_account):
     assert race_window.active_window() is None
     # The hook returns at once, holding nothing: no passage through any barrier.
     assert race_window.after_read(account_id=account.pk) is None
-    withdraw(account=account, amount=1, strategy=Strategy.NAIVE, request_started_at=timezone.now())
+    withdraw(user=account.user, amount=1, strategy=Strategy.NAIVE, request_started_at=timezone.now())
     account.refresh_from_db()
     assert account.current == 9
 
@@ -98,7 +100,7 @@ def test_a_lone_withdrawal_is_let_through_by_the_timeout(make_account):
     account = make_account(opening=10)
     with race_window.armed(parties=4, timeout=TIMEOUT) as barrier:
         started = time.monotonic()
-        withdraw(account=account, amount=1, strategy=Strategy.LOCKING, request_started_at=timezone.now())
+        withdraw(user=account.user, amount=1, strategy=Strategy.LOCKING, request_started_at=timezone.now())
         waited = time.monotonic() - started
 
     assert TIMEOUT <= waited < TIMEOUT + 2

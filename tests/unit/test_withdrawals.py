@@ -5,6 +5,7 @@ from collections import Counter
 from collections.abc import Iterator
 
 import pytest
+from django.contrib.auth.models import User
 from django.db import IntegrityError, connection, transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -17,6 +18,7 @@ from accounts.withdrawals import (
     OPTIMISTIC_MAX_ATTEMPTS,
     SAFE_STRATEGIES,
     SERIALIZABLE_MAX_ATTEMPTS,
+    AccountNotFound,
     InsufficientFunds,
     Strategy,
     Withdrawal,
@@ -24,7 +26,7 @@ from accounts.withdrawals import (
     WithdrawalRefused,
     withdraw,
 )
-from tests.helpers import ALL_STRATEGY_PARAMS, SAFE_STRATEGY_PARAMS, STARTED_AT, database_snapshot
+from tests.helpers import ALL_STRATEGY_PARAMS, PASSWORD, SAFE_STRATEGY_PARAMS, STARTED_AT, database_snapshot
 
 THREADS = 8
 WITHDRAWALS_PER_THREAD = 10
@@ -46,7 +48,7 @@ def test_strategy_names_and_the_safe_ones():
 def test_each_strategy_writes_the_balance_and_its_ledger_row(make_account, strategy):
     account = make_account(opening=1_000)
 
-    result = withdraw(account=account, amount=7, strategy=strategy, request_started_at=STARTED_AT)
+    result = withdraw(user=account.user, amount=7, strategy=strategy, request_started_at=STARTED_AT)
 
     assert result == Withdrawal(
         account_id=account.pk,
@@ -75,7 +77,7 @@ def test_sequential_withdrawals_chain_their_ledger_rows(make_account, strategy):
     account = make_account(opening=100)
 
     for amount in (1, 2, 3):
-        withdraw(account=account, amount=amount, strategy=strategy, request_started_at=timezone.now())
+        withdraw(user=account.user, amount=amount, strategy=strategy, request_started_at=timezone.now())
 
     account.refresh_from_db()
     assert account.current == 94
@@ -91,7 +93,7 @@ def test_sequential_withdrawals_chain_their_ledger_rows(make_account, strategy):
 def test_safe_strategies_go_down_to_the_minimum_exactly(make_account, strategy):
     account = make_account(opening=50, minimum=20)
 
-    result = withdraw(account=account, amount=30, strategy=strategy, request_started_at=STARTED_AT)
+    result = withdraw(user=account.user, amount=30, strategy=strategy, request_started_at=STARTED_AT)
 
     assert result.balance_after == 20
     account.refresh_from_db()
@@ -106,7 +108,7 @@ def test_safe_strategies_refuse_to_go_below_the_minimum(
     account = make_account(opening=opening, minimum=minimum)
 
     with database_unchanged(), pytest.raises(InsufficientFunds) as refused:
-        withdraw(account=account, amount=amount, strategy=strategy, request_started_at=STARTED_AT)
+        withdraw(user=account.user, amount=amount, strategy=strategy, request_started_at=STARTED_AT)
 
     assert str(refused.value) == (
         f"Insufficient funds: account {account.pk} holds {opening}; withdrawing {amount} "
@@ -114,23 +116,35 @@ def test_safe_strategies_refuse_to_go_below_the_minimum(
     )
 
 
-@pytest.mark.parametrize("strategy", SAFE_STRATEGY_PARAMS)
-def test_safe_strategies_read_the_balance_from_the_database_not_the_instance(
-    make_account, strategy, database_unchanged
-):
+@pytest.mark.parametrize("strategy", ALL_STRATEGY_PARAMS)
+def test_each_strategy_withdraws_from_the_users_first_account_only(make_account, strategy):
     account = make_account(opening=1_000)
-    stale = Account.objects.get(pk=account.pk)
-    Account.objects.filter(pk=account.pk).update(current=5)
+    second = Account.objects.create(user=account.user, opening=500, current=500)
+    others = make_account(username="bob", opening=1_000)
 
-    with database_unchanged(), pytest.raises(InsufficientFunds, match="holds 5;"):
-        withdraw(account=stale, amount=6, strategy=strategy, request_started_at=STARTED_AT)
-    result = withdraw(account=stale, amount=5, strategy=strategy, request_started_at=STARTED_AT)
+    result = withdraw(user=account.user, amount=7, strategy=strategy, request_started_at=STARTED_AT)
 
-    assert (result.balance_before, result.balance_after) == (5, 0)
-    account.refresh_from_db()
-    assert account.current == 0
+    assert result.account_id == account.pk
+    assert dict(Account.objects.values_list("pk", "current")) == {
+        account.pk: 993,
+        second.pk: 500,
+        others.pk: 1_000,
+    }
+    assert list(Transaction.objects.values_list("holder_id", flat=True)) == [account.pk]
 
 
+@pytest.mark.parametrize("strategy", ALL_STRATEGY_PARAMS)
+def test_a_user_without_an_account_changes_nothing(make_account, strategy, database_unchanged):
+    make_account(opening=1_000)
+    stranger = User.objects.create_user(username="bob", password=PASSWORD)
+
+    with database_unchanged(), pytest.raises(AccountNotFound, match=f"User {stranger.pk} has no account."):
+        withdraw(user=stranger, amount=1, strategy=strategy, request_started_at=STARTED_AT)
+
+
+# Outside any test transaction, as a request runs: on PostgreSQL atomic_update's one statement
+# fails whole, and would leave an enclosing transaction aborted, as any failed statement does.
+@pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("strategy", SAFE_STRATEGY_PARAMS)
 def test_safe_strategies_roll_the_balance_back_when_the_ledger_row_fails(
     make_account, strategy, database_unchanged
@@ -139,7 +153,7 @@ def test_safe_strategies_roll_the_balance_back_when_the_ledger_row_fails(
     account = make_account(opening=1_000)
 
     with database_unchanged(), pytest.raises(IntegrityError):
-        withdraw(account=account, amount=1, strategy=strategy, request_started_at=None)
+        withdraw(user=account.user, amount=1, strategy=strategy, request_started_at=None)
 
 
 @pytest.mark.parametrize("strategy", ALL_STRATEGY_PARAMS)
@@ -148,15 +162,15 @@ def test_amount_out_of_range_is_a_value_error(make_account, strategy, amount, da
     account = make_account(opening=MAX_WITHDRAWAL_AMOUNT * 2)
 
     with database_unchanged(), pytest.raises(ValueError, match=f"not {amount}"):
-        withdraw(account=account, amount=amount, strategy=strategy, request_started_at=STARTED_AT)
+        withdraw(user=account.user, amount=amount, strategy=strategy, request_started_at=STARTED_AT)
 
 
 @pytest.mark.parametrize("strategy", ALL_STRATEGY_PARAMS)
 def test_only_optimistic_bumps_the_version(make_account, strategy):
     account = make_account()
 
-    withdraw(account=account, amount=1, strategy=strategy, request_started_at=STARTED_AT)
-    withdraw(account=account, amount=1, strategy=strategy, request_started_at=STARTED_AT)
+    withdraw(user=account.user, amount=1, strategy=strategy, request_started_at=STARTED_AT)
+    withdraw(user=account.user, amount=1, strategy=strategy, request_started_at=STARTED_AT)
 
     account.refresh_from_db()
     assert account.version == (2 if strategy is Strategy.OPTIMISTIC else 0)
@@ -167,10 +181,10 @@ def test_naive_checks_the_balance_before_the_amount(make_account):
     # The blog's guard is `current >= minimum`: one more withdrawal passes it at the minimum.
     account = make_account(opening=1, minimum=0)
 
-    withdraw(account=account, amount=1, strategy=Strategy.NAIVE, request_started_at=STARTED_AT)
-    withdraw(account=account, amount=1, strategy=Strategy.NAIVE, request_started_at=STARTED_AT)
+    withdraw(user=account.user, amount=1, strategy=Strategy.NAIVE, request_started_at=STARTED_AT)
+    withdraw(user=account.user, amount=1, strategy=Strategy.NAIVE, request_started_at=STARTED_AT)
     with pytest.raises(InsufficientFunds):
-        withdraw(account=account, amount=1, strategy=Strategy.NAIVE, request_started_at=STARTED_AT)
+        withdraw(user=account.user, amount=1, strategy=Strategy.NAIVE, request_started_at=STARTED_AT)
 
     account.refresh_from_db()
     assert account.current == -1
@@ -194,7 +208,9 @@ def run_threads(*, account_id: int, strategy: Strategy) -> Counter:
             for _ in range(WITHDRAWALS_PER_THREAD):
                 account = Account.objects.get(pk=account_id)
                 try:
-                    withdraw(account=account, amount=1, strategy=strategy, request_started_at=timezone.now())
+                    withdraw(
+                        user=account.user, amount=1, strategy=strategy, request_started_at=timezone.now()
+                    )
                     outcome = "ok"
                 except InsufficientFunds:
                     outcome = "insufficient"
@@ -292,7 +308,7 @@ class Rival:
     def _withdraw(self, account_id: int) -> None:
         account = Account.objects.get(pk=account_id)
         self.withdrawals.append(
-            withdraw(account=account, amount=1, strategy=self.strategy, request_started_at=timezone.now())
+            withdraw(user=account.user, amount=1, strategy=self.strategy, request_started_at=timezone.now())
         )
 
     def _withdraw_on_another_connection(self, account_id: int) -> None:
@@ -331,7 +347,7 @@ def test_optimistic_gives_up_after_its_last_attempt_and_withdraws_nothing(make_a
     monkeypatch.setattr(race_window, "after_read", rival)
 
     with pytest.raises(WithdrawalConflict) as conflict:
-        withdraw(account=account, amount=5, strategy=Strategy.OPTIMISTIC, request_started_at=STARTED_AT)
+        withdraw(user=account.user, amount=5, strategy=Strategy.OPTIMISTIC, request_started_at=STARTED_AT)
 
     assert str(conflict.value) == (
         f"Conflict: account {account.pk} changed under {OPTIMISTIC_MAX_ATTEMPTS} attempts in a row; "
@@ -383,7 +399,9 @@ def test_serializable_gives_up_after_its_last_attempt_and_withdraws_nothing(make
             stack.enter_context(share_locked(account.pk))
             stack.enter_context(lock_wait_timeout(seconds=1))
         with pytest.raises(WithdrawalConflict) as conflict:
-            withdraw(account=account, amount=5, strategy=Strategy.SERIALIZABLE, request_started_at=STARTED_AT)
+            withdraw(
+                user=account.user, amount=5, strategy=Strategy.SERIALIZABLE, request_started_at=STARTED_AT
+            )
 
     assert str(conflict.value) == (
         f"Conflict: the database refused to serialize a withdrawal from account {account.pk} "

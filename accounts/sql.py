@@ -1,0 +1,139 @@
+"""The withdrawal's hot statements, written as SQL where the ORM would cost more.
+
+Each is one statement where the ORM would send two (Django's ``QuerySet.update()`` answers a row
+count, not the balance it wrote; Django has no per-transaction isolation level), or the same
+statement at a fraction of the ORM's Python work per request (the ledger row: building a model
+instance and compiling its INSERT take longer than SQLite takes to write it).
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+# The user's first account, as accounts.selectors.account_for_user picks it, debited only if
+# the balance stays at or above its minimum. Under READ COMMITTED, PostgreSQL and InnoDB check
+# the condition again on the newest version of the row once its lock is theirs: no lost update,
+# no overdraft, whatever ran concurrently.
+_DEBIT = """
+    UPDATE accounts_account SET current = current - %s
+    WHERE id = (SELECT MIN(id) FROM accounts_account WHERE user_id = %s) AND current >= minimum + %s
+"""
+# SQLite 3.35+ and PostgreSQL answer the balance with the UPDATE itself.
+_DEBIT_RETURNING = _DEBIT + "RETURNING id, current"
+# MariaDB 10.11 has no UPDATE ... RETURNING: read the row back under the lock our UPDATE holds.
+_READ_BACK = """
+    SELECT id, current FROM accounts_account
+    WHERE id = (SELECT MIN(id) FROM accounts_account WHERE user_id = %s)
+"""
+
+
+_LEDGER_COLUMNS = "(holder_id, amount, balance_before, balance, strategy, request_started_at, created_at)"
+_INSERT_LEDGER_ROW = f"INSERT INTO accounts_transaction {_LEDGER_COLUMNS} VALUES (%s, %s, %s, %s, %s, %s, %s)"
+# PostgreSQL writes the debit and its ledger row in one statement, atomic by itself: no BEGIN,
+# no COMMIT, one round trip where a transaction would take four.
+_DEBIT_AND_RECORD = f"""
+    WITH debited AS ({_DEBIT_RETURNING})
+    INSERT INTO accounts_transaction {_LEDGER_COLUMNS}
+    SELECT id, %s, current + %s, current, %s, %s, %s FROM debited
+    RETURNING holder_id, balance
+"""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Debit:
+    account_id: int
+    balance: int
+
+
+def debit_first_account(*, user_id: int, amount: int) -> Debit | None:
+    """Take ``amount`` from the user's first account unless that would go below its minimum:
+    the balance left, or None when nothing was taken (no account, or not enough in it).
+
+    Call it inside a transaction: on MariaDB the balance is read back by a second statement.
+    """
+    with connection.cursor() as cursor:
+        if connection.vendor == "mysql":
+            cursor.execute(_DEBIT, [amount, user_id, amount])
+            if cursor.rowcount == 0:
+                return None
+            cursor.execute(_READ_BACK, [user_id])
+        else:
+            cursor.execute(_DEBIT_RETURNING, [amount, user_id, amount])
+        row = cursor.fetchone()
+    return None if row is None else Debit(account_id=row[0], balance=row[1])
+
+
+def debit_and_record(
+    *, user_id: int, amount: int, strategy: str, request_started_at: datetime
+) -> Debit | None:
+    """``debit_first_account()`` and, if it took the money, the ledger row, together or not at all."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _DEBIT_AND_RECORD,
+                [amount, user_id, amount, amount, amount, strategy, request_started_at, timezone.now()],
+            )
+            row = cursor.fetchone()
+        return None if row is None else Debit(account_id=row[0], balance=row[1])
+    with transaction.atomic():
+        debited = debit_first_account(user_id=user_id, amount=amount)
+        if debited is not None:
+            insert_ledger_row(
+                account_id=debited.account_id,
+                amount=amount,
+                before=debited.balance + amount,
+                after=debited.balance,
+                strategy=strategy,
+                request_started_at=request_started_at,
+            )
+    return debited
+
+
+def insert_ledger_row(
+    *, account_id: int, amount: int, before: int, after: int, strategy: str, request_started_at: datetime
+) -> None:
+    """The row ``Transaction.objects.create()`` would write, ``created_at`` included."""
+    adapt = connection.ops.adapt_datetimefield_value
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _INSERT_LEDGER_ROW,
+            [account_id, amount, before, after, strategy, adapt(request_started_at), adapt(timezone.now())],
+        )
+
+
+@contextmanager
+def serializable_transaction() -> Iterator[None]:
+    """A durable ``transaction.atomic()`` at SERIALIZABLE isolation.
+
+    SQLite's IMMEDIATE transactions (settings.py) take the write lock at BEGIN, so they are
+    serial already.
+    """
+    if connection.vendor == "postgresql":
+        # psycopg opens the transaction with BEGIN ISOLATION LEVEL SERIALIZABLE: the isolation
+        # costs no statement of its own. The connection is persistent, so put it back after.
+        from psycopg import IsolationLevel
+
+        # The health check may replace the connection at the first statement: have it done first,
+        # or the transaction would run on a new connection at the default isolation.
+        connection.close_if_health_check_failed()
+        connection.ensure_connection()
+        driver = connection.connection
+        previous = driver.isolation_level
+        driver.isolation_level = IsolationLevel.SERIALIZABLE
+        try:
+            with transaction.atomic(durable=True):
+                yield
+        finally:
+            if not driver.closed:
+                driver.isolation_level = previous
+        return
+    with transaction.atomic(durable=True):
+        if connection.vendor == "mysql":
+            # Applies to the transaction that the next statement starts implicitly.
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
+        yield

@@ -1,0 +1,73 @@
+"""The statement budget: every statement a request sends, in order, per strategy and database.
+
+Counted as the database receives them (bench/statements.py), so the session and user look-ups,
+BEGIN and COMMIT, MariaDB's autocommit switches and the health check count too. A new statement,
+a SAVEPOINT from a nested atomic block or a look-up done twice fails here; docs/benchmarks.md
+shows the same table.
+"""
+
+import pytest
+from django.db import connection, transaction
+from django.test import Client
+
+from bench.statements import describe, request_statements, statements_sent
+
+SESSION = ["SELECT django_session", "SELECT auth_user"]
+HEALTH_CHECK = {"sqlite": [], "postgresql": ["SELECT 1"], "mysql": ["ping"]}
+BEGIN = {"sqlite": ["BEGIN IMMEDIATE"], "postgresql": ["BEGIN"], "mysql": ["autocommit(False)"]}
+BEGIN_SERIALIZABLE = {
+    "sqlite": ["BEGIN IMMEDIATE"],
+    "postgresql": ["BEGIN ISOLATION LEVEL SERIALIZABLE"],
+    "mysql": ["autocommit(False)", "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE"],
+}
+COMMIT = {"sqlite": ["COMMIT"], "postgresql": ["COMMIT"], "mysql": ["commit", "autocommit(True)"]}
+READ = ["SELECT accounts_account"]
+DEBIT = ["UPDATE accounts_account"]
+LEDGER_ROW = ["INSERT accounts_transaction"]
+DEBIT_AND_RECORD = {
+    "sqlite": ["BEGIN IMMEDIATE"] + DEBIT + LEDGER_ROW + ["COMMIT"],
+    # One statement, atomic by itself: the UPDATE in a WITH clause, the INSERT taking its row.
+    "postgresql": ["UPDATE accounts_account + INSERT accounts_transaction"],
+    # MariaDB has no UPDATE ... RETURNING: the debited balance is read back.
+    "mysql": BEGIN["mysql"] + DEBIT + READ + LEDGER_ROW + COMMIT["mysql"],
+}
+
+
+def expected(case: str, vendor: str) -> list[str]:
+    after_session = {
+        "GET (balance)": READ,
+        "naive": READ + DEBIT + LEDGER_ROW,
+        "atomic_update": DEBIT_AND_RECORD[vendor],
+        "locking": BEGIN[vendor] + READ + DEBIT + LEDGER_ROW + COMMIT[vendor],
+        "optimistic": READ + BEGIN[vendor] + DEBIT + LEDGER_ROW + COMMIT[vendor],
+        "serializable": BEGIN_SERIALIZABLE[vendor] + READ + DEBIT + LEDGER_ROW + COMMIT[vendor],
+    }[case]
+    return HEALTH_CHECK[vendor] + SESSION + after_session
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "case", ["GET (balance)", "naive", "atomic_update", "locking", "optimistic", "serializable"]
+)
+def test_each_request_sends_exactly_its_budgeted_statements(case, account):
+    client = Client(HTTP_HOST="127.0.0.1")
+    client.force_login(account.user)
+    # Twice: the first request of a connection may prepare statements the second reuses.
+    request_statements(client, case, connection=connection)
+    sent = request_statements(client, case, connection=connection)
+    assert sent == expected(case, connection.vendor)
+    if case != "GET (balance)":
+        account.refresh_from_db()
+        assert (account.current, account.transactions.count()) == (account.opening - 2, 2)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_counter_sees_what_djangos_query_log_misses():
+    """The budget is only as good as the counting: a transaction's BEGIN and COMMIT, which Django
+    does not log on PostgreSQL and MariaDB, must show."""
+    connection.ensure_connection()
+    with statements_sent(connection) as sent, transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    assert [describe(statement) for statement in sent] == (
+        BEGIN[connection.vendor] + ["SELECT 1"] + COMMIT[connection.vendor]
+    )
