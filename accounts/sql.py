@@ -14,6 +14,7 @@ from datetime import datetime
 from django.db import connection, transaction
 from django.utils import timezone
 
+# MariaDB (10.3.2+) allows the subquery on the table being updated; MySQL would refuse it (1093).
 # The user's first account, as accounts.selectors.account_for_user picks it, debited only if
 # the balance stays at or above its minimum. Under READ COMMITTED, PostgreSQL and InnoDB check
 # the condition again on the newest version of the row once its lock is theirs: no lost update,
@@ -113,22 +114,21 @@ def serializable_transaction() -> Iterator[None]:
     serial already.
     """
     if connection.vendor == "postgresql":
-        # psycopg opens the transaction with BEGIN ISOLATION LEVEL SERIALIZABLE: the isolation
-        # costs no statement of its own. The connection is persistent, so put it back after.
+        # psycopg opens the transaction with BEGIN ISOLATION LEVEL SERIALIZABLE at the first
+        # statement: the isolation costs no statement of its own. Set inside the atomic block,
+        # whose set_autocommit() has run the health check, so it is set on the connection the
+        # transaction will use; the connection is persistent, so put it back after.
         from psycopg import IsolationLevel
 
-        # The health check may replace the connection at the first statement: have it done first,
-        # or the transaction would run on a new connection at the default isolation.
-        connection.close_if_health_check_failed()
-        connection.ensure_connection()
-        driver = connection.connection
-        previous = driver.isolation_level
-        driver.isolation_level = IsolationLevel.SERIALIZABLE
+        driver = previous = None
         try:
             with transaction.atomic(durable=True):
+                driver = connection.connection
+                previous = driver.isolation_level
+                driver.isolation_level = IsolationLevel.SERIALIZABLE
                 yield
         finally:
-            if not driver.closed:
+            if driver is not None and not driver.closed:
                 driver.isolation_level = previous
         return
     with transaction.atomic(durable=True):

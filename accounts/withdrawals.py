@@ -217,10 +217,12 @@ def _serializable(order: _Order) -> Withdrawal:
     # on PostgreSQL and MariaDB (SQLite's IMMEDIATE transactions are serial already). A
     # serialization failure or deadlock rolls the whole attempt back, so retrying is safe;
     # durable=True guarantees no outer transaction would be retried with us half done.
+    account_id = None
     for attempt in range(1, SERIALIZABLE_MAX_ATTEMPTS + 1):
         try:
             with serializable_transaction():
                 read = order.read()
+                account_id = read.account_id
                 race_window.after_read(account_id=read.account_id)
                 if read.balance - order.amount < read.minimum:
                     raise order.refuse(read)
@@ -231,9 +233,9 @@ def _serializable(order: _Order) -> Withdrawal:
                 raise
             logger.info("serializable withdrawal retried after: %s", error)
             _back_off(attempt=attempt)
-    # Read again: an attempt may have failed before its read.
+    account = "your account" if account_id is None else f"account {account_id}"
     raise WithdrawalConflict(
-        f"Conflict: the database refused to serialize a withdrawal from account {order.read().account_id} "
+        f"Conflict: the database refused to serialize a withdrawal from {account} "
         f"{SERIALIZABLE_MAX_ATTEMPTS} times in a row; nothing was withdrawn, try again."
     )
 

@@ -43,7 +43,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
         try:
             super()._close()
         finally:
-            self._leave_writer_queue()
+            if self._writer_queue is not None:
+                os.close(self._writer_queue)  # releases the lock too
+                self._writer_queue = None
 
     def _join_writer_queue(self) -> None:
         if self.is_in_memory_db():
@@ -51,6 +53,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
         if self._writer_queue is None:
             path = f"{self.settings_dict['NAME']}-writers"
             self._writer_queue = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        # Unbounded, unlike SQLite's busy timeout: a holder that never lets go (a shell left in
+        # an atomic block, a stopped process) stalls the writers until Gunicorn's worker timeout
+        # (30 s) ends them, where SQLite alone would fail them with "database is locked" after 20 s.
         fcntl.flock(self._writer_queue, fcntl.LOCK_EX)
 
     def _leave_writer_queue(self) -> None:

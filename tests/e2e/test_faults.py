@@ -34,7 +34,10 @@ KILLS = 3
 # it commits, until a window of more parties than can ever be in flight closes by its timeout
 # (the race window of docs/race-mode.md). A worker busy on a withdrawal then stays busy long
 # enough for the kill to catch it mid-transaction, however fast the machine: without the hold
-# a fast worker is often done, or idle again, by the time the kill lands.
+# a fast worker is often done, or idle again, by the time the kill lands. Two strategies have no
+# such moment: atomic_update's check and write are one statement (one transaction), and
+# optimistic is held after its read, before its transaction; their kills land wherever the
+# worker is, which the reconciliation must survive all the same.
 HELD_MID_TRANSACTION = {
     "RACE_WINDOW": str(CONCURRENCY + 1),
     "RACE_WINDOW_TIMEOUT": "0.05",

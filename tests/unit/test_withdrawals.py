@@ -285,7 +285,8 @@ class Rival:
     transaction of its own that commits before ours writes: on a thread with its own
     connection, except on SQLite, where our transaction holds the write lock from BEGIN
     (IMMEDIATE) so no other connection can write inside it; there the rival commits inside our
-    transaction (a savepoint), which leaves our check to see the same thing.
+    transaction (a savepoint), which leaves our check to see the same thing. (Optimistic reads
+    outside any transaction: its rival commits on its own there too.)
     """
 
     def __init__(self, *, strategy: Strategy) -> None:
