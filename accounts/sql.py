@@ -14,31 +14,13 @@ from datetime import datetime
 from django.db import connection, transaction
 from django.utils import timezone
 
-# MariaDB (10.3.2+) allows the subquery on the table being updated; MySQL would refuse it (1093).
-# The user's first account, as accounts.selectors.account_for_user picks it, debited only if
-# the balance stays at or above its minimum. Under READ COMMITTED, PostgreSQL and InnoDB check
-# the condition again on the newest version of the row once its lock is theirs: no lost update,
-# no overdraft, whatever ran concurrently.
-_DEBIT = """
-    UPDATE accounts_account SET current = current - %s
-    WHERE id = (SELECT MIN(id) FROM accounts_account WHERE user_id = %s) AND current >= minimum + %s
-"""
-# SQLite 3.35+ and PostgreSQL answer the balance with the UPDATE itself.
-_DEBIT_RETURNING = _DEBIT + "RETURNING id, current"
-# MariaDB 10.11 has no UPDATE ... RETURNING: read the row back under the lock our UPDATE holds.
-_READ_BACK = """
-    SELECT id, current FROM accounts_account
-    WHERE id = (SELECT MIN(id) FROM accounts_account WHERE user_id = %s)
-"""
+from accounts.statements import DEBIT, DEBIT_RETURNING, INSERT_LEDGER_ROW, LEDGER_COLUMNS, READ_BACK
 
-
-_LEDGER_COLUMNS = "(holder_id, amount, balance_before, balance, strategy, request_started_at, created_at)"
-_INSERT_LEDGER_ROW = f"INSERT INTO accounts_transaction {_LEDGER_COLUMNS} VALUES (%s, %s, %s, %s, %s, %s, %s)"
 # PostgreSQL writes the debit and its ledger row in one statement, atomic by itself: no BEGIN,
 # no COMMIT, one round trip where a transaction would take four.
 _DEBIT_AND_RECORD = f"""
-    WITH debited AS ({_DEBIT_RETURNING})
-    INSERT INTO accounts_transaction {_LEDGER_COLUMNS}
+    WITH debited AS ({DEBIT_RETURNING})
+    INSERT INTO accounts_transaction {LEDGER_COLUMNS}
     SELECT id, %s, current + %s, current, %s, %s, %s FROM debited
     RETURNING holder_id, balance
 """
@@ -58,12 +40,12 @@ def debit_first_account(*, user_id: int, amount: int) -> Debit | None:
     """
     with connection.cursor() as cursor:
         if connection.vendor == "mysql":
-            cursor.execute(_DEBIT, [amount, user_id, amount])
+            cursor.execute(DEBIT, [amount, user_id, amount])
             if cursor.rowcount == 0:
                 return None
-            cursor.execute(_READ_BACK, [user_id])
+            cursor.execute(READ_BACK, [user_id])
         else:
-            cursor.execute(_DEBIT_RETURNING, [amount, user_id, amount])
+            cursor.execute(DEBIT_RETURNING, [amount, user_id, amount])
         row = cursor.fetchone()
     return None if row is None else Debit(account_id=row[0], balance=row[1])
 
@@ -101,7 +83,7 @@ def insert_ledger_row(
     adapt = connection.ops.adapt_datetimefield_value
     with connection.cursor() as cursor:
         cursor.execute(
-            _INSERT_LEDGER_ROW,
+            INSERT_LEDGER_ROW,
             [account_id, amount, before, after, strategy, adapt(request_started_at), adapt(timezone.now())],
         )
 

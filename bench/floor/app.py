@@ -9,8 +9,8 @@ does the database work Django's path does, statement for statement, and nothing 
   as ``django.contrib.auth.get_user`` checks it);
 - GET: the user's first account's balance;
 - POST: in one transaction, the conditional debit (``UPDATE ... RETURNING``; MariaDB: UPDATE, then
-  a read-back), the ledger row, COMMIT. The statements are accounts/sql.py's, copied: importing
-  them would import Django.
+  a read-back), the ledger row, COMMIT. The statements are the lab's own (accounts/statements.py,
+  which imports nothing).
 
 What it leaves out is what Django adds: request and response objects, URL routing, the other
 middleware (CSRF too: the floor only ever serves the benchmark, on loopback), model instances,
@@ -34,6 +34,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from accounts.statements import DEBIT, DEBIT_RETURNING, INSERT_LEDGER_ROW, READ_BACK
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent.parent
 WITHDRAW_PATH = "/accounts/withdraw/"
 SESSION_COOKIE = "sessionid"
@@ -50,20 +52,6 @@ LEDGER_STRATEGY = "atomic_update"
 _SESSION = "SELECT session_data FROM django_session WHERE session_key = %s AND expire_date > %s"
 _USER = "SELECT password, is_active FROM auth_user WHERE id = %s"
 _BALANCE = "SELECT current FROM accounts_account WHERE user_id = %s ORDER BY id LIMIT 1"
-_DEBIT = """
-    UPDATE accounts_account SET current = current - %s
-    WHERE id = (SELECT MIN(id) FROM accounts_account WHERE user_id = %s) AND current >= minimum + %s
-"""
-_DEBIT_RETURNING = _DEBIT + "RETURNING id, current"
-_READ_BACK = """
-    SELECT id, current FROM accounts_account
-    WHERE id = (SELECT MIN(id) FROM accounts_account WHERE user_id = %s)
-"""
-_INSERT_LEDGER_ROW = """
-    INSERT INTO accounts_transaction
-        (holder_id, amount, balance_before, balance, strategy, request_started_at, created_at)
-    VALUES (%s, %s, %s, %s, %s, %s, %s)
-"""
 
 
 class Database:
@@ -122,7 +110,7 @@ class Database:
             if debited is not None:
                 account_id, after = debited
                 row = (account_id, amount, after + amount, after, LEDGER_STRATEGY, started_at, self.now())
-                self.execute(_INSERT_LEDGER_ROW, row)
+                self.execute(INSERT_LEDGER_ROW, row)
         except BaseException:
             self.execute("ROLLBACK", ())
             raise
@@ -131,10 +119,10 @@ class Database:
 
     def debit(self, *, user_id: int, amount: int) -> tuple[int, int] | None:
         if self.has_update_returning:
-            return self.execute(_DEBIT_RETURNING, (amount, user_id, amount)).fetchone()
-        if self.execute(_DEBIT, (amount, user_id, amount)).rowcount == 0:
+            return self.execute(DEBIT_RETURNING, (amount, user_id, amount)).fetchone()
+        if self.execute(DEBIT, (amount, user_id, amount)).rowcount == 0:
             return None
-        return self.execute(_READ_BACK, (user_id,)).fetchone()
+        return self.execute(READ_BACK, (user_id,)).fetchone()
 
 
 class PostgresDatabase(Database):

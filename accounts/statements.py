@@ -1,0 +1,23 @@
+"""The withdrawal's SQL text, with no import: accounts/sql.py runs it through Django's connection,
+and the bare-WSGI floor (bench/floor/) through the driver alone, without loading Django."""
+
+# MariaDB (10.3.2+) allows the subquery on the table being updated; MySQL would refuse it (1093).
+# The user's first account, as accounts.selectors.account_for_user picks it, debited only if
+# the balance stays at or above its minimum. Under READ COMMITTED, PostgreSQL and InnoDB check
+# the condition again on the newest version of the row once its lock is theirs: no lost update,
+# no overdraft, whatever ran concurrently.
+DEBIT = """
+    UPDATE accounts_account SET current = current - %s
+    WHERE id = (SELECT MIN(id) FROM accounts_account WHERE user_id = %s) AND current >= minimum + %s
+"""
+# SQLite 3.35+ and PostgreSQL answer the balance with the UPDATE itself.
+DEBIT_RETURNING = DEBIT + "RETURNING id, current"
+# MariaDB 10.11 has no UPDATE ... RETURNING: read the row back under the lock our UPDATE holds.
+READ_BACK = """
+    SELECT id, current FROM accounts_account
+    WHERE id = (SELECT MIN(id) FROM accounts_account WHERE user_id = %s)
+"""
+
+
+LEDGER_COLUMNS = "(holder_id, amount, balance_before, balance, strategy, request_started_at, created_at)"
+INSERT_LEDGER_ROW = f"INSERT INTO accounts_transaction {LEDGER_COLUMNS} VALUES (%s, %s, %s, %s, %s, %s, %s)"
