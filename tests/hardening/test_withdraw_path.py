@@ -1,5 +1,6 @@
 """The withdraw path does no avoidable work: no session write per request, persistent
-connections, and nothing read before the strategy that a trivial authenticated GET does not read."""
+connections, and nothing read before the strategy but the session and the user, as a trivial
+authenticated GET reads them (tests/unit/test_statement_budgets.py pins every statement)."""
 
 import pytest
 from django.conf import settings
@@ -54,8 +55,10 @@ def test_a_withdrawal_reads_what_the_balance_reads_then_only_its_strategy(client
 
     post = statements(client, "POST", f"/accounts/withdraw/?strategy={strategy}", amount="1")
 
-    assert [s.split(" WHERE ")[0] for s in post[: len(get)]] == [s.split(" WHERE ")[0] for s in get]
-    assert not any("django_session" in statement for statement in post[len(get) :])  # no session write
+    # The session and the user, as the GET reads them; the account is the strategy's to find.
+    assert [s.split(" WHERE ")[0] for s in post[:2]] == [s.split(" WHERE ")[0] for s in get[:2]]
+    assert ["django_session" in get[0], "auth_user" in get[1]] == [True, True]
+    assert not any("django_session" in statement for statement in post[2:])  # no session write
 
 
 def test_connections_persist_and_recover_by_themselves():
