@@ -14,7 +14,15 @@ from datetime import datetime
 from django.db import connection, transaction
 from django.utils import timezone
 
-from accounts.statements import DEBIT, DEBIT_RETURNING, INSERT_LEDGER_ROW, LEDGER_COLUMNS, READ_BACK
+from accounts.statements import (
+    DEBIT,
+    DEBIT_RETURNING,
+    INSERT_LEDGER_ROW,
+    LEDGER_COLUMNS,
+    READ_BACK,
+    SET_BALANCE,
+    SET_BALANCE_IF_VERSION,
+)
 
 # PostgreSQL writes the debit and its ledger row in one statement, atomic by itself: no BEGIN,
 # no COMMIT, one round trip where a transaction would take four.
@@ -24,6 +32,20 @@ _DEBIT_AND_RECORD = f"""
     SELECT id, %s, current + %s, current, %s, %s, %s FROM debited
     RETURNING holder_id, balance
 """
+
+
+def _set_and_record(update: str) -> str:
+    """``update`` and the ledger row in one PostgreSQL statement: the row only if it wrote."""
+    return f"""
+        WITH written AS ({update} RETURNING id)
+        INSERT INTO accounts_transaction {LEDGER_COLUMNS}
+        SELECT id, %s, %s, %s, %s, %s, %s FROM written
+        RETURNING id
+    """
+
+
+_SET_BALANCE_AND_RECORD = _set_and_record(SET_BALANCE)
+_SET_BALANCE_IF_VERSION_AND_RECORD = _set_and_record(SET_BALANCE_IF_VERSION)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,6 +96,49 @@ def debit_and_record(
                 request_started_at=request_started_at,
             )
     return debited
+
+
+def set_balance_and_record(
+    *,
+    account_id: int,
+    amount: int,
+    before: int,
+    version: int | None = None,
+    strategy: str,
+    request_started_at: datetime,
+) -> bool:
+    """Write ``before - amount`` as the balance and its ledger row, together or not at all;
+    with ``version``, only if the row still has that version. True if they were written.
+
+    In the caller's transaction if there is one (no SAVEPOINT), else on their own.
+    """
+    after = before - amount
+    update, update_params = (
+        (SET_BALANCE, [after, account_id])
+        if version is None
+        else (SET_BALANCE_IF_VERSION, [after, account_id, version])
+    )
+    if connection.vendor == "postgresql":
+        one_statement = _SET_BALANCE_AND_RECORD if version is None else _SET_BALANCE_IF_VERSION_AND_RECORD
+        with connection.cursor() as cursor:
+            cursor.execute(
+                one_statement,
+                [*update_params, amount, before, after, strategy, request_started_at, timezone.now()],
+            )
+            return cursor.fetchone() is not None
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        cursor.execute(update, update_params)
+        if cursor.rowcount == 0:
+            return False
+        insert_ledger_row(
+            account_id=account_id,
+            amount=amount,
+            before=before,
+            after=after,
+            strategy=strategy,
+            request_started_at=request_started_at,
+        )
+    return True
 
 
 def insert_ledger_row(

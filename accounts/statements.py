@@ -21,3 +21,9 @@ READ_BACK = """
 
 LEDGER_COLUMNS = "(holder_id, amount, balance_before, balance, strategy, request_started_at, created_at)"
 INSERT_LEDGER_ROW = f"INSERT INTO accounts_transaction {LEDGER_COLUMNS} VALUES (%s, %s, %s, %s, %s, %s, %s)"
+# The locking strategies' write, once their read has decided; optimistic's only if the version
+# it read is still the row's.
+SET_BALANCE = "UPDATE accounts_account SET current = %s WHERE id = %s"
+SET_BALANCE_IF_VERSION = (
+    "UPDATE accounts_account SET current = %s, version = version + 1 WHERE id = %s AND version = %s"
+)

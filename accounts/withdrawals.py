@@ -15,7 +15,7 @@ from django.db import DatabaseError, transaction
 from accounts import race_window
 from accounts.models import Account
 from accounts.selectors import account_for_user
-from accounts.sql import debit_and_record, insert_ledger_row, serializable_transaction
+from accounts.sql import debit_and_record, insert_ledger_row, serializable_transaction, set_balance_and_record
 
 logger = logging.getLogger(__name__)
 
@@ -128,9 +128,20 @@ class _Order:
             f"{self.amount} would take it below its minimum of {read.minimum}."
         )
 
-    def commit(self, *, account_id: int, before: int, attempts: int = 1) -> Withdrawal:
-        """The step every strategy but atomic_update ends with, having read ``before`` and
-        written ``before - amount``: the ledger row, then the result the view answers with."""
+    def write(self, read: "_Balance", *, if_version_unchanged: bool = False) -> bool:
+        """The balance ``read`` decided on and its ledger row, together or not at all (one
+        statement on PostgreSQL); with ``if_version_unchanged``, only if no one wrote since."""
+        return set_balance_and_record(
+            account_id=read.account_id,
+            amount=self.amount,
+            before=read.balance,
+            version=read.version if if_version_unchanged else None,
+            strategy=self.strategy.value,
+            request_started_at=self.request_started_at,
+        )
+
+    def record(self, *, account_id: int, before: int) -> Withdrawal:
+        """naive's last step, after its save(): the ledger row on its own."""
         insert_ledger_row(
             account_id=account_id,
             amount=self.amount,
@@ -139,7 +150,7 @@ class _Order:
             strategy=self.strategy.value,
             request_started_at=self.request_started_at,
         )
-        return self.result(account_id=account_id, before=before, attempts=attempts)
+        return self.result(account_id=account_id, before=before)
 
     def result(self, *, account_id: int, before: int, attempts: int = 1) -> Withdrawal:
         return Withdrawal(
@@ -162,7 +173,7 @@ def _naive(order: _Order) -> Withdrawal:
     # make_withdrawl() answers the balance it left: unchanged means refused (amount is at least 1).
     if account.make_withdrawl(value=order.amount) == before:
         raise order.refuse(_Balance(account.pk, before, account.minimum, account.version))
-    return order.commit(account_id=account.pk, before=before)
+    return order.record(account_id=account.pk, before=before)
 
 
 def _atomic_update(order: _Order) -> Withdrawal:
@@ -187,24 +198,20 @@ def _locking(order: _Order) -> Withdrawal:
         race_window.after_read(account_id=locked.account_id)
         if locked.balance - order.amount < locked.minimum:
             raise order.refuse(locked)
-        Account.objects.filter(pk=locked.account_id).update(current=locked.balance - order.amount)
-        return order.commit(account_id=locked.account_id, before=locked.balance)
+        order.write(locked)
+        return order.result(account_id=locked.account_id, before=locked.balance)
 
 
 def _optimistic(order: _Order) -> Withdrawal:
     for attempt in range(1, OPTIMISTIC_MAX_ATTEMPTS + 1):
         # Read without a lock or a transaction (on SQLite, a transaction here would hold the
-        # database's write lock); the UPDATE below succeeds only if no one wrote in between.
+        # database's write lock); the write succeeds only if no one wrote in between.
         read = order.read()
         race_window.after_read(account_id=read.account_id)
         if read.balance - order.amount < read.minimum:
             raise order.refuse(read)
-        with transaction.atomic():
-            won = Account.objects.filter(pk=read.account_id, version=read.version).update(
-                current=read.balance - order.amount, version=read.version + 1
-            )
-            if won:
-                return order.commit(account_id=read.account_id, before=read.balance, attempts=attempt)
+        if order.write(read, if_version_unchanged=True):
+            return order.result(account_id=read.account_id, before=read.balance, attempts=attempt)
         _back_off(attempt=attempt)
     raise WithdrawalConflict(
         f"Conflict: account {read.account_id} changed under {OPTIMISTIC_MAX_ATTEMPTS} attempts in a "
@@ -226,8 +233,8 @@ def _serializable(order: _Order) -> Withdrawal:
                 race_window.after_read(account_id=read.account_id)
                 if read.balance - order.amount < read.minimum:
                     raise order.refuse(read)
-                Account.objects.filter(pk=read.account_id).update(current=read.balance - order.amount)
-                return order.commit(account_id=read.account_id, before=read.balance, attempts=attempt)
+                order.write(read)
+                return order.result(account_id=read.account_id, before=read.balance, attempts=attempt)
         except DatabaseError as error:
             if not _is_serialization_failure(error):
                 raise

@@ -131,7 +131,9 @@ class PostgresDatabase(Database):
     def connect(self):
         import psycopg
 
-        return psycopg.connect(self.url, autocommit=True).cursor()
+        # Without the URL's query: it carries Django's OPTIONS (server_side_binding,
+        # prepare_threshold), which libpq does not know; the floor keeps psycopg's defaults.
+        return psycopg.connect(urlsplit(self.url)._replace(query="").geturl(), autocommit=True).cursor()
 
     @staticmethod
     def placeholders(sql: str) -> str:

@@ -24,10 +24,15 @@ COMMIT = {"sqlite": ["COMMIT"], "postgresql": ["COMMIT"], "mysql": ["commit", "a
 READ = ["SELECT accounts_account"]
 DEBIT = ["UPDATE accounts_account"]
 LEDGER_ROW = ["INSERT accounts_transaction"]
+# PostgreSQL writes a balance and its ledger row as one statement, atomic by itself: the UPDATE
+# in a WITH clause, the INSERT taking its row.
+ONE_STATEMENT = ["UPDATE accounts_account + INSERT accounts_transaction"]
+WRITE = {"sqlite": DEBIT + LEDGER_ROW, "postgresql": ONE_STATEMENT, "mysql": DEBIT + LEDGER_ROW}
+# A write outside any transaction needs one of its own, but where it is one statement.
+WRITE_ALONE = {vendor: BEGIN[vendor] + write + COMMIT[vendor] for vendor, write in WRITE.items()}
+WRITE_ALONE["postgresql"] = ONE_STATEMENT
 DEBIT_AND_RECORD = {
-    "sqlite": ["BEGIN IMMEDIATE"] + DEBIT + LEDGER_ROW + ["COMMIT"],
-    # One statement, atomic by itself: the UPDATE in a WITH clause, the INSERT taking its row.
-    "postgresql": ["UPDATE accounts_account + INSERT accounts_transaction"],
+    **WRITE_ALONE,
     # MariaDB has no UPDATE ... RETURNING: the debited balance is read back.
     "mysql": BEGIN["mysql"] + DEBIT + READ + LEDGER_ROW + COMMIT["mysql"],
 }
@@ -38,9 +43,9 @@ def expected(case: str, vendor: str) -> list[str]:
         "GET (balance)": READ,
         "naive": READ + DEBIT + LEDGER_ROW,
         "atomic_update": DEBIT_AND_RECORD[vendor],
-        "locking": BEGIN[vendor] + READ + DEBIT + LEDGER_ROW + COMMIT[vendor],
-        "optimistic": READ + BEGIN[vendor] + DEBIT + LEDGER_ROW + COMMIT[vendor],
-        "serializable": BEGIN_SERIALIZABLE[vendor] + READ + DEBIT + LEDGER_ROW + COMMIT[vendor],
+        "locking": BEGIN[vendor] + READ + WRITE[vendor] + COMMIT[vendor],
+        "optimistic": READ + WRITE_ALONE[vendor],
+        "serializable": BEGIN_SERIALIZABLE[vendor] + READ + WRITE[vendor] + COMMIT[vendor],
     }[case]
     return HEALTH_CHECK[vendor] + SESSION + after_session
 
