@@ -14,7 +14,7 @@ from django.db import DatabaseError, transaction
 
 from accounts import race_window
 from accounts.models import Account
-from accounts.selectors import account_for_user
+from accounts.selectors import account_for_user, balance_for_user
 from accounts.sql import debit_and_record, insert_ledger_row, serializable_transaction, set_balance_and_record
 
 logger = logging.getLogger(__name__)
@@ -109,15 +109,8 @@ class _Order:
         return account
 
     def read(self, *, for_update: bool = False) -> "_Balance":
-        """The user's first account's balance, minimum and version: the four values a strategy
-        decides on, without building a model instance it would only take them from."""
-        accounts = Account.objects.select_for_update() if for_update else Account.objects
-        row = (
-            accounts.filter(user=self.user)
-            .order_by("pk")
-            .values_list("pk", "current", "minimum", "version")
-            .first()
-        )
+        """The account the user withdraws from, as the values a strategy decides on."""
+        row = balance_for_user(user=self.user, for_update=for_update)
         if row is None:
             raise AccountNotFound(f"User {self.user.pk} has no account.")
         return _Balance(*row)
