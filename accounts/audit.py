@@ -13,7 +13,7 @@ per-strategy breakdown; an account with anomalies adds the queries that find its
 """
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from django.db.models import Aggregate, Count, F, Max, Min, OuterRef, Q, QuerySet, Subquery, Sum, Value
 
@@ -88,6 +88,43 @@ class AccountAudit:
         if not self.anomalies:
             return "OK"
         return "ANOMALIES: " + ", ".join(anomaly.kind for anomaly in self.anomalies)
+
+
+def audit_document(audit: AccountAudit) -> dict:
+    """The audit as plain data: what ``audit_transactions --format json`` prints, and a lab run keeps."""
+    return {**asdict(audit), "verdict": audit.verdict}
+
+
+def headline_rows(document: dict) -> list[tuple[str, object]]:
+    """The audit's headline figures as (label, value) rows, from ``audit_document``'s data: the
+    command's table and the lab report page show the same rows."""
+    rows = [
+        ("user", document["username"] or "(no owner)"),
+        ("opening balance", document["opening"]),
+        ("final balance", document["final"]),
+        ("ledger rows", document["ledger_rows"]),
+        ("withdrawn (ledger)", document["withdrawn"]),
+        ("actual decrease", document["decrease"]),
+        ("lost withdrawals", document["lost_withdrawals"]),
+        ("lost updates", document["lost_updates"]),
+        ("overdrafts", document["overdrafts"]),
+        ("distinct balances", document["distinct_balances"]),
+        ("duplicate balances", document["duplicate_balances"]),
+        (
+            "strategies",
+            ", ".join(f"{s['strategy']} ({s['ledger_rows']})" for s in document["by_strategy"]) or "-",
+        ),
+    ]
+    client = document["client"]
+    if client is not None:
+        rows += [
+            (
+                "client: ok / refused / indeterminate",
+                f"{client['ok']} / {client['failed']} / {client['indeterminate']}",
+            ),
+            ("client: allowed final balance", f"[{client['lowest_final']}, {client['highest_final']}]"),
+        ]
+    return rows
 
 
 def audit_accounts(*, username: str | None = None) -> list[AccountAudit]:

@@ -43,11 +43,14 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "accounts",
     "experiment",
+    "labreport",
 ]
 
 MIDDLEWARE = [
     # First, so the ledger's request_started_at is taken before any other work.
     "accounts.middleware.RequestStartMiddleware",
+    # Second, around everything else: stamps a lab run's requests (X-Lab-Run) when they answer.
+    "labreport.middleware.RequestTimingMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

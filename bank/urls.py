@@ -7,4 +7,5 @@ urlpatterns = [
     path("auth/login/", auth_views.LoginView.as_view(), name="login"),
     path("auth/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/", include("accounts.urls")),
+    path("lab/", include("labreport.urls")),
 ]

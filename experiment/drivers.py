@@ -59,7 +59,15 @@ class AbDriver:
         self.workdir = workdir
         self.cookies = log_in(target=target, username=username, password=password, workdir=workdir)
 
-    def fire(self, *, strategy: Strategy, requests: int, concurrency: int, amount: int) -> LoadResult:
+    def fire(
+        self,
+        *,
+        strategy: Strategy,
+        requests: int,
+        concurrency: int,
+        amount: int,
+        run_token: str | None = None,
+    ) -> LoadResult:
         argv, report = run_ab(
             url=self.target.withdraw_url(strategy=strategy),
             cookies=self.cookies,
@@ -67,6 +75,7 @@ class AbDriver:
             concurrency=concurrency,
             amount=amount,
             workdir=self.workdir,
+            run_token=run_token,
         )
         outcomes = Counter(
             {
@@ -101,7 +110,15 @@ class BurstDriver:
             for username in usernames
         ]
 
-    def fire(self, *, strategy: Strategy, requests: int, concurrency: int, amount: int) -> LoadResult:
+    def fire(
+        self,
+        *,
+        strategy: Strategy,
+        requests: int,
+        concurrency: int,
+        amount: int,
+        run_token: str | None = None,
+    ) -> LoadResult:
         run = run_bursts(
             target=self.target,
             sessions=self.sessions,
@@ -109,6 +126,7 @@ class BurstDriver:
             amount=amount,
             requests=requests,
             burst_size=concurrency,
+            run_token=run_token,
         )
         return LoadResult(
             driver=self.name,

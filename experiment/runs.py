@@ -17,6 +17,8 @@ from accounts.selectors import account_for_user
 from accounts.withdrawals import Strategy
 from experiment.drivers import AbDriver, BurstDriver, LoadResult, logged_in
 from experiment.plan import RunPlan
+from labreport.models import LabRun
+from labreport.runs import RunSummary, file_lab_run, new_run_token
 from loadgen.burst import save_history
 from loadgen.errors import LoadError
 from loadgen.outcomes import Outcome
@@ -29,10 +31,12 @@ SERVER_IGNORED_RACE_WINDOW = (
 
 @dataclass(frozen=True, kw_only=True)
 class RecordedRun:
-    """A driver's run and what was kept of it: the ClientRun rows, the history file, the barrier."""
+    """A driver's run and what was kept of it: the ClientRun rows, the lab runs the report page
+    shows, the history file, the barrier."""
 
     load: LoadResult
     client_runs: list[ClientRun]
+    lab_runs: list[LabRun]
     history: Path | None = None
     barrier: race_window.BarrierStats | None = None
 
@@ -83,13 +87,38 @@ def fire_and_record(
     plan: RunPlan,
     level: int,
 ) -> RecordedRun:
-    """Fire one run of the plan's requests (in trials, one burst of ``level``) and record it."""
+    """Fire one run of the plan's requests (in trials, one burst of ``level``) and record it:
+    what the client saw, and (with the requests' timings the server stamped) the lab run."""
     requests = level if plan.trials is not None else plan.run_requests
+    # Recording asks the server to stamp each request: only when the run is recorded at all.
+    token = new_run_token() if accounts else None
     started_at = timezone.now()
-    load = driver.fire(strategy=strategy, requests=requests, concurrency=level, amount=plan.amount)
-    return RecordedRun(
-        load=load, client_runs=_record_client_runs(load=load, accounts=accounts, started_at=started_at)
+    load = driver.fire(
+        strategy=strategy, requests=requests, concurrency=level, amount=plan.amount, run_token=token
     )
+    client_runs = _record_client_runs(load=load, accounts=accounts, started_at=started_at)
+    lab_runs = [
+        file_lab_run(
+            account=client_run.account,
+            summary=RunSummary(
+                token=token,
+                driver=load.driver,
+                strategy=load.strategy,
+                concurrency=level,
+                amount=load.amount,
+                requests=client_run.requests,
+                ok=client_run.ok,
+                refused=client_run.failed,
+                indeterminate=client_run.indeterminate,
+                race_window=plan.race_window,
+                requests_per_second=load.requests_per_second,
+                started_at=client_run.started_at,
+                finished_at=client_run.finished_at,
+            ),
+        )
+        for client_run in client_runs
+    ]
+    return RecordedRun(load=load, client_runs=client_runs, lab_runs=lab_runs)
 
 
 @contextmanager

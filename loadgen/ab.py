@@ -78,12 +78,14 @@ def run_ab(
     amount: int | None,
     workdir: Path,
     log_responses: bool = True,
+    run_token: str | None = None,
 ) -> tuple[list[str], AbReport]:
     """Run ``ab -n requests -c concurrency`` POSTing ``amount`` to ``url``; return argv and report.
 
     ``amount=None`` sends GETs instead, with no form body. ``log_responses=False`` drops ab's
     per-response log (``-v 2``), which costs ab time at high rates: benchmarks want that, but the
-    report then cannot tell 4xx from 5xx (``non_2xx_statuses`` stays empty).
+    report then cannot tell 4xx from 5xx (``non_2xx_statuses`` stays empty). ``run_token`` goes
+    out as X-Lab-Run, for the server to stamp each request's timings.
     """
     ab = require_tool("ab")
     # -v 2 makes ab print the status of every non-2xx answer, so 409s and 500s can be told apart.
@@ -107,6 +109,7 @@ def run_ab(
         "-r",
         # ab keeps only the last -C, so both cookies travel in one.
         "-C", cookies.cookie_header,
+        *(["-H", f"X-Lab-Run: {run_token}"] if run_token else []),
         *form,
     ]  # fmt: skip
     if ab_accepts_variable_length(ab):

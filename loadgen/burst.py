@@ -121,8 +121,11 @@ class BurstRun:
         ]
 
 
-def withdrawal_request(*, target: Target, cookies: SessionCookies, strategy: str, amount: int) -> bytes:
-    """The raw HTTP/1.1 POST, keep-alive, form-encoded so the server must wait for its last byte."""
+def withdrawal_request(
+    *, target: Target, cookies: SessionCookies, strategy: str, amount: int, run_token: str | None = None
+) -> bytes:
+    """The raw HTTP/1.1 POST, keep-alive, form-encoded so the server must wait for its last byte;
+    with ``run_token``, sent as X-Lab-Run so the server stamps the request's timings."""
     # The trailing "&" is the byte held back: should the request ever reach the server without
     # it, the amount still reads the same ("amount=10" cut short would otherwise read "amount=1").
     body = f"amount={amount}&".encode()
@@ -132,7 +135,8 @@ def withdrawal_request(*, target: Target, cookies: SessionCookies, strategy: str
         f"Host: {host}:{target.port}\r\n"
         f"Cookie: {cookies.cookie_header}\r\n"
         f"X-CSRFToken: {cookies.csrftoken}\r\n"
-        "Content-Type: application/x-www-form-urlencoded\r\n"
+        + (f"X-Lab-Run: {run_token}\r\n" if run_token else "")
+        + "Content-Type: application/x-www-form-urlencoded\r\n"
         f"Content-Length: {len(body)}\r\n"
         "Connection: keep-alive\r\n"
         "\r\n"
@@ -150,6 +154,7 @@ def run_bursts(
     burst_size: int,
     response_timeout: float = DEFAULT_RESPONSE_TIMEOUT_SECONDS,
     settle: float = DEFAULT_SETTLE_SECONDS,
+    run_token: str | None = None,
 ) -> BurstRun:
     """Send ``requests`` withdrawals in bursts of ``burst_size``, the users taking turns.
 
@@ -163,7 +168,7 @@ def run_bursts(
     _check_file_descriptors(burst_size=burst_size)
     payloads = {
         session.username: withdrawal_request(
-            target=target, cookies=session.cookies, strategy=strategy, amount=amount
+            target=target, cookies=session.cookies, strategy=strategy, amount=amount, run_token=run_token
         )
         for session in sessions
     }

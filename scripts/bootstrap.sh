@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Prepare this machine for the lab: the Debian tools it drives (curl, ab) and builds against
-# (mysqlclient needs MariaDB's client headers), then a virtualenv in .venv with requirements.txt.
+# Prepare this machine for the lab: the Debian tools it drives (curl, ab; with BROWSER_TESTS=1, as
+# scripts/test.sh sets it, chromium and its chromedriver for the browser tests, which download
+# nothing) and builds against (mysqlclient needs MariaDB's client headers), then a virtualenv in
+# .venv with requirements.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +23,10 @@ fi
 missing=()
 command -v curl >/dev/null || missing+=(curl)
 command -v ab >/dev/null || missing+=(apache2-utils)
+if [[ ${BROWSER_TESTS:-} == 1 ]]; then
+  command -v chromium >/dev/null || missing+=(chromium)
+  command -v chromedriver >/dev/null || missing+=(chromium-driver)
+fi
 command -v gcc >/dev/null || missing+=(gcc)
 command -v pkg-config >/dev/null || missing+=(pkg-config)
 pkg-config --exists libmariadb 2>/dev/null || pkg-config --exists mysqlclient 2>/dev/null || missing+=(libmariadb-dev)

@@ -16,6 +16,7 @@ from django.contrib.auth.models import User
 
 from accounts.models import Account, ClientRun, Transaction
 from accounts.withdrawals import SAFE_STRATEGIES, Strategy
+from labreport.models import LabRun, RecordedRequest
 from labserver.lab import Lab, Server
 from loadgen.login import SessionCookies, log_in
 from loadgen.target import parse_target
@@ -56,9 +57,9 @@ def require_ab() -> None:
 # --- The lab: a real manage.py and Gunicorn in subprocesses ------------------------------------
 
 
-def seed(lab_env: Lab, *, balance: int = 1_000_000, minimum: int = 0) -> None:
+def seed(lab_env: Lab, *, balance: int = 1_000_000, minimum: int = 0, username: str = LAB_USER) -> None:
     lab_env.manage(
-        "seed_account", "--username", LAB_USER, "--balance", str(balance), "--minimum", str(minimum),
+        "seed_account", "--username", username, "--balance", str(balance), "--minimum", str(minimum),
         "--no-input", env={"BANK_PASSWORD": LAB_PASSWORD},
     )  # fmt: skip
 
@@ -101,8 +102,8 @@ def audit(lab_env: Lab, *, username: str | None = None) -> dict:
 
 
 def lab_snapshot(lab_env: Lab) -> list[dict]:
-    """Every account, ledger row and client run of the lab's database, as dumpdata sees it."""
-    return json.loads(lab_env.manage("dumpdata", "accounts").stdout)
+    """Every account, ledger row, client run and lab run of the lab's database, as dumpdata sees it."""
+    return json.loads(lab_env.manage("dumpdata", "accounts", "labreport").stdout)
 
 
 def log_in_lab_user(server: Server, workdir: Path, *, username: str = LAB_USER) -> SessionCookies:
@@ -113,13 +114,14 @@ def log_in_lab_user(server: Server, workdir: Path, *, username: str = LAB_USER) 
 
 
 def database_snapshot() -> dict[str, list[dict]]:
-    """Every user (passwords included), account, ledger row and client run of the test database.
+    """Every user (passwords included), account, ledger row, client run, lab run and recorded
+    request of the test database.
 
     What a refused operation must leave alone: ``assert database_snapshot() == before``.
     """
     return {
         model._meta.label: list(model.objects.order_by("pk").values())
-        for model in (User, Account, Transaction, ClientRun)
+        for model in (User, Account, Transaction, ClientRun, LabRun, RecordedRequest)
     }
 
 

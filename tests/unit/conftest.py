@@ -6,9 +6,12 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import User
+from django.utils import timezone
 
 from accounts.models import Account, ClientRun, Transaction
 from accounts.withdrawals import Strategy
+from labreport.models import LabRun, RecordedRequest
+from labreport.runs import RunSummary, file_lab_run
 from tests.helpers import PASSWORD, STARTED_AT, database_snapshot
 
 
@@ -98,3 +101,66 @@ def add_client_run() -> Callable[..., ClientRun]:
         )
 
     return add
+
+
+@pytest.fixture
+def make_lab_run(add_client_run) -> Callable[..., LabRun]:
+    """A filed lab run, as splatter leaves one: per request a ledger row (2xx) or none (4xx),
+    its server stamps, then ``file_lab_run``. ``reads`` are the balances the 2xx requests read
+    (a repeat is a lost update); ``refused`` adds that many 409s."""
+
+    def make(account: Account, *, reads: list[int], refused: int = 0, token: str = "lab-run-token") -> LabRun:
+        started = timezone.now()
+        for index, read in enumerate(reads):
+            arrived = started + timedelta(milliseconds=2 * index)
+            Transaction.objects.create(
+                holder=account,
+                amount=1,
+                balance_before=read,
+                balance=read - 1,
+                strategy=Strategy.NAIVE,
+                request_started_at=arrived,
+            )
+            _recorded(account, token=token, arrived=arrived, status=200, worker=100 + index % 2)
+        for index in range(refused):
+            _recorded(
+                account, token=token, arrived=started + timedelta(milliseconds=2 * index + 1), status=409
+            )
+        account.current = min(reads, default=account.opening + 1) - 1
+        account.save()
+        add_client_run(account, ok=len(reads), failed=refused)
+        return file_lab_run(
+            account=account,
+            summary=RunSummary(
+                token=token,
+                driver="ab",
+                strategy=Strategy.NAIVE,
+                concurrency=3,
+                amount=1,
+                requests=len(reads) + refused,
+                ok=len(reads),
+                refused=refused,
+                indeterminate=0,
+                race_window=False,
+                requests_per_second=500.0,
+                started_at=started,
+                finished_at=timezone.now(),
+            ),
+        )
+
+    return make
+
+
+def _recorded(account: Account, *, token: str, arrived, status: int, worker: int = 200) -> RecordedRequest:
+    return RecordedRequest.objects.create(
+        run_token=token,
+        user=account.user,
+        worker=worker,
+        method="POST",
+        path="/accounts/withdraw/",
+        status=status,
+        arrived_at=arrived,
+        read_at=arrived + timedelta(microseconds=300),
+        written_at=arrived + timedelta(microseconds=600) if status == 200 else None,
+        answered_at=arrived + timedelta(microseconds=900),
+    )

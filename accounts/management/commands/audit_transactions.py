@@ -1,11 +1,13 @@
 import json
-from dataclasses import asdict
+from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 from tabulate import tabulate
 
-from accounts.audit import AccountAudit, audit_accounts
+from accounts.audit import AccountAudit, audit_accounts, audit_document, headline_rows
 from accounts.management.database_errors import reports_database_errors
+from labreport.selectors import latest_run
+from labreport.timeline_files import TIMELINE_SUFFIXES, write_timeline
 
 
 class Command(BaseCommand):
@@ -24,45 +26,57 @@ class Command(BaseCommand):
             action="store_true",
             help="Exit with status 1 when any anomaly is found (for CI).",
         )
+        parser.add_argument(
+            "--timeline",
+            type=Path,
+            metavar="FILE",
+            help="Also draw the audited account's latest splatter run, every request on the server's "
+            "clock, into FILE: SVG or PNG by its extension.",
+        )
 
     @reports_database_errors
-    def handle(self, *, username, format, fail_on_anomaly, **options):
+    def handle(self, *, username, format, fail_on_anomaly, timeline, **options):
+        if timeline is not None:
+            _check_timeline_path(timeline)
         audits = audit_accounts(username=username)
         if username and not audits:
             raise CommandError(f"User {username!r} has no account; create one with seed_account.")
         if format == "json":
-            self.stdout.write(json.dumps([_as_json(audit) for audit in audits], indent=2))
+            self.stdout.write(json.dumps([audit_document(audit) for audit in audits], indent=2))
         else:
             for audit in audits:
                 self._print_table(audit)
+        if timeline is not None:
+            self._write_timeline(audits, path=timeline, to_stderr=format == "json")
         anomalous = [audit for audit in audits if audit.anomalies]
         if fail_on_anomaly and anomalous:
             raise CommandError(f"{len(anomalous)} of {len(audits)} account(s) show anomalies.", returncode=1)
 
+    def _write_timeline(self, audits: list[AccountAudit], *, path: Path, to_stderr: bool) -> None:
+        if len(audits) != 1:
+            raise CommandError(
+                f"--timeline draws one account's run, and {len(audits)} accounts are audited: "
+                "pass --username."
+            )
+        (audit,) = audits
+        run = latest_run(account_id=audit.account_id)
+        if run is None:
+            raise CommandError(
+                f"Account {audit.account_id} has no recorded run to draw: fire one with "
+                "`manage.py splatter`, which has the server stamp each request's timings."
+            )
+        try:
+            totals = write_timeline(run=run, path=path)
+        except OSError as error:
+            raise CommandError(f"Cannot write the timeline to {path}: {error.strerror or error}.") from error
+        message = (
+            f"Timeline of run {run.pk} ({totals.requests} requests, {totals.lost} in lost-update groups) "
+            f"written to {path}."
+        )
+        (self.stderr if to_stderr else self.stdout).write(self.style.SUCCESS(message))
+
     def _print_table(self, audit: AccountAudit) -> None:
-        rows = [
-            ("user", audit.username or "(no owner)"),
-            ("opening balance", audit.opening),
-            ("final balance", audit.final),
-            ("ledger rows", audit.ledger_rows),
-            ("withdrawn (ledger)", audit.withdrawn),
-            ("actual decrease", audit.decrease),
-            ("lost withdrawals", audit.lost_withdrawals),
-            ("lost updates", audit.lost_updates),
-            ("overdrafts", audit.overdrafts),
-            ("distinct balances", audit.distinct_balances),
-            ("duplicate balances", audit.duplicate_balances),
-            ("strategies", ", ".join(f"{s.strategy} ({s.ledger_rows})" for s in audit.by_strategy) or "-"),
-        ]
-        if audit.client is not None:
-            client = audit.client
-            rows += [
-                (
-                    "client: ok / refused / indeterminate",
-                    f"{client.ok} / {client.failed} / {client.indeterminate}",
-                ),
-                ("client: allowed final balance", f"[{client.lowest_final}, {client.highest_final}]"),
-            ]
+        rows = headline_rows(audit_document(audit))
         self.stdout.write(f"\nAccount {audit.account_id}")
         self.stdout.write(tabulate(rows, tablefmt="simple_outline"))
         if audit.anomalies:
@@ -82,9 +96,15 @@ class Command(BaseCommand):
             self.stdout.write(self.style.SUCCESS("Verdict: OK, the ledger and the balance agree."))
 
 
+def _check_timeline_path(path: Path) -> None:
+    """Before any work: a file name the timeline can be written under."""
+    if path.suffix.lower() not in TIMELINE_SUFFIXES:
+        raise CommandError(
+            f"--timeline writes SVG or PNG: give a file ending in .svg or .png, not {path.name!r}."
+        )
+    if not path.parent.is_dir():
+        raise CommandError(f"--timeline: the folder {path.parent} does not exist; create it first.")
+
+
 def _example(example: dict | None) -> str:
     return ", ".join(f"{key}={value}" for key, value in example.items()) if example else ""
-
-
-def _as_json(audit: AccountAudit) -> dict:
-    return {**asdict(audit), "verdict": audit.verdict}

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
+from django.urls import reverse
 from tqdm import tqdm
 
 from accounts.management.confirmation import confirm
@@ -101,7 +102,10 @@ class Command(BaseCommand):
             if plan.mode is Mode.TRIALS:
                 self._sweep(plan, password=password, verbosity=verbosity)
             elif plan.mode is Mode.MATRIX:
-                self.stdout.write(tables.matrix_table(strategy_matrix(plan=plan, password=password)))
+                rows = strategy_matrix(plan=plan, password=password)
+                self.stdout.write(tables.matrix_table(rows))
+                for row in rows:
+                    self._report_pages(plan, row.run.lab_runs)
             else:
                 self._single(plan, password=password, verbosity=verbosity)
         except (PlanError, LoadError, ProvisioningError) as error:
@@ -141,6 +145,14 @@ class Command(BaseCommand):
         self.stdout.write(tables.run_report(run))
         for client_run in run.client_runs:
             self.stdout.write(self.style.SUCCESS(tables.recorded_line(client_run)))
+        self._report_pages(plan, run.lab_runs)
+
+    def _report_pages(self, plan: RunPlan, lab_runs: list) -> None:
+        for lab_run in lab_runs:
+            url = plan.target.base_url + reverse("labreport:run", args=[lab_run.pk])
+            self.stdout.write(
+                f"Timeline and audit of {lab_run.strategy} on account {lab_run.account_id}: {url}"
+            )
 
     def _sweep(self, plan: RunPlan, *, password: str, verbosity: int) -> None:
         total = len(plan.levels) * plan.trials * len(plan.drivers) * len(plan.strategies)
@@ -159,3 +171,7 @@ class Command(BaseCommand):
             self.stdout.write(tables.sweep_table(report))
             if plan.plot is not None:
                 self.stdout.write(self.style.SUCCESS(f"Plot saved to {plan.plot}."))
+            if plan.record:
+                self.stdout.write(
+                    f"Every trial's timeline and audit: {plan.target.base_url}{reverse('labreport:runs')}"
+                )
