@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.wait import WebDriverWait
 
 from labserver.lab import lab
-from tests.browser import headless_chromium
+from tests.browser import PAGE_LOAD_TIMEOUT, headless_chromium
 from tests.helpers import LAB_PASSWORD, LAB_USER, audit, seed, splatter
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("needs_ab")]
@@ -27,6 +28,8 @@ RUN_PAGE = re.compile(
 # Race mode (docs/race-mode.md): each burst of K withdrawals all read the balance before any writes.
 RACE_MODE = {"RACE_WINDOW": "armed", "DJANGO_DEBUG": "1"}
 K = 5
+# Generous: a window closes as soon as all K have read; only a slow machine ever waits this out.
+RACE_WINDOW_TIMEOUT = "5"
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +44,8 @@ def log_in(browser, server, *, next_url: str, username: str = LAB_USER) -> None:
     browser.find_element(By.ID, "id_username").send_keys(username)
     browser.find_element(By.ID, "id_password").send_keys(LAB_PASSWORD)
     browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    # click() returns once the form is sent, not once the next page has loaded.
+    WebDriverWait(browser, PAGE_LOAD_TIMEOUT).until(lambda driver: "/auth/login/" not in driver.current_url)
 
 
 def run_page(output: str) -> str:
@@ -82,8 +87,9 @@ def test_a_deterministic_naive_run_is_drawn_as_the_checker_proves_it(race_lab, t
     seed(race_lab, balance=3)
     with race_lab.serve(workers=8, env=RACE_MODE) as server:
         result = splatter(
-            race_lab, server, "--driver", "burst", "-n", str(5 * K), "-c", str(K), "--race-window"
-        )
+            race_lab, server, "--driver", "burst", "-n", str(5 * K), "-c", str(K), "--race-window",
+            "--race-window-timeout", RACE_WINDOW_TIMEOUT,
+        )  # fmt: skip
         url = run_page(result.stdout)
         with headless_chromium(window_size=(1280, 2000)) as browser:
             log_in(browser, server, next_url=url)
