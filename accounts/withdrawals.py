@@ -12,7 +12,6 @@ from typing import NamedTuple
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import DatabaseError, transaction
 
-from accounts import race_window
 from accounts.models import Account
 from accounts.selectors import account_for_user, balance_for_user
 from accounts.sql import debit_and_record, insert_ledger_row, serializable_transaction, set_balance_and_record
@@ -162,7 +161,6 @@ def _naive(order: _Order) -> Withdrawal:
     # outside any transaction.
     account = order.account()
     before = account.current
-    race_window.after_read(account_id=account.pk)
     # make_withdrawl() answers the balance it left: unchanged means refused (amount is at least 1).
     if account.make_withdrawl(value=order.amount) == before:
         raise order.refuse(_Balance(account.pk, before, account.minimum, account.version))
@@ -172,7 +170,7 @@ def _naive(order: _Order) -> Withdrawal:
 def _atomic_update(order: _Order) -> Withdrawal:
     # The check and the write in one conditional UPDATE, which answers the balance it left:
     # there is no moment between a read and a write for another withdrawal to slip into (and
-    # none for the race window to hold open).
+    # no read for the race window to hold).
     debited = debit_and_record(
         user_id=order.user.pk,
         amount=order.amount,
@@ -188,7 +186,6 @@ def _locking(order: _Order) -> Withdrawal:
     with transaction.atomic():
         # The look-up is the locking read: SELECT ... FOR UPDATE holds the row until COMMIT.
         locked = order.read(for_update=True)
-        race_window.after_read(account_id=locked.account_id)
         if locked.balance - order.amount < locked.minimum:
             raise order.refuse(locked)
         order.write(locked)
@@ -200,7 +197,6 @@ def _optimistic(order: _Order) -> Withdrawal:
         # Read without a lock or a transaction (on SQLite, a transaction here would hold the
         # database's write lock); the write succeeds only if no one wrote in between.
         read = order.read()
-        race_window.after_read(account_id=read.account_id)
         if read.balance - order.amount < read.minimum:
             raise order.refuse(read)
         if order.write(read, if_version_unchanged=True):
@@ -223,7 +219,6 @@ def _serializable(order: _Order) -> Withdrawal:
             with serializable_transaction():
                 read = order.read()
                 account_id = read.account_id
-                race_window.after_read(account_id=read.account_id)
                 if read.balance - order.amount < read.minimum:
                     raise order.refuse(read)
                 order.write(read)

@@ -18,12 +18,15 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 DEBUG = os.environ.get("DJANGO_DEBUG", "") == "1"
 
-# Deterministic race mode, lab only (docs/race-mode.md): RACE_WINDOW=K holds each withdrawal after
-# it reads the balance until K on its account have read it (or RACE_WINDOW_TIMEOUT seconds pass
-# with no new one); RACE_WINDOW=armed holds them only while `splatter --race-window` arms it.
-# Refused at start-up with DEBUG off unless ALLOW_RACE_WINDOW_WITHOUT_DEBUG=1.
+# Deterministic race mode, lab only (docs/race-mode.md): RACE_WINDOW=K holds each state-changing
+# request at its park point (RACE_WINDOW_AT; by default right after its first read of
+# accounts_account, the balance) until K that read the same row have reached it (or
+# RACE_WINDOW_TIMEOUT seconds pass with no new one); RACE_WINDOW=armed holds them only while
+# `splatter --race-window` arms it. Refused at start-up with DEBUG off unless
+# ALLOW_RACE_WINDOW_WITHOUT_DEBUG=1.
 RACE_WINDOW = os.environ.get("RACE_WINDOW", "off")
 RACE_WINDOW_TIMEOUT = os.environ.get("RACE_WINDOW_TIMEOUT", "0.5")
+RACE_WINDOW_AT = os.environ.get("RACE_WINDOW_AT", "accounts_account")
 ALLOW_RACE_WINDOW_WITHOUT_DEBUG = os.environ.get("ALLOW_RACE_WINDOW_WITHOUT_DEBUG", "") == "1"
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or load_or_create_secret_key(
@@ -44,11 +47,16 @@ INSTALLED_APPS = [
     "accounts",
     "experiment",
     "labreport",
+    "racewindow",
+    "scenarios",
+    "scenarios.vouchers",
 ]
 
 MIDDLEWARE = [
     # First, so the ledger's request_started_at is taken before any other work.
     "accounts.middleware.RequestStartMiddleware",
+    # Outside the timing middleware, so a recorded read is stamped before the barrier holds it.
+    "racewindow.middleware.RaceWindowMiddleware",
     # Second, around everything else: stamps a lab run's requests (X-Lab-Run) when they answer.
     "labreport.middleware.RequestTimingMiddleware",
     "django.middleware.security.SecurityMiddleware",

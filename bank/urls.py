@@ -8,4 +8,5 @@ urlpatterns = [
     path("auth/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/", include("accounts.urls")),
     path("lab/", include("labreport.urls")),
+    path("scenarios/voucher/", include("scenarios.vouchers.urls")),
 ]

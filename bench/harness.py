@@ -34,6 +34,15 @@ def argument_parser(doc: str, *, rounds: int | None = None) -> argparse.Argument
     return parser
 
 
+def add_ab_options(parser: argparse.ArgumentParser, *, requests: int) -> None:
+    """-n per ab run, -c, and Gunicorn's workers: the options of every benchmark that fires ab."""
+    parser.add_argument(
+        "--requests", type=int, default=requests, help=f"ab -n per case and round (default: {requests})."
+    )
+    parser.add_argument("--concurrency", type=int, default=4, help="ab -c (default: 4, one per worker).")
+    parser.add_argument("--workers", type=int, default=4, help="Gunicorn workers, each server (default: 4).")
+
+
 @contextmanager
 def bench_lab(database: str) -> Iterator[Lab]:
     """A fresh lab database of that kind in a temporary folder (the lab's workdir), dropped after."""

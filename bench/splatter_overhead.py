@@ -67,7 +67,7 @@ def measure(lab_env: Lab, url: str, *, workdir: Path, args: argparse.Namespace) 
             cookies=cookies,
             requests=args.requests,
             concurrency=args.concurrency,
-            amount=1,
+            form="amount=1",
             workdir=workdir,
         )
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 from bench.floor.server import serve_floor
-from bench.harness import PASSWORD, USERNAME, argument_parser, bench_lab, seed_user
+from bench.harness import PASSWORD, USERNAME, add_ab_options, argument_parser, bench_lab, seed_user
 from bench.timing import interleaved
 from loadgen.ab import run_ab
 from loadgen.login import SessionCookies, log_in
@@ -55,9 +55,7 @@ class Case:
 
 def main() -> None:
     parser = argument_parser(__doc__, rounds=5)
-    parser.add_argument("--requests", type=int, default=2000, help="ab -n per case and round.")
-    parser.add_argument("--concurrency", type=int, default=4, help="ab -c (default: 4, one per worker).")
-    parser.add_argument("--workers", type=int, default=4, help="Gunicorn workers, each server (default: 4).")
+    add_ab_options(parser, requests=2000)
     args = parser.parse_args()
 
     with bench_lab(args.database) as lab_env:
@@ -121,7 +119,7 @@ def requests_per_second(
         cookies=cookies,
         requests=requests,
         concurrency=concurrency,
-        amount=amount,
+        form=None if amount is None else f"amount={amount}",
         workdir=workdir,
         log_responses=False,
     )

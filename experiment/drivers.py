@@ -12,14 +12,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from accounts.withdrawals import Strategy
 from experiment.plan import DriverName, RunPlan
 from loadgen.ab import AbReport, run_ab
 from loadgen.burst import BurstRun, BurstSession, run_bursts
 from loadgen.http_login import log_in_http
 from loadgen.login import log_in
 from loadgen.outcomes import Outcome
-from loadgen.target import Target
+from loadgen.target import FormPost, Target
 from loadgen.tools import require_tool
 
 AB_MISSING = "ab is not installed (apt-get install apache2-utils): using the built-in burst driver instead."
@@ -30,14 +29,17 @@ class LoadResult:
     """What a driver sent and saw in one run: outcome counts per user, and its own report."""
 
     driver: DriverName
-    strategy: Strategy
-    amount: int
+    post: FormPost
     requests: int
     outcomes: dict[str, Counter[Outcome]]
     server_errors: int
     report: AbReport | BurstRun
     # The ab command line, for -v 2; empty for the burst driver.
     argv: list[str]
+
+    @property
+    def strategy(self) -> str:
+        return self.post.strategy
 
     @property
     def requests_per_second(self) -> float:
@@ -60,20 +62,14 @@ class AbDriver:
         self.cookies = log_in(target=target, username=username, password=password, workdir=workdir)
 
     def fire(
-        self,
-        *,
-        strategy: Strategy,
-        requests: int,
-        concurrency: int,
-        amount: int,
-        run_token: str | None = None,
+        self, *, post: FormPost, requests: int, concurrency: int, run_token: str | None = None
     ) -> LoadResult:
         argv, report = run_ab(
-            url=self.target.withdraw_url(strategy=strategy),
+            url=self.target.post_url(post),
             cookies=self.cookies,
             requests=requests,
             concurrency=concurrency,
-            amount=amount,
+            form=post.body,
             workdir=self.workdir,
             run_token=run_token,
         )
@@ -86,8 +82,7 @@ class AbDriver:
         )
         return LoadResult(
             driver=self.name,
-            strategy=strategy,
-            amount=amount,
+            post=post,
             requests=requests,
             outcomes={self.username: outcomes},
             server_errors=report.server_errors,
@@ -111,27 +106,19 @@ class BurstDriver:
         ]
 
     def fire(
-        self,
-        *,
-        strategy: Strategy,
-        requests: int,
-        concurrency: int,
-        amount: int,
-        run_token: str | None = None,
+        self, *, post: FormPost, requests: int, concurrency: int, run_token: str | None = None
     ) -> LoadResult:
         run = run_bursts(
             target=self.target,
             sessions=self.sessions,
-            strategy=strategy,
-            amount=amount,
+            post=post,
             requests=requests,
             burst_size=concurrency,
             run_token=run_token,
         )
         return LoadResult(
             driver=self.name,
-            strategy=strategy,
-            amount=amount,
+            post=post,
             requests=requests,
             outcomes={session.username: run.outcomes(username=session.username) for session in self.sessions},
             server_errors=run.server_errors,

@@ -10,9 +10,11 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from accounts.race_window import DEFAULT_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS
 from accounts.withdrawals import MAX_WITHDRAWAL_AMOUNT, Strategy
 from loadgen.target import Target
+from racewindow import park_points
+from racewindow.barrier import DEFAULT_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS
+from scenarios.catalogue import Scenario
 
 DEFAULT_REQUESTS = 100
 MAX_REQUESTS = 100_000
@@ -48,7 +50,9 @@ class OutputFormat(enum.StrEnum):
 class RunPlan:
     target: Target
     username: str
-    strategies: tuple[Strategy, ...]
+    strategies: tuple[str, ...]
+    # A scenario of the catalogue (scenarios/catalogue.py); None: the bank's withdrawal.
+    scenario: Scenario | None = None
     # True when the user asked for every strategy (--strategy all): a comparison, not one run.
     compare_strategies: bool = False
     drivers: tuple[DriverName, ...] = (DriverName.AB,)
@@ -63,6 +67,8 @@ class RunPlan:
     race_window: bool = False
     # Seconds a held withdrawal waits for another before all go on.
     race_window_timeout: float = DEFAULT_TIMEOUT_SECONDS
+    # Where the server holds them (park points); None: the server's RACE_WINDOW_AT.
+    race_window_at: str | None = None
     record: bool = True
     history: Path | None = None
     plot: Path | None = None
@@ -75,6 +81,7 @@ class RunPlan:
             self._check_single_or_matrix()
         self._check_ranges()
         self._check_users()
+        self._check_strategies()
         for path, option in ((self.history, "--history"), (self.plot, "--plot")):
             if path is not None and not path.parent.is_dir():
                 raise PlanError(
@@ -99,20 +106,50 @@ class RunPlan:
         return [self.username, *(f"{self.username}-{number}" for number in range(2, self.users + 1))]
 
     @property
+    def resets(self) -> bool:
+        """Whether running the plan resets data: every scenario run starts from its seeded state."""
+        return self.mode is not Mode.SINGLE or self.scenario is not None
+
+    @property
     def reset_warning(self) -> str:
         """What running this plan resets, for the confirmation prompt."""
+        if self.scenario is not None:
+            name, recorded = self.scenario.name, self.scenario.recorded
+            return f"--scenario {name} resets the scenario's data ({recorded}) before each run."
         if self.mode is Mode.MATRIX:
             return f"--strategy all resets {self.username}'s account before each strategy."
         if self.users == 1:
             return f"--trials resets {self.username}'s account before each trial."
         return f"--trials resets the accounts of {self.username} to {self.usernames[-1]} before each trial."
 
+    @property
+    def park_points(self) -> str | None:
+        """Where the armed window holds requests: as given, else the scenario's, else the server's."""
+        if self.race_window_at is not None or self.scenario is None:
+            return self.race_window_at
+        return self.scenario.park_point
+
     def race_window_parties(self, *, level: int) -> int | None:
-        """How many withdrawals the barrier waits for on each account (one burst's share), or
-        None when the race window is not armed."""
+        """How many requests the barrier waits for on each resource, or None when the race window
+        is not armed: one burst's share per account, or the whole burst on a scenario's one subject."""
         if not self.race_window:
             return None
-        return math.ceil(level / self.users)
+        return level if self.scenario is not None else math.ceil(level / self.users)
+
+    def _check_strategies(self) -> None:
+        known = self.scenario.strategies if self.scenario is not None else tuple(Strategy)
+        for strategy in self.strategies:
+            if strategy not in known:
+                subject = (
+                    f"the {self.scenario.name} scenario" if self.scenario is not None else "the withdrawal"
+                )
+                raise PlanError(
+                    f"{strategy!r} is not a strategy of {subject}: use one of {', '.join(known)}, or all."
+                )
+        if self.scenario is not None:
+            for path, option in ((self.history, "--history"), (self.plot, "--plot")):
+                if path is not None:
+                    raise PlanError(f"{option} is for the withdrawal for now; drop it with --scenario.")
 
     def _check_trials(self) -> None:
         if not 1 <= self.trials <= MAX_TRIALS:
@@ -131,7 +168,7 @@ class RunPlan:
             raise PlanError("Several drivers can only be compared in trials: add --trials N, or name one.")
         if len(self.levels) > 1:
             raise PlanError("A list of -c levels needs --trials N; for a single run give one number.")
-        if self.output_format is not OutputFormat.TABLE or self.plot is not None:
+        if self.plot is not None or (self.output_format is OutputFormat.JSON and self.scenario is None):
             raise PlanError("--format json and --plot summarise trials: add --trials N.")
         if self.history is not None and self.drivers[0] is not DriverName.BURST:
             raise PlanError("--history records the burst driver's requests: add --driver burst.")
@@ -163,6 +200,15 @@ class RunPlan:
                 f"--race-window-timeout must be above 0 and at most {MAX_TIMEOUT_SECONDS} seconds, "
                 f"not {timeout}."
             )
+        if self.race_window_at is not None:
+            if not self.race_window:
+                raise PlanError(
+                    "--race-window-at says where --race-window holds requests: add --race-window."
+                )
+            try:
+                park_points.parse(self.race_window_at)
+            except ValueError as error:
+                raise PlanError(f"--race-window-at: {error}.") from error
 
     def _check_users(self) -> None:
         if not 1 <= self.users <= MAX_USERS:

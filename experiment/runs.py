@@ -10,7 +10,6 @@ from django.contrib.auth.models import User
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
-from accounts import race_window
 from accounts.models import Account, ClientRun
 from accounts.provisioning import reset_accounts
 from accounts.selectors import account_for_user
@@ -22,10 +21,14 @@ from labreport.runs import RunSummary, file_lab_run, new_run_token
 from loadgen.burst import save_history
 from loadgen.errors import LoadError
 from loadgen.outcomes import Outcome
+from loadgen.target import withdrawal_post
+from racewindow import barrier as race_window
 
 SERVER_IGNORED_RACE_WINDOW = (
-    "The race window was armed, but the server held no withdrawal: restart it with "
-    "RACE_WINDOW=armed (and DJANGO_DEBUG=1) on the same database, then try again."
+    "The race window was armed, but the server held no request: restart it with "
+    "RACE_WINDOW=armed (and DJANGO_DEBUG=1) on the same database, and check that the park "
+    "points (--race-window-at, else the scenario's or the server's RACE_WINDOW_AT) name a "
+    "statement the requests send; then try again."
 )
 
 
@@ -69,7 +72,7 @@ def run_load(*, plan: RunPlan, strategy: Strategy, password: str) -> RecordedRun
     (level,) = plan.levels
     with (
         logged_in(plan=plan, name=driver, password=password) as logged,
-        arming(parties=plan.race_window_parties(level=level), timeout=plan.race_window_timeout) as barrier,
+        arming(plan=plan, level=level) as barrier,
     ):
         run = fire_and_record(driver=logged, accounts=accounts, strategy=strategy, plan=plan, level=level)
         stats = barrier.stats() if barrier is not None else None
@@ -93,10 +96,9 @@ def fire_and_record(
     # Recording asks the server to stamp each request: only when the run is recorded at all.
     token = new_run_token() if accounts else None
     started_at = timezone.now()
-    load = driver.fire(
-        strategy=strategy, requests=requests, concurrency=level, amount=plan.amount, run_token=token
-    )
-    client_runs = _record_client_runs(load=load, accounts=accounts, started_at=started_at)
+    post = withdrawal_post(strategy=strategy, amount=plan.amount)
+    load = driver.fire(post=post, requests=requests, concurrency=level, run_token=token)
+    client_runs = _record_client_runs(load=load, amount=plan.amount, accounts=accounts, started_at=started_at)
     lab_runs = [
         file_lab_run(
             account=client_run.account,
@@ -105,7 +107,7 @@ def fire_and_record(
                 driver=load.driver,
                 strategy=load.strategy,
                 concurrency=level,
-                amount=load.amount,
+                amount=plan.amount,
                 requests=client_run.requests,
                 ok=client_run.ok,
                 refused=client_run.failed,
@@ -122,13 +124,17 @@ def fire_and_record(
 
 
 @contextmanager
-def arming(*, parties: int | None, timeout: float) -> Iterator[race_window.ArmedBarrier | None]:
-    """Arm the race window for ``parties`` around a block, or do nothing for None."""
+def arming(*, plan: RunPlan, level: int) -> Iterator[race_window.ArmedBarrier | None]:
+    """Arm the race window around a block for one burst's share of ``level`` per account, or do
+    nothing when the plan does not ask for it."""
+    parties = plan.race_window_parties(level=level)
     with ExitStack() as stack:
         barrier = None
         if parties is not None:
             try:
-                barrier = stack.enter_context(race_window.armed(parties=parties, timeout=timeout))
+                barrier = stack.enter_context(
+                    race_window.armed(parties=parties, timeout=plan.race_window_timeout, at=plan.park_points)
+                )
             except (race_window.RaceWindowError, ValueError) as error:
                 raise LoadError(f"Cannot arm the race window: {error}") from error
         yield barrier
@@ -141,7 +147,7 @@ def check_barrier_used(stats: race_window.BarrierStats | None, *, ok: int) -> No
 
 
 def _record_client_runs(
-    *, load: LoadResult, accounts: dict[str, Account], started_at: datetime
+    *, load: LoadResult, amount: int, accounts: dict[str, Account], started_at: datetime
 ) -> list[ClientRun]:
     """One ClientRun per account, for the checker to reconcile its ledger against."""
     if not accounts:
@@ -156,7 +162,7 @@ def _record_client_runs(
             account=accounts[username],
             driver=load.driver,
             strategy=load.strategy,
-            amount=load.amount,
+            amount=amount,
             requests=load.requests if single else sum(outcomes.values()),
             ok=outcomes[Outcome.OK],
             failed=outcomes[Outcome.FAIL],

@@ -6,14 +6,16 @@ from dataclasses import asdict
 from tabulate import tabulate
 
 from accounts.models import ClientRun
-from accounts.race_window import BarrierStats
 from experiment.matrix import MatrixRow
 from experiment.plan import RunPlan
 from experiment.runs import RecordedRun
+from experiment.scenario_runs import ScenarioRun, ScenarioSummary
 from experiment.trials import SweepReport
 from loadgen.ab import AbReport
 from loadgen.burst import BurstRun
 from loadgen.outcomes import Outcome
+from racewindow.barrier import BarrierStats
+from scenarios.audit import scenario_audit_document
 
 MATRIX_HEADERS = [
     "strategy",
@@ -122,7 +124,7 @@ def plot_title(plan: RunPlan, vendor: str) -> str:
 
 def barrier_line(stats: BarrierStats) -> str:
     return (
-        f"Race window: held {stats.held} withdrawal(s) in {stats.windows} window(s), "
+        f"Race window: held {stats.held} request(s) in {stats.windows} window(s), "
         f"{stats.timeouts} closed by the timeout rather than by all parties arriving."
     )
 
@@ -164,3 +166,88 @@ def _burst_rows(report: BurstRun) -> list[tuple]:
 
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
+
+
+SCENARIO_RUN_HEADERS = ["driver", "strategy", "-c", "requests", "ok", "refused", "indeterminate", "5xx"]
+SCENARIO_SWEEP_HEADERS = [
+    "driver",
+    "strategy",
+    "-c",
+    "trials",
+    "hits",
+    "hit rate",
+    "95% CI",
+    "violations (mean)",
+    "exactly as predicted",
+    "5xx",
+]
+
+
+def scenario_runs_table(runs: list[ScenarioRun]) -> str:
+    """Each run's outcomes, then its audit: the figures, the violations with examples, the verdict."""
+    blocks = []
+    for run in runs:
+        totals = run.load.totals
+        outcome_row = [
+            run.load.driver,
+            run.load.strategy,
+            run.level,
+            run.load.requests,
+            totals[Outcome.OK],
+            totals[Outcome.FAIL],
+            totals[Outcome.INDETERMINATE],
+            run.load.server_errors,
+        ]
+        lines = [tabulate([outcome_row], headers=SCENARIO_RUN_HEADERS)]
+        lines.append(tabulate(run.audit.figures, tablefmt="simple_outline"))
+        for violation in run.audit.violations:
+            lines.append(
+                f"{violation.kind}: {violation.count} ({violation.explanation}); "
+                f"first: {violation.first}; worst: {violation.worst}"
+            )
+        lines.append(f"Invariant ({run.audit.invariant}): {run.audit.verdict}")
+        if run.barrier is not None:
+            lines.append(barrier_line(run.barrier))
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def scenario_sweep_table(summaries: list[ScenarioSummary]) -> str:
+    rows = [
+        (
+            s.driver,
+            s.strategy,
+            s.level,
+            s.trials,
+            s.hits,
+            f"{s.hit_rate:.1%}",
+            f"{s.ci_low:.1%}-{s.ci_high:.1%}",
+            "-" if s.violations_mean is None else f"{s.violations_mean:.2f}",
+            "-" if s.exact is None else f"{s.exact} of {s.trials}",
+            s.server_errors,
+        )
+        for s in summaries
+    ]
+    return tabulate(rows, headers=SCENARIO_SWEEP_HEADERS)
+
+
+def scenario_document(runs: list[ScenarioRun], summaries: list[ScenarioSummary]) -> dict:
+    """Scenario runs as JSON: per-level summaries, and every run with its outcomes and audit."""
+    return {
+        "summaries": [asdict(summary) for summary in summaries],
+        "runs": [
+            {
+                "driver": run.load.driver,
+                "strategy": run.load.strategy,
+                "concurrency": run.level,
+                "requests": run.load.requests,
+                **{outcome.value: run.load.totals[outcome] for outcome in Outcome},
+                "server_errors": run.load.server_errors,
+                "requests_per_second": round(run.load.requests_per_second, 1),
+                "violations": run.violations,
+                "audit": scenario_audit_document(run.audit),
+                "race_window": None if run.barrier is None else asdict(run.barrier),
+            }
+            for run in runs
+        ],
+    }

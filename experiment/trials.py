@@ -15,13 +15,13 @@ from itertools import product
 
 from accounts.audit import audit_account
 from accounts.models import Account, Transaction
-from accounts.race_window import BarrierStats
 from accounts.withdrawals import Strategy
 from experiment.drivers import AbDriver, BurstDriver, logged_in
 from experiment.plan import RunPlan
 from experiment.runs import arming, check_barrier_used, fire_and_record, lab_accounts, reset_lab_accounts
 from experiment.stats import first_gap, mean_or_none, median_or_none, rate, spread, wilson_interval
 from loadgen.outcomes import Outcome
+from racewindow.barrier import BarrierStats
 
 MILLISECONDS = 1_000
 
@@ -94,8 +94,7 @@ def run_sweep(
             stack.enter_context(logged_in(plan=plan, name=name, password=password)) for name in plan.drivers
         ]
         for level in plan.levels:
-            parties = plan.race_window_parties(level=level)
-            with arming(parties=parties, timeout=plan.race_window_timeout) as barrier:
+            with arming(plan=plan, level=level) as barrier:
                 # Drivers and strategies take turns within each trial (see the module docstring).
                 for trial, driver, strategy in product(range(1, plan.trials + 1), drivers, plan.strategies):
                     outcome = run_trial(driver=driver, strategy=strategy, level=level, trial=trial)

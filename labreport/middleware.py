@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from accounts.models import Account
 from labreport.models import RecordedRequest
+from racewindow.park_points import ANY, WRITE, ParkPoint, statement_kind
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +25,6 @@ RUN_TOKEN = re.compile(r"[A-Za-z0-9_-]{8,64}")
 BAD_RUN_TOKEN = (
     "X-Lab-Run must be 8 to 64 letters, digits, '-' or '_' (splatter makes one per run); nothing was done.\n"
 )
-_WRITES = ("UPDATE", "INSERT", "DELETE", "WITH")
 
 
 class StatementMarks:
@@ -36,17 +36,17 @@ class StatementMarks:
     """
 
     def __init__(self, *, table: str) -> None:
-        self.table = table
+        # Statements are told apart as the race window tells them (racewindow.park_points).
+        self.table = ParkPoint(table=table, kind=ANY)
         self.read_at = None
         self.written_at = None
         self._pending_read = None
 
     def __call__(self, execute, sql, params, many, context):
         result = execute(sql, params, many, context)
-        if self.table in sql:
+        if self.table.names_table(sql):
             now = timezone.now()
-            verb = sql.lstrip()[:6].upper()
-            if verb.startswith(_WRITES):
+            if statement_kind(sql) == WRITE:
                 self.read_at = self._pending_read or now
                 self.written_at = now
                 self._pending_read = None

@@ -75,14 +75,15 @@ def run_ab(
     cookies: SessionCookies,
     requests: int,
     concurrency: int,
-    amount: int | None,
+    form: str | None,
     workdir: Path,
     log_responses: bool = True,
     run_token: str | None = None,
 ) -> tuple[list[str], AbReport]:
-    """Run ``ab -n requests -c concurrency`` POSTing ``amount`` to ``url``; return argv and report.
+    """Run ``ab -n requests -c concurrency`` POSTing the url-encoded ``form`` to ``url``; return
+    argv and report.
 
-    ``amount=None`` sends GETs instead, with no form body. ``log_responses=False`` drops ab's
+    ``form=None`` sends GETs instead, with no body. ``log_responses=False`` drops ab's
     per-response log (``-v 2``), which costs ab time at high rates: benchmarks want that, but the
     report then cannot tell 4xx from 5xx (``non_2xx_statuses`` stays empty). ``run_token`` goes
     out as X-Lab-Run, for the server to stamp each request's timings.
@@ -90,11 +91,11 @@ def run_ab(
     ab = require_tool("ab")
     # -v 2 makes ab print the status of every non-2xx answer, so 409s and 500s can be told apart.
     log = ["-v", "2"] if log_responses else []
-    form = []
-    if amount is not None:
-        body = workdir / "withdrawal.form"
-        body.write_text(f"amount={amount}")
-        form = [
+    post = []
+    if form is not None:
+        body = workdir / "request.form"
+        body.write_text(form)
+        post = [
             "-H", f"X-CSRFToken: {cookies.csrftoken}",
             "-p", str(body),
             "-T", "application/x-www-form-urlencoded",
@@ -110,7 +111,7 @@ def run_ab(
         # ab keeps only the last -C, so both cookies travel in one.
         "-C", cookies.cookie_header,
         *(["-H", f"X-Lab-Run: {run_token}"] if run_token else []),
-        *form,
+        *post,
     ]  # fmt: skip
     if ab_accepts_variable_length(ab):
         argv.append("-l")

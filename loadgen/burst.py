@@ -21,12 +21,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from urllib.parse import urlencode
 
 from loadgen.errors import LoadError
 from loadgen.login import SessionCookies
 from loadgen.outcomes import Outcome
-from loadgen.target import WITHDRAW_PATH, Target
+from loadgen.target import FormPost, Target
 
 # Long enough for every sync worker to accept its connection, parse the headers and block
 # reading the body; short enough to be noise beside the rest of a trial.
@@ -67,8 +66,7 @@ class RequestRecord:
 
 @dataclass(frozen=True)
 class BurstRun:
-    strategy: str
-    amount: int
+    post: FormPost
     burst_size: int
     records: list[RequestRecord]
     started_at: float
@@ -121,17 +119,17 @@ class BurstRun:
         ]
 
 
-def withdrawal_request(
-    *, target: Target, cookies: SessionCookies, strategy: str, amount: int, run_token: str | None = None
+def form_request(
+    *, target: Target, cookies: SessionCookies, post: FormPost, run_token: str | None = None
 ) -> bytes:
     """The raw HTTP/1.1 POST, keep-alive, form-encoded so the server must wait for its last byte;
     with ``run_token``, sent as X-Lab-Run so the server stamps the request's timings."""
     # The trailing "&" is the byte held back: should the request ever reach the server without
-    # it, the amount still reads the same ("amount=10" cut short would otherwise read "amount=1").
-    body = f"amount={amount}&".encode()
+    # it, the form still reads the same ("amount=10" cut short would otherwise read "amount=1").
+    body = f"{post.body}&".encode()
     host = f"[{target.host}]" if ":" in target.host else target.host
     head = (
-        f"POST {WITHDRAW_PATH}?{urlencode({'strategy': strategy})} HTTP/1.1\r\n"
+        f"POST {post.path_and_query} HTTP/1.1\r\n"
         f"Host: {host}:{target.port}\r\n"
         f"Cookie: {cookies.cookie_header}\r\n"
         f"X-CSRFToken: {cookies.csrftoken}\r\n"
@@ -148,15 +146,14 @@ def run_bursts(
     *,
     target: Target,
     sessions: Sequence[BurstSession],
-    strategy: str,
-    amount: int,
+    post: FormPost,
     requests: int,
     burst_size: int,
     response_timeout: float = DEFAULT_RESPONSE_TIMEOUT_SECONDS,
     settle: float = DEFAULT_SETTLE_SECONDS,
     run_token: str | None = None,
 ) -> BurstRun:
-    """Send ``requests`` withdrawals in bursts of ``burst_size``, the users taking turns.
+    """Send ``requests`` POSTs of ``post`` in bursts of ``burst_size``, the users taking turns.
 
     Bursts go one after another; each waits at most ``response_timeout`` for its answers, so a
     run is bounded in time as well as in count.
@@ -167,9 +164,7 @@ def run_bursts(
         raise ValueError(f"requests and burst_size must be positive, not {requests} and {burst_size}")
     _check_file_descriptors(burst_size=burst_size)
     payloads = {
-        session.username: withdrawal_request(
-            target=target, cookies=session.cookies, strategy=strategy, amount=amount, run_token=run_token
-        )
+        session.username: form_request(target=target, cookies=session.cookies, post=post, run_token=run_token)
         for session in sessions
     }
     records: list[RequestRecord] = []
@@ -193,8 +188,7 @@ def run_bursts(
     finally:
         pool.close()
     return BurstRun(
-        strategy=strategy,
-        amount=amount,
+        post=post,
         burst_size=burst_size,
         records=records,
         started_at=started_at,
@@ -209,8 +203,9 @@ def save_history(run: BurstRun, *, path: Path, target: Target) -> None:
     document = {
         "driver": "burst",
         "target": target.base_url,
-        "strategy": run.strategy,
-        "amount": run.amount,
+        "path": run.post.path,
+        "strategy": run.post.strategy,
+        "form": dict(run.post.fields),
         "burst_size": run.burst_size,
         "requests": run.requests,
         "started_at": run.started_at,

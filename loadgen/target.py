@@ -26,7 +26,32 @@ class Target:
         return self.base_url + LOGIN_PATH
 
     def withdraw_url(self, *, strategy: str) -> str:
-        return f"{self.base_url}{WITHDRAW_PATH}?{urlencode({'strategy': strategy})}"
+        return self.post_url(withdrawal_post(strategy=strategy, amount=1))
+
+    def post_url(self, post: "FormPost") -> str:
+        return self.base_url + post.path_and_query
+
+
+@dataclass(frozen=True)
+class FormPost:
+    """What every request of a run sends: a form POSTed to ``path?strategy=NAME``."""
+
+    path: str
+    strategy: str
+    fields: tuple[tuple[str, str], ...]
+
+    @property
+    def path_and_query(self) -> str:
+        return f"{self.path}?{urlencode({'strategy': self.strategy})}"
+
+    @property
+    def body(self) -> str:
+        return urlencode(self.fields)
+
+
+def withdrawal_post(*, strategy: str, amount: int) -> FormPost:
+    """The bank's withdrawal of ``amount`` with ``strategy``."""
+    return FormPost(path=WITHDRAW_PATH, strategy=strategy, fields=(("amount", str(amount)),))
 
 
 def is_loopback(host: str) -> bool:

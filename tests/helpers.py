@@ -20,6 +20,7 @@ from labreport.models import LabRun, RecordedRequest
 from labserver.lab import Lab, Server
 from loadgen.login import SessionCookies, log_in
 from loadgen.target import parse_target
+from scenarios.vouchers.models import Voucher, VoucherUsage
 
 # The user every end-to-end and hardening lab seeds, and the password of every test user.
 LAB_USER = "lab-user"
@@ -102,8 +103,9 @@ def audit(lab_env: Lab, *, username: str | None = None) -> dict:
 
 
 def lab_snapshot(lab_env: Lab) -> list[dict]:
-    """Every account, ledger row, client run and lab run of the lab's database, as dumpdata sees it."""
-    return json.loads(lab_env.manage("dumpdata", "accounts", "labreport").stdout)
+    """Every account, ledger row, client run, lab run, voucher and voucher usage of the lab's
+    database, as dumpdata sees it."""
+    return json.loads(lab_env.manage("dumpdata", "accounts", "labreport", "vouchers").stdout)
 
 
 def log_in_lab_user(server: Server, workdir: Path, *, username: str = LAB_USER) -> SessionCookies:
@@ -114,14 +116,14 @@ def log_in_lab_user(server: Server, workdir: Path, *, username: str = LAB_USER) 
 
 
 def database_snapshot() -> dict[str, list[dict]]:
-    """Every user (passwords included), account, ledger row, client run, lab run and recorded
-    request of the test database.
+    """Every user (passwords included), account, ledger row, client run, lab run, recorded
+    request, voucher and voucher usage of the test database.
 
     What a refused operation must leave alone: ``assert database_snapshot() == before``.
     """
     return {
         model._meta.label: list(model.objects.order_by("pk").values())
-        for model in (User, Account, Transaction, ClientRun, LabRun, RecordedRequest)
+        for model in (User, Account, Transaction, ClientRun, LabRun, RecordedRequest, Voucher, VoucherUsage)
     }
 
 

@@ -5,6 +5,11 @@ from django.core.management import CommandError
 CONFIRMATION = "yes"
 
 
+def add_no_input_argument(parser, *, help: str = "Do not ask for confirmation.") -> None:
+    """``--no-input`` (and Django's own spelling, ``--noinput``), as ``flush`` takes it."""
+    parser.add_argument("--no-input", "--noinput", action="store_false", dest="interactive", help=help)
+
+
 def confirm(*, warning: str, cancelled: str) -> None:
     """Say ``warning``, then return if the user types ``yes``; otherwise raise CommandError(cancelled).
 

@@ -112,6 +112,38 @@ def test_arming_a_server_that_is_not_in_race_mode_is_an_error(lab_env):
         result = burst(lab_env, server, "-n", "2", "-c", "2", "--race-window", check=False)
 
     assert result.returncode == 1
-    assert "the server held no withdrawal: restart it with RACE_WINDOW=armed" in result.stderr
+    assert "the server held no request: restart it with RACE_WINDOW=armed" in result.stderr
     # What was sent is still recorded, so the audit reconciles.
     assert audit(lab_env)["client"]["ok"] == 2
+
+
+def test_the_server_holds_requests_where_the_client_says(lab_env, race_server):
+    # At the first write, after naive's read: 2 naive withdrawals still race, but luck decides,
+    # so only the barrier's count is exact. At a table no withdrawal touches: nothing is held.
+    held = burst(
+        lab_env,
+        race_server,
+        "-n",
+        "2",
+        "-c",
+        "2",
+        "--race-window",
+        "--race-window-at",
+        "accounts_account:write",
+    )
+    assert "held 2" in held.stdout, held.stdout
+
+    result = burst(
+        lab_env,
+        race_server,
+        "-n",
+        "2",
+        "-c",
+        "2",
+        "--race-window",
+        "--race-window-at",
+        "auth_group",
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "check that the park points (--race-window-at" in result.stderr

@@ -194,7 +194,10 @@ def test_a_value_too_long_for_its_column_is_one_clear_sentence(seeded):
         (["--amount", "0"], "--amount must be from 1 to"),
         (["--amount", "-7"], "--amount must be from 1 to"),
         (["-n", "many"], "argument -n/--requests: invalid int value: 'many'"),
-        (["--strategy", "fast"], "argument --strategy: invalid choice: 'fast'"),
+        (
+            ["--strategy", "fast"],
+            "'fast' is not a strategy of the withdrawal: use one of naive, atomic_update",
+        ),
     ],
 )
 def test_splatter_bad_counts(args, message, unchanged):

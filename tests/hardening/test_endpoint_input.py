@@ -8,7 +8,7 @@ from urllib.parse import urlencode, urlsplit
 import pytest
 
 from accounts.forms import AMOUNT_ERROR, STRATEGY_ERROR
-from accounts.views import CHUNKED_BODY, NOT_A_FORM, NOT_LOGGED_IN
+from bank.form_posts import CHUNKED_BODY, NOT_A_FORM, NOT_LOGGED_IN
 from labserver.lab import Server
 from loadgen.login import SessionCookies
 from tests.hardening.lab_http import request, set_cookie

@@ -17,13 +17,13 @@ from loadgen.burst import (
     BurstSession,
     _decode_chunked,
     _Response,
+    form_request,
     run_bursts,
     save_history,
-    withdrawal_request,
 )
 from loadgen.login import SessionCookies
 from loadgen.outcomes import Outcome
-from loadgen.target import Target
+from loadgen.target import Target, withdrawal_post
 
 COOKIES = SessionCookies(csrftoken="c" * 32, sessionid="s" * 32)
 SETTLE = 0.05
@@ -112,8 +112,7 @@ def _fire(target, *, requests, burst_size, users=("alice",), timeout=5.0):
     return run_bursts(
         target=target,
         sessions=sessions,
-        strategy="naive",
-        amount=7,
+        post=withdrawal_post(strategy="naive", amount=7),
         requests=requests,
         burst_size=burst_size,
         response_timeout=timeout,
@@ -216,8 +215,10 @@ def test_history_file_lists_every_request(tmp_path):
 
 
 def test_the_request_holds_back_a_harmless_last_byte():
-    raw = withdrawal_request(
-        target=Target("http", "::1", 8001), cookies=COOKIES, strategy="locking", amount=10
+    raw = form_request(
+        target=Target("http", "::1", 8001),
+        cookies=COOKIES,
+        post=withdrawal_post(strategy="locking", amount=10),
     )
     head, body = raw.split(b"\r\n\r\n")
 

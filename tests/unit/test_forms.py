@@ -5,11 +5,11 @@ from accounts.forms import (
     AMOUNT_ERROR,
     DEFAULT_AMOUNT,
     STRATEGY_ERROR,
-    BadWithdrawalRequest,
     WithdrawalRequest,
     parse_withdrawal_request,
 )
 from accounts.withdrawals import MAX_WITHDRAWAL_AMOUNT, Strategy
+from bank.form_posts import BadForm
 
 
 def parse(query: str = "", body: str = "") -> WithdrawalRequest:
@@ -54,7 +54,7 @@ def test_amount_in_range_is_accepted(field, amount):
     ],
 )
 def test_amount_out_of_range_or_not_a_whole_number_is_refused(field):
-    with pytest.raises(BadWithdrawalRequest) as refused:
+    with pytest.raises(BadForm) as refused:
         parse_withdrawal_request(query=QueryDict(""), body=_body(amount=[field]))
 
     assert str(refused.value) == AMOUNT_ERROR
@@ -63,7 +63,7 @@ def test_amount_out_of_range_or_not_a_whole_number_is_refused(field):
 
 @pytest.mark.parametrize("value", ["bogus", "", "NAIVE", "naive "])
 def test_unknown_strategy_is_refused_with_the_list_of_names(value):
-    with pytest.raises(BadWithdrawalRequest) as refused:
+    with pytest.raises(BadForm) as refused:
         parse_withdrawal_request(query=_body(strategy=[value]), body=QueryDict(""))
 
     assert str(refused.value) == STRATEGY_ERROR
@@ -72,12 +72,12 @@ def test_unknown_strategy_is_refused_with_the_list_of_names(value):
 
 
 def test_repeated_amount_is_refused_even_if_both_are_valid():
-    with pytest.raises(BadWithdrawalRequest, match="amount was given 2 times; send it once."):
+    with pytest.raises(BadForm, match="amount was given 2 times; send it once."):
         parse_withdrawal_request(query=QueryDict(""), body=_body(amount=["1", "1"]))
 
 
 def test_repeated_strategy_is_refused():
-    with pytest.raises(BadWithdrawalRequest, match="strategy was given 2 times; send it once."):
+    with pytest.raises(BadForm, match="strategy was given 2 times; send it once."):
         parse(query="strategy=locking&strategy=naive")
 
 
@@ -86,7 +86,7 @@ def test_amount_in_the_query_string_is_ignored():
 
 
 def test_bad_request_is_a_value_error():
-    assert issubclass(BadWithdrawalRequest, ValueError)
+    assert issubclass(BadForm, ValueError)
 
 
 def _body(**fields: list[str]) -> QueryDict:

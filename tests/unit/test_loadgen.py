@@ -306,9 +306,11 @@ URL = "http://127.0.0.1:8001/accounts/withdraw/?strategy=locking"
 
 
 def test_run_ab_posts_the_amount_with_the_per_response_log(fake_ab, tmp_path):
-    argv, report = run_ab(url=URL, cookies=COOKIES, requests=100, concurrency=4, amount=3, workdir=tmp_path)
+    argv, report = run_ab(
+        url=URL, cookies=COOKIES, requests=100, concurrency=4, form="amount=3", workdir=tmp_path
+    )
 
-    form = str(tmp_path / "withdrawal.form")
+    form = str(tmp_path / "request.form")
     assert fake_ab == [
         [
             "/usr/bin/ab", "-n", "100", "-c", "4", "-s", "30", "-v", "2", "-r",
@@ -316,18 +318,18 @@ def test_run_ab_posts_the_amount_with_the_per_response_log(fake_ab, tmp_path):
             "-p", form, "-T", "application/x-www-form-urlencoded", "-l", URL,
         ]
     ]  # fmt: skip
-    assert (tmp_path / "withdrawal.form").read_text() == "amount=3"
+    assert (tmp_path / "request.form").read_text() == "amount=3"
     assert argv[11] == "sessionid=<sessionid>; csrftoken=token"
     assert report.complete == 100
 
 
-def test_run_ab_without_an_amount_or_the_log_sends_quiet_gets(fake_ab, tmp_path):
+def test_run_ab_without_a_form_or_the_log_sends_quiet_gets(fake_ab, tmp_path):
     argv, _ = run_ab(
         url=URL,
         cookies=COOKIES,
         requests=10,
         concurrency=2,
-        amount=None,
+        form=None,
         workdir=tmp_path,
         log_responses=False,
     )

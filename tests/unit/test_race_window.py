@@ -1,49 +1,40 @@
 """Deterministic race mode in one process: real threads, each with its own connection, as a
-project would use ``race_window.armed`` in its own test suite."""
+project would use ``armed`` and ``holding`` in its own test suite."""
 
 import multiprocessing
-import threading
 import time
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connection
+from django.urls import reverse
 from django.utils import timezone
 
-from accounts import race_window
 from accounts.audit import audit_account
 from accounts.models import Account
-from accounts.withdrawals import SAFE_STRATEGIES, Strategy, WithdrawalRefused, withdraw
+from accounts.withdrawals import SAFE_STRATEGIES, Strategy, withdraw
+from racewindow import barrier as race_window
+from racewindow import statements
+from racewindow.statements import holding
+from tests.concurrency import run_concurrently
 
 JOIN_SECONDS = 60
 TIMEOUT = 0.25
 
 
-def withdraw_concurrently(*, account_id: int, strategy: Strategy, parties: int) -> list:
-    """Start ``parties`` threads that each withdraw 1; return what each got (or raised)."""
-    results = []
-    lock = threading.Lock()
+def withdraw_concurrently(
+    *, account_id: int, strategy: Strategy, parties: int, window: race_window.RaceWindow | None
+) -> list:
+    """``parties`` withdrawals of 1 at once, each held in ``window`` as a server holds a request;
+    what each got (or raised)."""
 
-    def one() -> None:
-        try:
-            account = Account.objects.get(pk=account_id)
-            result = withdraw(
-                user=account.user, amount=1, strategy=strategy, request_started_at=timezone.now()
-            )
-        except WithdrawalRefused as refusal:
-            result = refusal
-        finally:
-            connection.close()
-        with lock:
-            results.append(result)
+    def one() -> object:
+        # The user is looked up before holding: the first read of the account table inside is
+        # where the request waits, and it must be the withdrawal's own.
+        user = Account.objects.get(pk=account_id).user
+        with holding(window=window):
+            return withdraw(user=user, amount=1, strategy=strategy, request_started_at=timezone.now())
 
-    threads = [threading.Thread(target=one) for _ in range(parties)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=JOIN_SECONDS)
-    assert not any(thread.is_alive() for thread in threads), "a withdrawal is stuck: deadlock?"
-    return results
+    return run_concurrently([one] * parties)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -52,9 +43,11 @@ def test_naive_loses_exactly_all_but_one_every_time(make_account, parties):
     account = make_account(opening=1_000)
     with race_window.armed(parties=parties, timeout=5) as barrier:
         for round_ in range(1, 4):
-            results = withdraw_concurrently(account_id=account.pk, strategy=Strategy.NAIVE, parties=parties)
+            results = withdraw_concurrently(
+                account_id=account.pk, strategy=Strategy.NAIVE, parties=parties, window=barrier.window
+            )
 
-            assert len(results) == parties
+            assert len(results) == parties and not any(isinstance(r, Exception) for r in results), results
             account.refresh_from_db()
             assert account.current == 1_000 - round_  # parties withdrawals, one shows
             assert audit_account(account=account).lost_withdrawals == round_ * (parties - 1)
@@ -68,8 +61,10 @@ def test_safe_strategies_lose_nothing_and_never_deadlock(make_account, strategy)
     parties = 3
     account = make_account(opening=1_000)
     started = time.monotonic()
-    with race_window.armed(parties=parties, timeout=TIMEOUT):
-        results = withdraw_concurrently(account_id=account.pk, strategy=strategy, parties=parties)
+    with race_window.armed(parties=parties, timeout=TIMEOUT) as barrier:
+        results = withdraw_concurrently(
+            account_id=account.pk, strategy=strategy, parties=parties, window=barrier.window
+        )
     elapsed = time.monotonic() - started
 
     done = [result for result in results if not isinstance(result, Exception)]
@@ -84,15 +79,22 @@ def test_safe_strategies_lose_nothing_and_never_deadlock(make_account, strategy)
 
 
 @pytest.mark.django_db(transaction=True)
-def test_unarmed_withdrawals_do_not_wait(make_account):
+def test_unarmed_requests_never_reach_the_barrier(client, make_account, monkeypatch):
     account = make_account(opening=10)
+    client.force_login(account.user)
+    reached = []
+    monkeypatch.setattr(statements, "hold", lambda **passage: reached.append(passage))
+    url = f"{reverse('withdraw')}?strategy=naive"
 
-    assert race_window.active_window() is None
-    # The hook returns at once, holding nothing: no passage through any barrier.
-    assert race_window.after_read(account_id=account.pk) is None
-    withdraw(user=account.user, amount=1, strategy=Strategy.NAIVE, request_started_at=timezone.now())
+    assert race_window.active_window(mode=race_window.server_mode()) is None
+    assert client.post(url, {"amount": "1"}).status_code == 200
+    assert reached == []
+    # The same request, armed: it reaches the barrier at its read of the balance.
+    with race_window.armed(parties=1):
+        assert client.post(url, {"amount": "1"}).status_code == 200
+    assert [passage["resource"].split("|")[0] for passage in reached] == [Account._meta.db_table]
     account.refresh_from_db()
-    assert account.current == 9
+    assert account.current == 8
 
 
 @pytest.mark.django_db(transaction=True)
@@ -100,11 +102,15 @@ def test_a_lone_withdrawal_is_let_through_by_the_timeout(make_account):
     account = make_account(opening=10)
     with race_window.armed(parties=4, timeout=TIMEOUT) as barrier:
         started = time.monotonic()
-        withdraw(user=account.user, amount=1, strategy=Strategy.LOCKING, request_started_at=timezone.now())
+        with holding(window=barrier.window) as statement_hold:
+            withdraw(
+                user=account.user, amount=1, strategy=Strategy.LOCKING, request_started_at=timezone.now()
+            )
         waited = time.monotonic() - started
 
     assert TIMEOUT <= waited < TIMEOUT + 2
     assert barrier.stats().timeouts == 1
+    assert statement_hold.passage.position == 1 and statement_hold.passage.waited >= TIMEOUT
 
 
 @pytest.mark.django_db
@@ -113,8 +119,8 @@ def test_arming_twice_is_refused():
         with pytest.raises(race_window.RaceWindowError, match="already armed"):  # noqa: SIM117
             with race_window.armed(parties=3):
                 pass  # pragma: no cover
-        assert race_window.active_window() == race_window.RaceWindow(parties=2)
-    assert race_window.active_window() is None
+        assert race_window.active_window(mode=None) == race_window.RaceWindow(parties=2)
+    assert race_window.active_window(mode=None) is None
 
 
 @pytest.mark.parametrize(
@@ -134,10 +140,11 @@ def test_server_mode_is_refused_with_debug_off(settings):
     with pytest.raises(ImproperlyConfigured, match="refused with DEBUG off"):
         race_window.check_settings()
     with pytest.raises(ImproperlyConfigured):
-        race_window.after_read(account_id=1)
+        race_window.server_mode()
 
     settings.ALLOW_RACE_WINDOW_WITHOUT_DEBUG = True
-    assert race_window.active_window() == race_window.RaceWindow(parties=3, timeout=0.5)
+    mode = race_window.server_mode()
+    assert race_window.active_window(mode=mode) == race_window.RaceWindow(3, 0.5, at="accounts_account")
 
 
 @pytest.mark.django_db
@@ -146,7 +153,7 @@ def test_server_mode_is_refused_with_debug_off(settings):
     [
         ("off", "0.5", None),
         ("", "0.5", None),
-        ("7", "2", race_window.RaceWindow(parties=7, timeout=2.0)),
+        ("7", "2", race_window.RaceWindow(parties=7, timeout=2.0, at="accounts_account")),
         ("armed", "0.5", race_window.ARMED),
     ],
 )
@@ -168,12 +175,26 @@ def test_server_mode_refuses_nonsense_settings(settings, value, timeout):
         race_window.check_settings()
 
 
+@pytest.mark.parametrize("at", ["accounts_account:sometimes", "accounts_account:read:0", "drop table;"])
+def test_server_mode_refuses_nonsense_park_points(settings, at):
+    settings.DEBUG = True
+    settings.RACE_WINDOW = "3"
+    settings.RACE_WINDOW_AT = at
+
+    with pytest.raises(ImproperlyConfigured, match="RACE_WINDOW_AT must name park points"):
+        race_window.check_settings()
+    # Checked whatever the mode: a test that arms in-process uses it too.
+    settings.RACE_WINDOW = "off"
+    with pytest.raises(ImproperlyConfigured, match="RACE_WINDOW_AT must name park points"):
+        race_window.check_settings()
+
+
 @pytest.mark.django_db
 def test_an_armed_server_follows_whoever_armed_the_database(settings):
     settings.DEBUG = True
     settings.RACE_WINDOW = race_window.ARMED
 
-    assert race_window.active_window() is None
+    assert race_window.active_window(mode=race_window.server_mode()) is None
     with race_window.armed(parties=6, timeout=1.5):
         # Another process sees the armed file; this one would see its own arming anyway, so
         # read the file the way a Gunicorn worker does.
@@ -189,7 +210,9 @@ def test_a_window_short_of_parties_closes_by_the_timeout(make_account):
     account = make_account(opening=1_000)
     started = time.monotonic()
     with race_window.armed(parties=5, timeout=timeout) as barrier:
-        results = withdraw_concurrently(account_id=account.pk, strategy=Strategy.NAIVE, parties=3)
+        results = withdraw_concurrently(
+            account_id=account.pk, strategy=Strategy.NAIVE, parties=3, window=barrier.window
+        )
     elapsed = time.monotonic() - started
 
     assert len(results) == 3 and not any(isinstance(result, Exception) for result in results)
@@ -243,12 +266,12 @@ def test_arming_is_refused_while_another_process_holds_it(other_process):
             pass  # pragma: no cover
     # Refused without touching what the other process armed.
     assert race_window._read_armed_file(race_window.barrier_directory()) == race_window.RaceWindow(2, 1.0)
-    assert race_window.active_window() is None
+    assert race_window.active_window(mode=None) is None
 
     release()
     assert child.exitcode == 0
     with race_window.armed(parties=3):
-        assert race_window.active_window() == race_window.RaceWindow(parties=3)
+        assert race_window.active_window(mode=None) == race_window.RaceWindow(parties=3)
 
 
 @pytest.mark.django_db

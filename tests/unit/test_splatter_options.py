@@ -43,6 +43,14 @@ def splatter(*args: str) -> str:
         (("--race-window", "--race-window-timeout", "0"), "--race-window-timeout must be above 0"),
         (("--race-window-timeout", "11"), "at most 10.0 seconds, not 11.0."),
         (("--strategy", "all", "--race-window"), "--race-window with --strategy all needs --trials N."),
+        (
+            ("--race-window-at", "accounts_account"),
+            "--race-window-at says where --race-window holds requests: add --race-window.",
+        ),
+        (
+            ("--race-window", "--race-window-at", "accounts_account:soon"),
+            "--race-window-at: 'accounts_account:soon' is not a park point",
+        ),
         (("--driver", "curl"), "'curl' is not a driver or a comma-separated list of distinct drivers"),
         (
             ("--driver", "burst,burst", "--trials", "2"),

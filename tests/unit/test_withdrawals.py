@@ -10,7 +10,7 @@ from django.db import IntegrityError, connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts import race_window, withdrawals
+from accounts import withdrawals
 from accounts.audit import audit_account
 from accounts.models import Account, Transaction
 from accounts.withdrawals import (
@@ -280,31 +280,35 @@ def test_naive_under_threads_records_every_success_and_never_takes_more(make_acc
 class Rival:
     """Another request that withdraws 1 right after ours has read the balance, every time.
 
-    Installed as the race-window hook (``race_window.after_read``), which each strategy calls
-    between its read and its write. The rival is a real withdrawal (``strategy``) in a
-    transaction of its own that commits before ours writes: on a thread with its own
-    connection, except on SQLite, where our transaction holds the write lock from BEGIN
-    (IMMEDIATE) so no other connection can write inside it; there the rival commits inside our
-    transaction (a savepoint), which leaves our check to see the same thing. (Optimistic reads
-    outside any transaction: its rival commits on its own there too.)
+    Installed with ``connection.execute_wrapper(rival)``, it runs after each read of the account
+    table, between a strategy's read and its write, where the race window holds a request. The
+    rival is a real withdrawal (``strategy``) in a transaction of its own that commits before
+    ours writes: on a thread with its own connection, except on SQLite, where our transaction
+    holds the write lock from BEGIN (IMMEDIATE) so no other connection can write inside it;
+    there the rival commits inside our transaction (a savepoint), which leaves our check to see
+    the same thing. (Optimistic reads outside any transaction: its rival commits on its own
+    there too.)
     """
 
-    def __init__(self, *, strategy: Strategy) -> None:
+    def __init__(self, *, account: Account, strategy: Strategy) -> None:
+        self.account_id = account.pk
         self.strategy = strategy
         self.withdrawals: list[Withdrawal] = []
         self._running = False
 
-    def __call__(self, *, account_id: int) -> None:
-        if self._running:  # the rival's own read
-            return
-        self._running = True
-        try:
-            if connection.vendor == "sqlite":
-                self._withdraw(account_id)
-            else:
-                self._withdraw_on_another_connection(account_id)
-        finally:
-            self._running = False
+    def __call__(self, execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        # Not during the rival's own statements.
+        if not self._running and sql.lstrip().upper().startswith("SELECT") and Account._meta.db_table in sql:
+            self._running = True
+            try:
+                if connection.vendor == "sqlite":
+                    self._withdraw(self.account_id)
+                else:
+                    self._withdraw_on_another_connection(self.account_id)
+            finally:
+                self._running = False
+        return result
 
     def _withdraw(self, account_id: int) -> None:
         account = Account.objects.get(pk=account_id)
@@ -341,13 +345,12 @@ def assert_only_the_rival_withdrew(account: Account, rival: Rival, *, attempts: 
 
 
 @pytest.mark.django_db(transaction=True)
-def test_optimistic_gives_up_after_its_last_attempt_and_withdraws_nothing(make_account, monkeypatch):
+def test_optimistic_gives_up_after_its_last_attempt_and_withdraws_nothing(make_account):
     account = make_account(opening=1_000)
     # Another optimistic withdrawal bumps the version between our read and our write.
-    rival = Rival(strategy=Strategy.OPTIMISTIC)
-    monkeypatch.setattr(race_window, "after_read", rival)
+    rival = Rival(account=account, strategy=Strategy.OPTIMISTIC)
 
-    with pytest.raises(WithdrawalConflict) as conflict:
+    with connection.execute_wrapper(rival), pytest.raises(WithdrawalConflict) as conflict:
         withdraw(user=account.user, amount=5, strategy=Strategy.OPTIMISTIC, request_started_at=STARTED_AT)
 
     assert str(conflict.value) == (
@@ -360,13 +363,13 @@ def test_optimistic_gives_up_after_its_last_attempt_and_withdraws_nothing(make_a
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_conflict_is_answered_409_and_withdraws_nothing(client, make_account, monkeypatch):
+def test_a_conflict_is_answered_409_and_withdraws_nothing(client, make_account):
     account = make_account(opening=1_000)
     client.force_login(account.user)
-    rival = Rival(strategy=Strategy.OPTIMISTIC)
-    monkeypatch.setattr(race_window, "after_read", rival)
+    rival = Rival(account=account, strategy=Strategy.OPTIMISTIC)
 
-    response = client.post(f"{reverse('withdraw')}?strategy=optimistic", {"amount": "5"})
+    with connection.execute_wrapper(rival):
+        response = client.post(f"{reverse('withdraw')}?strategy=optimistic", {"amount": "5"})
 
     assert response.status_code == 409
     assert response["Content-Type"] == "text/plain"
@@ -380,8 +383,7 @@ def test_serializable_gives_up_after_its_last_attempt_and_withdraws_nothing(make
     if connection.vendor == "postgresql":
         # A rival that commits an update of the row we read: PostgreSQL fails our UPDATE with
         # a real serialization failure (SQLSTATE 40001) on every attempt.
-        rival = Rival(strategy=Strategy.ATOMIC_UPDATE)
-        monkeypatch.setattr(race_window, "after_read", rival)
+        rival = Rival(account=account, strategy=Strategy.ATOMIC_UPDATE)
         attempts = SERIALIZABLE_MAX_ATTEMPTS
     elif connection.vendor == "mysql":
         # Under SERIALIZABLE InnoDB share-locks what we read, so a rival's write would wait
@@ -399,6 +401,8 @@ def test_serializable_gives_up_after_its_last_attempt_and_withdraws_nothing(make
         if rival is None:
             stack.enter_context(share_locked(account.pk))
             stack.enter_context(lock_wait_timeout(seconds=1))
+        else:
+            stack.enter_context(connection.execute_wrapper(rival))
         with pytest.raises(WithdrawalConflict) as conflict:
             withdraw(
                 user=account.user, amount=5, strategy=Strategy.SERIALIZABLE, request_started_at=STARTED_AT

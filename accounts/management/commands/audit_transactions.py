@@ -4,10 +4,12 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tabulate import tabulate
 
-from accounts.audit import AccountAudit, audit_accounts, audit_document, headline_rows
+from accounts.audit import AccountAudit, Anomaly, audit_accounts, audit_document, headline_rows
 from accounts.management.database_errors import reports_database_errors
 from labreport.selectors import latest_run
 from labreport.timeline_files import TIMELINE_SUFFIXES, write_timeline
+from scenarios.audit import ScenarioAudit, Violation, scenario_audit_document
+from scenarios.catalogue import SCENARIOS
 
 
 class Command(BaseCommand):
@@ -17,6 +19,11 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
+        parser.add_argument(
+            "--scenario",
+            choices=sorted(SCENARIOS),
+            help="Check a scenario's invariant from its rows instead of the bank's ledger.",
+        )
         parser.add_argument("--username", help="Only this user's account (default: all accounts).")
         parser.add_argument(
             "--format", choices=["table", "json"], default="table", help="Output format (default: table)."
@@ -35,7 +42,14 @@ class Command(BaseCommand):
         )
 
     @reports_database_errors
-    def handle(self, *, username, format, fail_on_anomaly, timeline, **options):
+    def handle(self, *, scenario, username, format, fail_on_anomaly, timeline, **options):
+        if scenario is not None:
+            if username is not None or timeline is not None:
+                raise CommandError(
+                    "--username and --timeline audit the bank's accounts; drop them with --scenario."
+                )
+            self._audit_scenario(SCENARIOS[scenario].audit(), format=format, fail_on_anomaly=fail_on_anomaly)
+            return
         if timeline is not None:
             _check_timeline_path(timeline)
         audits = audit_accounts(username=username)
@@ -51,6 +65,22 @@ class Command(BaseCommand):
         anomalous = [audit for audit in audits if audit.anomalies]
         if fail_on_anomaly and anomalous:
             raise CommandError(f"{len(anomalous)} of {len(audits)} account(s) show anomalies.", returncode=1)
+
+    def _audit_scenario(self, audit: ScenarioAudit, *, format: str, fail_on_anomaly: bool) -> None:
+        if format == "json":
+            self.stdout.write(json.dumps(scenario_audit_document(audit), indent=2))
+        else:
+            self.stdout.write(f"\nScenario {audit.scenario}: {audit.invariant}")
+            self.stdout.write(tabulate(audit.figures, tablefmt="simple_outline"))
+            self._print_anomalies(audit.violations)
+            if audit.violations:
+                self.stdout.write(self.style.ERROR(f"Verdict: {audit.verdict}"))
+            else:
+                self.stdout.write(self.style.SUCCESS("Verdict: OK, the invariant holds."))
+        if fail_on_anomaly and audit.violations:
+            raise CommandError(
+                f"The {audit.scenario} scenario breaks its invariant: {audit.verdict}.", returncode=1
+            )
 
     def _write_timeline(self, audits: list[AccountAudit], *, path: Path, to_stderr: bool) -> None:
         if len(audits) != 1:
@@ -79,21 +109,23 @@ class Command(BaseCommand):
         rows = headline_rows(audit_document(audit))
         self.stdout.write(f"\nAccount {audit.account_id}")
         self.stdout.write(tabulate(rows, tablefmt="simple_outline"))
+        self._print_anomalies(audit.anomalies)
         if audit.anomalies:
-            self.stdout.write(
-                tabulate(
-                    [
-                        (a.kind, a.count, a.explanation, _example(a.first), _example(a.worst))
-                        for a in audit.anomalies
-                    ],
-                    headers=["anomaly", "count", "what it means", "first example", "worst example"],
-                    tablefmt="simple_grid",
-                    maxcolwidths=[None, None, 36, 28, 28],
-                )
-            )
             self.stdout.write(self.style.ERROR(f"Verdict: {audit.verdict}"))
         else:
             self.stdout.write(self.style.SUCCESS("Verdict: OK, the ledger and the balance agree."))
+
+    def _print_anomalies(self, anomalies: list[Anomaly] | list[Violation]) -> None:
+        if not anomalies:
+            return
+        self.stdout.write(
+            tabulate(
+                [(a.kind, a.count, a.explanation, _example(a.first), _example(a.worst)) for a in anomalies],
+                headers=["anomaly", "count", "what it means", "first example", "worst example"],
+                tablefmt="simple_grid",
+                maxcolwidths=[None, None, 36, 28, 28],
+            )
+        )
 
 
 def _check_timeline_path(path: Path) -> None:

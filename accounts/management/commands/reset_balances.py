@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts.management.confirmation import confirm
+from accounts.management.confirmation import add_no_input_argument, confirm
 from accounts.management.database_errors import reports_database_errors
 from accounts.provisioning import ProvisioningError, reset_accounts
 
@@ -15,13 +15,7 @@ class Command(BaseCommand):
             help="Opening balance to set (default: each account's own recorded opening balance).",
         )
         parser.add_argument("--username", help="Only this user's account (default: all accounts).")
-        parser.add_argument(
-            "--no-input",
-            "--noinput",
-            action="store_false",
-            dest="interactive",
-            help="Do not ask for confirmation.",
-        )
+        add_no_input_argument(parser)
 
     @reports_database_errors
     def handle(self, *, balance, username, interactive, **options):

@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from accounts.management.confirmation import add_no_input_argument
 from accounts.management.database_errors import reports_database_errors
 from accounts.management.password_input import PASSWORD_ENV_VAR, read_password
 from accounts.models import DEFAULT_OPENING_BALANCE
@@ -25,13 +26,7 @@ class Command(BaseCommand):
             help=f"Opening balance (default: {DEFAULT_OPENING_BALANCE}).",
         )
         parser.add_argument("--minimum", type=int, default=0, help="Lowest balance allowed (default: 0).")
-        parser.add_argument(
-            "--no-input",
-            "--noinput",
-            action="store_false",
-            dest="interactive",
-            help=f"Never prompt; take the password from ${PASSWORD_ENV_VAR}.",
-        )
+        add_no_input_argument(parser, help=f"Never prompt; take the password from ${PASSWORD_ENV_VAR}.")
 
     @reports_database_errors
     def handle(self, *, username, balance, minimum, interactive, **options):

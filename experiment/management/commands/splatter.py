@@ -7,11 +7,10 @@ from django.db import connection
 from django.urls import reverse
 from tqdm import tqdm
 
-from accounts.management.confirmation import confirm
+from accounts.management.confirmation import add_no_input_argument, confirm
 from accounts.management.database_errors import reports_database_errors
 from accounts.management.password_input import PASSWORD_ENV_VAR, read_password
 from accounts.provisioning import ProvisioningError
-from accounts.race_window import DEFAULT_TIMEOUT_SECONDS
 from accounts.withdrawals import Strategy
 from experiment import tables
 from experiment.drivers import default_driver
@@ -26,11 +25,15 @@ from experiment.plan import (
     parse_levels,
 )
 from experiment.runs import run_load
+from experiment.scenario_runs import run_scenario, summarise
 from experiment.trials import run_sweep
 from loadgen.errors import LoadError
 from loadgen.target import parse_target
+from racewindow.barrier import DEFAULT_TIMEOUT_SECONDS
+from scenarios.catalogue import SCENARIOS
 
 ALL_STRATEGIES = "all"
+WITHDRAWAL = "withdrawal"
 
 
 class Command(BaseCommand):
@@ -57,12 +60,18 @@ class Command(BaseCommand):
             default=(3,),
             help="Requests in flight at once, the burst size (default: 3); in trials, levels like 2,5,10.",
         )
-        add("--amount", type=int, default=1, help="Amount each request withdraws (default: %(default)s).")
+        add("--amount", type=int, help="Amount each request withdraws (default: 1).")
+        add(
+            "--scenario",
+            default=WITHDRAWAL,
+            choices=[WITHDRAWAL, *SCENARIOS],
+            help="The race to reproduce (default: the bank's withdrawal); docs/scenarios.md lists them.",
+        )
         add(
             "--strategy",
             default="naive",
-            choices=[*Strategy, ALL_STRATEGIES],
-            help="Withdrawal strategy (default: naive); 'all' compares them, each on a reset account.",
+            help=f"The scenario's strategy (default: naive; withdrawal: {', '.join(Strategy)}); 'all' "
+            "compares them, each from reset data.",
         )
         add(
             "--driver",
@@ -79,27 +88,31 @@ class Command(BaseCommand):
             default=DEFAULT_TIMEOUT_SECONDS,
             help="With --race-window: seconds a held withdrawal waits for another (default: %(default)s).",
         )
+        add(
+            "--race-window-at",
+            metavar="POINTS",
+            help="With --race-window: where the server holds each request, "
+            "table[:read|write|any[:occurrence]] (default: the server's RACE_WINDOW_AT).",
+        )
         add("--trials", type=int, help="Repeat per -c level: reset, fire one burst, audit; this many times.")
         add("--format", choices=list(OutputFormat), default="table", help="Trials: a table or JSON.")
         add("--plot", type=Path, metavar="FILE.png", help="Trials: draw lost fraction and hit rate.")
         add("--no-record", action="store_false", dest="record", help="Do not record the outcome counts.")
         add("--allow-remote", action="store_true", help="Allow a non-loopback target (a server you own).")
-        add(
-            "--no-input",
-            "--noinput",
-            action="store_false",
-            dest="interactive",
-            help=f"Never prompt: take the password from ${PASSWORD_ENV_VAR}, reset without asking.",
+        add_no_input_argument(
+            parser, help=f"Never prompt: take the password from ${PASSWORD_ENV_VAR}, reset without asking."
         )
 
     @reports_database_errors
     def handle(self, *, interactive, verbosity, **options):
         try:
             plan = self._plan(options)
-            if interactive and plan.mode is not Mode.SINGLE:
+            if interactive and plan.resets:
                 confirm(warning=plan.reset_warning, cancelled="Cancelled; nothing was sent or changed.")
             password = read_password(no_input=not interactive, ask_twice=False)
-            if plan.mode is Mode.TRIALS:
+            if plan.scenario is not None:
+                self._scenario(plan, password=password, verbosity=verbosity)
+            elif plan.mode is Mode.TRIALS:
                 self._sweep(plan, password=password, verbosity=verbosity)
             elif plan.mode is Mode.MATRIX:
                 rows = strategy_matrix(plan=plan, password=password)
@@ -118,25 +131,46 @@ class Command(BaseCommand):
             if note:
                 self.stderr.write(note, style_func=self.style.WARNING)
             drivers = (driver,)
+        scenario = SCENARIOS.get(options["scenario"])
+        if scenario is not None and options["amount"] is not None:
+            raise PlanError(f"--amount is the withdrawal's; the {scenario.name} scenario sends its own form.")
         every = options["strategy"] == ALL_STRATEGIES
+        known = tuple(Strategy) if scenario is None else scenario.strategies
         return RunPlan(
             target=parse_target(options["url"], allow_remote=options["allow_remote"]),
             username=options["username"],
-            strategies=tuple(Strategy) if every else (Strategy(options["strategy"]),),
+            strategies=known if every else (options["strategy"],),
+            scenario=scenario,
             compare_strategies=every,
             drivers=drivers,
             levels=options["concurrency"],
             requests=options["requests"],
-            amount=options["amount"],
+            amount=1 if options["amount"] is None else options["amount"],
             users=options["users"],
             trials=options["trials"],
             race_window=options["race_window"],
             race_window_timeout=options["race_window_timeout"],
+            race_window_at=options["race_window_at"],
             record=options["record"],
             history=options["history"],
             plot=options["plot"],
             output_format=OutputFormat(options["format"]),
         )
+
+    def _scenario(self, plan: RunPlan, *, password: str, verbosity: int) -> None:
+        total = len(plan.levels) * (plan.trials or 1) * len(plan.drivers) * len(plan.strategies)
+        with tqdm(total=total, unit="run", file=sys.stderr, disable=None if verbosity else True) as bar:
+            runs = run_scenario(plan=plan, password=password, on_run=lambda run: bar.update())
+        summaries = summarise(runs, scenario=plan.scenario, race_window=plan.race_window)
+        if plan.output_format is OutputFormat.JSON:
+            self.stdout.write(json.dumps(tables.scenario_document(runs, summaries), indent=2))
+            return
+        scenario = plan.scenario
+        self.stdout.write(f"Scenario {scenario.name}: {scenario.title}, as in {scenario.bug}\n")
+        if plan.trials is not None:
+            self.stdout.write(tables.scenario_sweep_table(summaries))
+        else:
+            self.stdout.write(tables.scenario_runs_table(runs))
 
     def _single(self, plan: RunPlan, *, password: str, verbosity: int) -> None:
         run = run_load(plan=plan, strategy=plan.strategies[0], password=password)

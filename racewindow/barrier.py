@@ -1,21 +1,22 @@
-"""Deterministic race mode: make the race window wide open on purpose, for the lab and for tests.
+"""The race window's barrier: requests wait at it until K on the same resource have arrived.
 
-When armed, each withdrawal waits right after it has read the balance until ``parties``
-withdrawals on the same account have read it, or until ``timeout`` seconds pass with no further
-one arriving; then they all go on to write. K concurrent naive withdrawals then lose exactly K-1,
-every time. A safe strategy that blocks before its read (``locking`` waits for the row lock,
-and on SQLite every transaction waits for the write lock) can never bring K to the barrier, so
-the timeout lets each one through in turn: slower, but never a deadlock.
+When armed, each request that reaches its park point (racewindow/statements.py: by default,
+right after its first read of a watched table) waits until ``parties`` requests on the same
+resource have reached theirs, or until ``timeout`` seconds pass with no further one arriving;
+then they all go on. K concurrent naive withdrawals then lose exactly K-1, every time. A safe
+strategy that blocks before its read (``locking`` waits for the row lock, and on SQLite every
+transaction waits for the write lock) can never bring K to the barrier, so the timeout lets each
+one through in turn: slower, but never a deadlock.
 
 Gunicorn runs several worker processes, so the barrier lives in files: one small state file per
-account, updated under ``flock``, in a private directory named after the database. Threads and
+resource, updated under ``flock``, in a private directory named after the database. Threads and
 processes on one machine share it alike, whatever the database (SQLite, PostgreSQL, MariaDB).
 
 Two ways to arm it (see docs/race-mode.md):
 
-- in your own code or tests: ``with armed(parties=5): ...`` holds the withdrawals made in this
-  process, whatever the settings;
-- on a server: ``RACE_WINDOW=K`` holds every withdrawal, and ``RACE_WINDOW=armed`` holds them
+- in your own code or tests: ``with armed(parties=5): ...`` holds the requests of this process
+  that run inside ``racewindow.statements.holding()``, whatever the settings;
+- on a server: ``RACE_WINDOW=K`` holds every request, and ``RACE_WINDOW=armed`` holds them
   while some process on the machine has armed the barrier for the same database (as
   ``splatter --race-window`` does). Either is refused with ``DEBUG`` off unless
   ``ALLOW_RACE_WINDOW_WITHOUT_DEBUG`` is set: a production server must never wait on purpose.
@@ -37,6 +38,8 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 
+from racewindow import park_points
+
 OFF = "off"
 ARMED = "armed"
 DEFAULT_TIMEOUT_SECONDS = 0.5
@@ -45,9 +48,10 @@ MAX_PARTIES = 1_000
 POLL_SECONDS = 0.0005
 ROOT_DIRECTORY = Path(tempfile.gettempdir()) / "django-race-window"
 ARMED_FILE = "armed.json"
+RESOURCE_PREFIX = "resource-"
 
 REFUSED_WITHOUT_DEBUG = (
-    "RACE_WINDOW holds withdrawals on purpose and is for the lab only: it is refused with DEBUG "
+    "RACE_WINDOW holds requests on purpose and is for the lab only: it is refused with DEBUG "
     "off. Set DJANGO_DEBUG=1, or ALLOW_RACE_WINDOW_WITHOUT_DEBUG=1 if you really mean it."
 )
 
@@ -58,10 +62,15 @@ class RaceWindowError(RuntimeError):
 
 @dataclass(frozen=True)
 class RaceWindow:
-    """Hold each withdrawal until ``parties`` on its account have read the balance."""
+    """Hold each request at its park point until ``parties`` on the same resource have reached it.
+
+    ``at`` names the park points (``table[:read|write|any[:occurrence]]``, comma-separated); None
+    leaves them to the server's ``RACE_WINDOW_AT``.
+    """
 
     parties: int
     timeout: float = DEFAULT_TIMEOUT_SECONDS
+    at: str | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.parties <= MAX_PARTIES:
@@ -70,11 +79,13 @@ class RaceWindow:
             raise ValueError(
                 f"timeout must be above 0 and at most {MAX_TIMEOUT_SECONDS} s, not {self.timeout}"
             )
+        if self.at is not None:
+            park_points.parse(self.at)
 
 
 @dataclass(frozen=True)
 class Passage:
-    """How one withdrawal went through the barrier: its window, its place in it, its wait."""
+    """How one request went through the barrier: its window, its place in it, its wait."""
 
     window: int
     position: int
@@ -83,7 +94,7 @@ class Passage:
 
 @dataclass(frozen=True)
 class BarrierStats:
-    """What the barriers of a database saw since it was armed, over every account."""
+    """What the barriers of a database saw since it was armed, over every resource."""
 
     held: int
     windows: int
@@ -110,29 +121,19 @@ _local_lock = threading.Lock()
 _local_window: RaceWindow | None = None
 
 
-def after_read(*, account_id: int) -> Passage | None:
-    """The hook: called by each strategy right after it has read the balance.
-
-    Returns at once (None) unless the race window is armed for this process.
-    """
-    window = active_window()
-    if window is None:
-        return None
-    return hold(window=window, account_id=account_id)
-
-
-def active_window() -> RaceWindow | None:
-    """The window in force here: armed in this process, else as the settings say."""
+def active_window(*, mode: RaceWindow | str | None) -> RaceWindow | None:
+    """The window in force here: armed in this process, else as the server's ``mode`` (what
+    ``server_mode()`` answered at start-up) says."""
     if _local_window is not None:
         return _local_window
-    mode = server_mode()
     if mode is None or isinstance(mode, RaceWindow):
         return mode
     return _read_armed_file(barrier_directory())
 
 
 def server_mode() -> RaceWindow | str | None:
-    """What ``settings.RACE_WINDOW`` asks of a server: None (off), ARMED, or a fixed window.
+    """What ``settings.RACE_WINDOW`` asks of a server: None (off), ARMED, or a fixed window
+    (held at ``settings.RACE_WINDOW_AT``).
 
     Raises ImproperlyConfigured for a value that makes no sense, or with DEBUG off unless
     ``ALLOW_RACE_WINDOW_WITHOUT_DEBUG`` is set.
@@ -144,31 +145,46 @@ def server_mode() -> RaceWindow | str | None:
         raise ImproperlyConfigured(REFUSED_WITHOUT_DEBUG)
     try:
         timeout = float(getattr(settings, "RACE_WINDOW_TIMEOUT", DEFAULT_TIMEOUT_SECONDS))
-        window = RaceWindow(parties=1 if value == ARMED else int(value), timeout=timeout)
+        window = RaceWindow(
+            parties=1 if value == ARMED else int(value), timeout=timeout, at=default_park_points()
+        )
     except ValueError as error:
         raise ImproperlyConfigured(
-            f"RACE_WINDOW must be 'off', 'armed' or a number of withdrawals from 1 to {MAX_PARTIES}, "
-            f"and RACE_WINDOW_TIMEOUT a number of seconds above 0 and at most {MAX_TIMEOUT_SECONDS} "
-            f"({error})."
+            f"RACE_WINDOW must be 'off', 'armed' or a number of requests from 1 to {MAX_PARTIES}, "
+            f"RACE_WINDOW_TIMEOUT a number of seconds above 0 and at most {MAX_TIMEOUT_SECONDS}, "
+            f"and RACE_WINDOW_AT park points ({error})."
         ) from error
     return ARMED if value == ARMED else window
 
 
+def default_park_points() -> str:
+    """Where this server holds requests when whoever armed the window did not say."""
+    return str(getattr(settings, "RACE_WINDOW_AT", "") or park_points.DEFAULT)
+
+
 def check_settings() -> None:
-    """Fail at start-up, not at the first withdrawal, when RACE_WINDOW is set but refused."""
+    """Fail at start-up, not at the first request, when RACE_WINDOW is set but refused, or when
+    RACE_WINDOW_AT names no park point (in-process arming uses it whatever RACE_WINDOW says)."""
+    try:
+        park_points.parse(default_park_points())
+    except ValueError as error:
+        raise ImproperlyConfigured(f"RACE_WINDOW_AT must name park points ({error}).") from error
     server_mode()
 
 
 @contextmanager
-def armed(*, parties: int, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> Iterator["ArmedBarrier"]:
-    """Arm the barrier around a block of code.
+def armed(
+    *, parties: int, timeout: float = DEFAULT_TIMEOUT_SECONDS, at: str | None = None
+) -> Iterator["ArmedBarrier"]:
+    """Arm the barrier around a block of code, at the park points ``at`` (None: each server's own).
 
-    Withdrawals in this process (any thread) wait whatever the settings say; servers on the
-    same database started with ``RACE_WINDOW=armed`` wait too. Arming is exclusive per
-    database: a second ``armed`` while one is active raises RaceWindowError.
+    Requests in this process (any thread) that run inside ``holding()`` wait whatever the
+    settings say; servers on the same database started with ``RACE_WINDOW=armed`` hold theirs
+    too. Arming is exclusive per database: a second ``armed`` while one is active raises
+    RaceWindowError.
     """
     global _local_window
-    window = RaceWindow(parties=parties, timeout=timeout)
+    window = RaceWindow(parties=parties, timeout=timeout, at=at)
     directory = barrier_directory()
     armed_file = directory / ARMED_FILE
     with _local_lock:
@@ -190,25 +206,27 @@ class ArmedBarrier:
     directory: Path
 
     def stats(self) -> BarrierStats:
-        """Withdrawals held, windows closed, and how many of those the timeout closed."""
+        """Requests held, windows closed, and how many of those the timeout closed."""
         held = windows = timeouts = 0
-        for path in self.directory.glob("account-*"):
+        for path in self.directory.glob(f"{RESOURCE_PREFIX}*"):
             with _StateFile(path) as state_file, state_file.locked(fcntl.LOCK_SH):
                 state = state_file.read()
             held, windows, timeouts = held + state.held, windows + state.closed, timeouts + state.timeouts
         return BarrierStats(held=held, windows=windows, timeouts=timeouts)
 
 
-def hold(*, window: RaceWindow, account_id: int) -> Passage:
-    """Wait at the barrier of ``account_id`` until its window closes.
+def hold(*, window: RaceWindow, resource: str) -> Passage:
+    """Wait at the barrier of ``resource`` (any string naming what the requests race for)
+    until its window closes.
 
-    The first withdrawal into a window keeps its gate (an exclusive ``flock``) and watches
+    The first request into a window keeps its gate (an exclusive ``flock``) and watches
     the window; the others block on the gate, costing no CPU, until the first one sees that
     ``parties`` have arrived or that ``timeout`` has passed since the last arrival, closes
     the window and opens the gate. The last of the parties goes straight on.
     """
     directory = barrier_directory()
-    with _StateFile(directory / f"account-{account_id}") as state_file:
+    name = hashlib.sha256(resource.encode()).hexdigest()[:16]
+    with _StateFile(directory / f"{RESOURCE_PREFIX}{name}") as state_file:
         with state_file.locked(fcntl.LOCK_EX):
             # Read the clock under the lock, so arrivals are stamped in the order they register.
             started = time.monotonic()
@@ -226,7 +244,7 @@ def hold(*, window: RaceWindow, account_id: int) -> Passage:
             state_file.write(state)
             if position >= window.parties:
                 return Passage(window=mine, position=position, waited=0.0)
-            gate = _Gate(directory / f"gate-{account_id}-{mine}")
+            gate = _Gate(directory / f"gate-{name}-{mine}")
             if position == 1:
                 gate.keep()
         if position == 1:
@@ -272,9 +290,9 @@ def _claim(armed_file: Path, *, window: RaceWindow) -> None:
             f"Process {current.get('pid')} has armed the race window for this database already: "
             "wait for it to finish, or stop it."
         )
-    for stale in armed_file.parent.glob("account-*"):
+    for stale in armed_file.parent.glob(f"{RESOURCE_PREFIX}*"):
         stale.unlink(missing_ok=True)
-    document = {"parties": window.parties, "timeout": window.timeout, "pid": os.getpid()}
+    document = {"parties": window.parties, "timeout": window.timeout, "at": window.at, "pid": os.getpid()}
     partial = armed_file.with_suffix(f".{os.getpid()}.tmp")
     partial.write_text(json.dumps(document))
     partial.replace(armed_file)
@@ -285,7 +303,12 @@ def _read_armed_file(directory: Path) -> RaceWindow | None:
     if document is None or not _process_alive(document.get("pid")):
         return None
     try:
-        return RaceWindow(parties=int(document["parties"]), timeout=float(document["timeout"]))
+        at = document.get("at")
+        return RaceWindow(
+            parties=int(document["parties"]),
+            timeout=float(document["timeout"]),
+            at=None if at is None else str(at),
+        )
     except (KeyError, TypeError, ValueError):
         return None
 
@@ -311,7 +334,7 @@ def _process_alive(pid: object) -> bool:
 
 
 class _StateFile:
-    """One account's barrier state, read and written under ``flock`` (per open file, so threads
+    """One resource's barrier state, read and written under ``flock`` (per open file, so threads
     of one process exclude each other as processes do)."""
 
     def __init__(self, path: Path) -> None:

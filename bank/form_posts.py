@@ -1,0 +1,47 @@
+"""What every lab endpoint that takes a form answers before it looks at the form: plain-text
+4xx responses with a reason, for a client that is not logged in or sends what Django cannot read."""
+
+from django.http import HttpResponse, HttpResponseForbidden, QueryDict
+
+NOT_LOGGED_IN = "Log in first: POST your username and password to /auth/login/.\n"
+CHUNKED_BODY = "Send the form with a Content-Length header: a chunked body is not read.\n"
+NOT_A_FORM = "Send the fields as a form: Content-Type: application/x-www-form-urlencoded.\n"
+FORM_CONTENT_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+class HttpResponseConflict(HttpResponse):
+    status_code = 409
+
+
+class HttpResponseLengthRequired(HttpResponse):
+    status_code = 411
+
+
+class HttpResponseUnsupportedMediaType(HttpResponse):
+    status_code = 415
+
+
+def refuse_unreadable_post(request) -> HttpResponse | None:
+    """The answer to a POST that must not reach the form parser, or None when it may."""
+    if not request.user.is_authenticated:
+        return HttpResponseForbidden(NOT_LOGGED_IN, content_type="text/plain")
+    # Django reads neither a chunked body nor one that is not a form: either would leave
+    # request.POST empty, and the endpoint would act on its defaults instead of what was sent.
+    if "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+        return HttpResponseLengthRequired(CHUNKED_BODY, content_type="text/plain")
+    if request.body and request.content_type not in FORM_CONTENT_TYPES:
+        return HttpResponseUnsupportedMediaType(NOT_A_FORM, content_type="text/plain")
+    return None
+
+
+class BadForm(ValueError):
+    """A field a client sent cannot be used; the message says how to send it."""
+
+
+def single_field(values: QueryDict, name: str, *, default: str) -> str:
+    """The one value of ``name`` (``default`` when absent): a field sent twice is refused, not
+    silently narrowed to its last value."""
+    given = values.getlist(name)
+    if len(given) > 1:
+        raise BadForm(f"{name} was given {len(given)} times; send it once.")
+    return given[0] if given else default

@@ -1,0 +1,130 @@
+"""Runs of a catalogue scenario: reset its data, fire, audit its invariant; once per strategy,
+or as trials per concurrency level, summarised with hit rates and Wilson intervals."""
+
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass
+from itertools import product
+
+from experiment.drivers import LoadResult, logged_in
+from experiment.plan import DriverName, RunPlan
+from experiment.runs import arming, check_barrier_used
+from experiment.stats import mean_or_none, rate, wilson_interval
+from loadgen.errors import LoadError
+from loadgen.outcomes import Outcome
+from loadgen.target import FormPost
+from racewindow.barrier import BarrierStats
+from scenarios.audit import ScenarioAudit
+from scenarios.catalogue import Scenario
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScenarioRun:
+    """One run: what the driver saw, the invariant's audit right after, what the barrier held."""
+
+    level: int
+    load: LoadResult
+    audit: ScenarioAudit
+    barrier: BarrierStats | None
+
+    @property
+    def violations(self) -> int:
+        return sum(violation.count for violation in self.audit.violations)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScenarioSummary:
+    """One driver, strategy and level over its trials."""
+
+    driver: DriverName
+    strategy: str
+    level: int
+    trials: int
+    hits: int
+    hit_rate: float
+    ci_low: float
+    ci_high: float
+    violations_mean: float | None
+    # Naive under an armed window: trials whose violations are exactly the scenario's formula.
+    exact: int | None
+    server_errors: int
+
+
+def scenario_post(scenario: Scenario, *, strategy: str) -> FormPost:
+    return FormPost(path=scenario.path, strategy=strategy, fields=tuple(scenario.fields.items()))
+
+
+def run_scenario(
+    *, plan: RunPlan, password: str, on_run: Callable[[ScenarioRun], None] = lambda run: None
+) -> list[ScenarioRun]:
+    """Every level, trial, driver and strategy in turn (one run each when not in trials), each
+    from the scenario's reset data; the drivers log in once."""
+    scenario = plan.scenario
+    if not scenario.is_seeded():
+        raise LoadError(
+            f"The {scenario.name} scenario has no data to race for: run "
+            f"`manage.py seed_scenario {scenario.name}` first."
+        )
+    runs = []
+    with ExitStack() as stack:
+        drivers = [
+            stack.enter_context(logged_in(plan=plan, name=name, password=password)) for name in plan.drivers
+        ]
+        for level in plan.levels:
+            with arming(plan=plan, level=level) as barrier:
+                for _, driver, strategy in product(range(plan.trials or 1), drivers, plan.strategies):
+                    scenario.reset()
+                    before = barrier.stats() if barrier is not None else None
+                    load = driver.fire(
+                        post=scenario_post(scenario, strategy=strategy),
+                        requests=level if plan.trials is not None else plan.run_requests,
+                        concurrency=level,
+                    )
+                    held = _since(before, barrier.stats()) if barrier is not None else None
+                    run = ScenarioRun(level=level, load=load, audit=scenario.audit(), barrier=held)
+                    runs.append(run)
+                    on_run(run)
+                if barrier is not None:
+                    ok = sum(
+                        run.load.totals[Outcome.OK]
+                        for run in runs
+                        if run.level == level and run.load.strategy not in scenario.never_held
+                    )
+                    check_barrier_used(barrier.stats(), ok=ok)
+    return runs
+
+
+def summarise(runs: list[ScenarioRun], *, scenario: Scenario, race_window: bool) -> list[ScenarioSummary]:
+    groups: dict[tuple, list[ScenarioRun]] = {}
+    for run in runs:
+        groups.setdefault((run.load.driver, run.load.strategy, run.level), []).append(run)
+    summaries = []
+    for (driver, strategy, level), group in groups.items():
+        hits = sum(1 for run in group if run.violations)
+        low, high = wilson_interval(successes=hits, trials=len(group))
+        predicted = race_window and strategy == scenario.strategies[0]
+        exact = sum(1 for run in group if run.violations == scenario.naive_violations(level, run.audit))
+        summaries.append(
+            ScenarioSummary(
+                driver=driver,
+                strategy=strategy,
+                level=level,
+                trials=len(group),
+                hits=hits,
+                hit_rate=rate(hits=hits, trials=len(group)),
+                ci_low=low,
+                ci_high=high,
+                violations_mean=mean_or_none(run.violations for run in group),
+                exact=exact if predicted else None,
+                server_errors=sum(run.load.server_errors for run in group),
+            )
+        )
+    return summaries
+
+
+def _since(before: BarrierStats, after: BarrierStats) -> BarrierStats:
+    return BarrierStats(
+        held=after.held - before.held,
+        windows=after.windows - before.windows,
+        timeouts=after.timeouts - before.timeouts,
+    )

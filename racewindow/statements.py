@@ -1,0 +1,76 @@
+"""Hold a request at a SQL statement, so the code under test needs no hook.
+
+``holding()`` installs a ``connection.execute_wrapper`` on this thread's connection: once a
+statement a park point names has run (by default the first read of ``accounts_account``), the
+request waits at the barrier of what that statement touched. For a read, that is the table and
+the statement's parameters, so requests that read the same row race each other and no one else;
+for a write, whose parameters carry the values written, the table alone. A request is held
+once, at the first point it reaches. A read of a table the request has written already (a
+read-back, such as MariaDB's after its conditional UPDATE) decides nothing and is not counted.
+"""
+
+import hashlib
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.db import connection
+
+from racewindow import park_points
+from racewindow.barrier import Passage, RaceWindow, hold
+from racewindow.park_points import ParkPoint
+
+
+class StatementHold:
+    """The execute wrapper: counts the statements each park point names, and holds at the first
+    point whose occurrence is reached."""
+
+    def __init__(self, *, window: RaceWindow, points: tuple[ParkPoint, ...]) -> None:
+        self.window = window
+        self.points = points
+        self.seen: Counter[ParkPoint] = Counter()
+        self.written: set[str] = set()
+        self.passage: Passage | None = None
+
+    def __call__(self, execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if self.passage is None:
+            kind = park_points.statement_kind(sql)
+            point = self._reached(sql, kind=kind)
+            if point is not None:
+                key = params if kind == park_points.READ else None
+                self.passage = hold(window=self.window, resource=resource(point=point, params=key))
+        return result
+
+    def _reached(self, sql: str, *, kind: str) -> ParkPoint | None:
+        reached = None
+        for point in self.points:
+            if not point.matches(sql=sql, kind=kind):
+                continue
+            if kind == park_points.READ and point.table in self.written:
+                continue
+            self.seen[point] += 1
+            if reached is None and self.seen[point] == point.occurrence:
+                reached = point
+        if kind == park_points.WRITE:
+            self.written.update(point.table for point in self.points if point.names_table(sql))
+        return reached
+
+
+def resource(*, point: ParkPoint, params: object) -> str:
+    """What a held statement races for: its table, and for a read its parameters (the row it picks)."""
+    return f"{point.table}|{hashlib.sha256(repr(params).encode()).hexdigest()}"
+
+
+@contextmanager
+def holding(
+    *, window: RaceWindow | None, default_at: str = park_points.DEFAULT
+) -> Iterator[StatementHold | None]:
+    """Hold this thread's statements in ``window`` (None: do nothing) at its park points, or at
+    ``default_at`` when the window names none."""
+    if window is None:
+        yield None
+        return
+    statement_hold = StatementHold(window=window, points=park_points.parse(window.at or default_at))
+    with connection.execute_wrapper(statement_hold):
+        yield statement_hold

@@ -1,0 +1,36 @@
+"""What every scenario's checker answers: the figures it counted and the invariant's violations,
+in one shape, so ``audit_transactions --scenario`` and the lab report print any of them."""
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One kind of broken invariant: how many times, what it means, and rows that prove it."""
+
+    kind: str
+    count: int
+    explanation: str
+    first: dict | None = None
+    worst: dict | None = None
+
+
+@dataclass(frozen=True)
+class ScenarioAudit:
+    scenario: str
+    invariant: str
+    figures: list[tuple[str, object]]
+    violations: list[Violation] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> str:
+        if not self.violations:
+            return "OK"
+        return "ANOMALIES: " + ", ".join(violation.kind for violation in self.violations)
+
+
+def scenario_audit_document(audit: ScenarioAudit) -> dict:
+    """The audit as plain data: what ``audit_transactions --scenario NAME --format json`` prints."""
+    document = asdict(audit)
+    document["figures"] = dict(audit.figures)
+    return {**document, "verdict": audit.verdict}

@@ -1,0 +1,22 @@
+from django.core.management.base import BaseCommand
+
+from accounts.management.confirmation import add_no_input_argument, confirm
+from accounts.management.database_errors import reports_database_errors
+from scenarios.catalogue import SCENARIOS
+
+
+class Command(BaseCommand):
+    help = "Delete what runs recorded in a scenario (voucher: every usage), keeping its seeded data."
+
+    def add_arguments(self, parser):
+        parser.add_argument("scenario", choices=sorted(SCENARIOS), help="The scenario to reset.")
+        add_no_input_argument(parser)
+
+    @reports_database_errors
+    def handle(self, *, scenario, interactive, **options):
+        if interactive:
+            confirm(
+                warning=f"This deletes what runs recorded in the {scenario} scenario.",
+                cancelled="Reset cancelled; nothing was changed.",
+            )
+        self.stdout.write(self.style.SUCCESS(SCENARIOS[scenario].reset()))

@@ -1,0 +1,38 @@
+"""Put the voucher scenario's data into a known state: its voucher, with none of its uses taken."""
+
+from django.db import transaction
+from django.db.models import F
+
+from scenarios.vouchers.models import MAX_USES, Voucher, VoucherUsage
+
+LAB_VOUCHER = "LAB-VOUCHER"
+DEFAULT_LIMIT = 1
+
+
+class VoucherProvisioningError(ValueError):
+    pass
+
+
+@transaction.atomic
+def seed_voucher(*, code: str = LAB_VOUCHER, limit: int = DEFAULT_LIMIT) -> str:
+    """Create the voucher or set its limit, and clear its uses; says what it did."""
+    if not 1 <= limit <= MAX_USES:
+        raise VoucherProvisioningError(f"A voucher's limit must be from 1 to {MAX_USES} uses, not {limit}.")
+    voucher, created = Voucher.objects.update_or_create(
+        code=code, defaults={"limit": limit, "remaining": limit}
+    )
+    cleared, _ = voucher.usages.all().delete()
+    action = "Created" if created else "Reset"
+    return f"{action} voucher {code}: {limit} use(s), {cleared} recorded use(s) cleared."
+
+
+def lab_voucher_exists() -> bool:
+    return Voucher.objects.filter(code=LAB_VOUCHER).exists()
+
+
+@transaction.atomic
+def reset_vouchers() -> str:
+    """Every voucher back to all its uses left, its usage rows deleted; says what it did."""
+    cleared, _ = VoucherUsage.objects.all().delete()
+    count = Voucher.objects.update(remaining=F("limit"))
+    return f"Reset {count} voucher(s): {cleared} recorded use(s) cleared."

@@ -1,0 +1,142 @@
+"""Redeem a voucher: django-oscar's check-then-act bug, and three ways to make it correct.
+
+The naive strategy is the shape of django-oscar #2101 (and #4580): ``is_available_to_user()``
+asks whether the voucher has been used, then ``record_usage()`` writes the usage, with no lock
+and no constraint between them, so concurrent checkouts all see it unused and all use it.
+"""
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.db.models import F
+
+from scenarios.vouchers.models import Voucher, VoucherUsage
+
+
+class Strategy(enum.StrEnum):
+    NAIVE = "naive"
+    LOCKING = "locking"
+    CONDITIONAL_UPDATE = "conditional_update"
+    UNIQUE_SLOT = "unique_slot"
+
+
+SAFE_STRATEGIES = tuple(strategy for strategy in Strategy if strategy is not Strategy.NAIVE)
+
+
+class VoucherNotFound(Exception):
+    """No voucher has that code; nothing changed."""
+
+
+class RedemptionRefused(Exception):
+    """The voucher was not used and nothing changed; the message says why."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Redemption:
+    voucher_id: int
+    usage_id: int
+    # How many uses the voucher had when this one was recorded, this one included.
+    use: int
+    limit: int
+
+
+def redeem(
+    *, user: AbstractBaseUser, code: str, strategy: Strategy, request_started_at: datetime
+) -> Redemption:
+    """Use the voucher ``code`` once for ``user`` with ``strategy``: one VoucherUsage row, or
+    ``RedemptionRefused`` when its uses are taken (``VoucherNotFound`` for an unknown code)."""
+    order = _Order(user=user, code=code, strategy=strategy, request_started_at=request_started_at)
+    return _IMPLEMENTATIONS[strategy](order)
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Order:
+    user: AbstractBaseUser
+    code: str
+    strategy: Strategy
+    request_started_at: datetime
+
+    def voucher(self, *, for_update: bool = False) -> Voucher:
+        vouchers = Voucher.objects.select_for_update() if for_update else Voucher.objects
+        voucher = vouchers.filter(code=self.code).first()
+        if voucher is None:
+            raise VoucherNotFound(f"There is no voucher {self.code!r}.")
+        return voucher
+
+    def used_up(self, voucher: Voucher, *, taken: int) -> RedemptionRefused:
+        return RedemptionRefused(
+            f"Voucher {voucher.code} is used up: {taken} of its {voucher.limit} use(s) are taken; "
+            "it was not applied."
+        )
+
+    def record(self, voucher: Voucher, *, use: int, slot: int | None = None) -> Redemption:
+        usage = VoucherUsage.objects.create(
+            voucher=voucher,
+            user_id=self.user.pk,
+            slot=slot,
+            strategy=self.strategy.value,
+            request_started_at=self.request_started_at,
+        )
+        return Redemption(voucher_id=voucher.pk, usage_id=usage.pk, use=use, limit=voucher.limit)
+
+
+def _naive(order: _Order) -> Redemption:
+    # Check, then act: the count and the INSERT are separate statements, outside any transaction.
+    voucher = order.voucher()
+    taken = voucher.usages.count()
+    if taken >= voucher.limit:
+        raise order.used_up(voucher, taken=taken)
+    return order.record(voucher, use=taken + 1)
+
+
+def _locking(order: _Order) -> Redemption:
+    # The voucher's row lock serialises its redemptions: the count is taken by one at a time.
+    with transaction.atomic():
+        voucher = order.voucher(for_update=True)
+        taken = voucher.usages.count()
+        if taken >= voucher.limit:
+            raise order.used_up(voucher, taken=taken)
+        return order.record(voucher, use=taken + 1)
+
+
+def _conditional_update(order: _Order) -> Redemption:
+    # Take a use from the counter only if one is left, in one UPDATE: the database decides.
+    with transaction.atomic():
+        voucher = order.voucher()
+        taken = Voucher.objects.filter(pk=voucher.pk, remaining__gt=0).update(remaining=F("remaining") - 1)
+        if not taken:
+            raise order.used_up(voucher, taken=voucher.limit)
+        # Ours until COMMIT (the UPDATE holds the row): which use this was.
+        remaining = Voucher.objects.filter(pk=voucher.pk).values_list("remaining", flat=True).get()
+        return order.record(voucher, use=voucher.limit - remaining)
+
+
+def _unique_slot(order: _Order) -> Redemption:
+    # The naive check, with the database as the referee: each use takes a numbered slot, and the
+    # unique constraint on (voucher, slot) refuses the second row for the same one.
+    voucher = order.voucher()
+    taken = voucher.usages.count()
+    if taken >= voucher.limit:
+        raise order.used_up(voucher, taken=taken)
+    try:
+        with transaction.atomic():
+            return order.record(voucher, use=taken + 1, slot=taken + 1)
+    except IntegrityError:
+        if not VoucherUsage.objects.filter(voucher=voucher, slot=taken + 1).exists():
+            raise
+        raise RedemptionRefused(
+            f"Voucher {voucher.code}: a concurrent request took use {taken + 1} of {voucher.limit} "
+            "first; this one was not applied. Try again."
+        ) from None
+
+
+_IMPLEMENTATIONS: dict[Strategy, Callable[[_Order], Redemption]] = {
+    Strategy.NAIVE: _naive,
+    Strategy.LOCKING: _locking,
+    Strategy.CONDITIONAL_UPDATE: _conditional_update,
+    Strategy.UNIQUE_SLOT: _unique_slot,
+}
