@@ -6,8 +6,6 @@ statement at a fraction of the ORM's Python work per request (the ledger row: bu
 instance and compiling its INSERT take longer than SQLite takes to write it).
 """
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -151,36 +149,3 @@ def insert_ledger_row(
             INSERT_LEDGER_ROW,
             [account_id, amount, before, after, strategy, adapt(request_started_at), adapt(timezone.now())],
         )
-
-
-@contextmanager
-def serializable_transaction() -> Iterator[None]:
-    """A durable ``transaction.atomic()`` at SERIALIZABLE isolation.
-
-    SQLite's IMMEDIATE transactions (settings.py) take the write lock at BEGIN, so they are
-    serial already.
-    """
-    if connection.vendor == "postgresql":
-        # psycopg opens the transaction with BEGIN ISOLATION LEVEL SERIALIZABLE at the first
-        # statement: the isolation costs no statement of its own. Set inside the atomic block,
-        # whose set_autocommit() has run the health check, so it is set on the connection the
-        # transaction will use; the connection is persistent, so put it back after.
-        from psycopg import IsolationLevel
-
-        driver = previous = None
-        try:
-            with transaction.atomic(durable=True):
-                driver = connection.connection
-                previous = driver.isolation_level
-                driver.isolation_level = IsolationLevel.SERIALIZABLE
-                yield
-        finally:
-            if driver is not None and not driver.closed:
-                driver.isolation_level = previous
-        return
-    with transaction.atomic(durable=True):
-        if connection.vendor == "mysql":
-            # Applies to the transaction that the next statement starts implicitly.
-            with connection.cursor() as cursor:
-                cursor.execute("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
-        yield

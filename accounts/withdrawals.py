@@ -2,8 +2,6 @@
 
 import enum
 import logging
-import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,19 +12,17 @@ from django.db import DatabaseError, transaction
 
 from accounts.models import Account
 from accounts.selectors import account_for_user, balance_for_user
-from accounts.sql import debit_and_record, insert_ledger_row, serializable_transaction, set_balance_and_record
+from accounts.sql import debit_and_record, insert_ledger_row, set_balance_and_record
+from bank.serializable import MAX_ATTEMPTS, back_off, is_serialization_failure, serializable_transaction
 
 logger = logging.getLogger(__name__)
 
 # Balances are 32-bit integers on every backend; no single withdrawal may come near that.
 MAX_WITHDRAWAL_AMOUNT = 1_000_000
 
-# Retried attempts compete with fresh requests that never sleep, so the budget must outlast a
-# queue of them: 20 attempts, each waiting a random 0 to min(64 ms, 2 ms * 2**attempt).
-OPTIMISTIC_MAX_ATTEMPTS = 20
-SERIALIZABLE_MAX_ATTEMPTS = 20
-RETRY_BASE_DELAY_SECONDS = 0.002
-RETRY_MAX_DELAY_SECONDS = 0.064
+# Retried attempts compete with fresh requests that never sleep (bank/serializable.py).
+OPTIMISTIC_MAX_ATTEMPTS = MAX_ATTEMPTS
+SERIALIZABLE_MAX_ATTEMPTS = MAX_ATTEMPTS
 
 
 class Strategy(enum.StrEnum):
@@ -201,7 +197,7 @@ def _optimistic(order: _Order) -> Withdrawal:
             raise order.refuse(read)
         if order.write(read, if_version_unchanged=True):
             return order.result(account_id=read.account_id, before=read.balance, attempts=attempt)
-        _back_off(attempt=attempt)
+        back_off(attempt=attempt)
     raise WithdrawalConflict(
         f"Conflict: account {read.account_id} changed under {OPTIMISTIC_MAX_ATTEMPTS} attempts in a "
         "row; nothing was withdrawn, try again."
@@ -224,34 +220,15 @@ def _serializable(order: _Order) -> Withdrawal:
                 order.write(read)
                 return order.result(account_id=read.account_id, before=read.balance, attempts=attempt)
         except DatabaseError as error:
-            if not _is_serialization_failure(error):
+            if not is_serialization_failure(error):
                 raise
             logger.info("serializable withdrawal retried after: %s", error)
-            _back_off(attempt=attempt)
+            back_off(attempt=attempt)
     account = "your account" if account_id is None else f"account {account_id}"
     raise WithdrawalConflict(
         f"Conflict: the database refused to serialize a withdrawal from {account} "
         f"{SERIALIZABLE_MAX_ATTEMPTS} times in a row; nothing was withdrawn, try again."
     )
-
-
-# SQLSTATE 40001 (serialization failure) and 40P01 (deadlock) on PostgreSQL; MySQL error
-# codes 1213 (deadlock) and 1205 (lock wait timeout) on MariaDB.
-_RETRYABLE_SQLSTATES = {"40001", "40P01"}
-_RETRYABLE_MYSQL_CODES = {1213, 1205}
-
-
-def _is_serialization_failure(error: DatabaseError) -> bool:
-    cause = error.__cause__
-    if getattr(cause, "sqlstate", None) in _RETRYABLE_SQLSTATES:
-        return True
-    args = getattr(cause, "args", ())
-    return bool(args) and args[0] in _RETRYABLE_MYSQL_CODES
-
-
-def _back_off(*, attempt: int) -> None:
-    # Full jitter: spreading the retries apart is what lets one of them win next time.
-    time.sleep(random.uniform(0, min(RETRY_MAX_DELAY_SECONDS, RETRY_BASE_DELAY_SECONDS * 2**attempt)))
 
 
 _IMPLEMENTATIONS: dict[Strategy, Callable[[_Order], Withdrawal]] = {

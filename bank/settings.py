@@ -50,6 +50,10 @@ INSTALLED_APPS = [
     "racewindow",
     "scenarios",
     "scenarios.vouchers",
+    "scenarios.capacity",
+    "scenarios.get_or_create",
+    "scenarios.signups",
+    "scenarios.payments",
 ]
 
 MIDDLEWARE = [

@@ -9,4 +9,8 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("lab/", include("labreport.urls")),
     path("scenarios/voucher/", include("scenarios.vouchers.urls")),
+    path("scenarios/capacity/", include("scenarios.capacity.urls")),
+    path("scenarios/get_or_create/", include("scenarios.get_or_create.urls")),
+    path("scenarios/signup/", include("scenarios.signups.urls")),
+    path("scenarios/payment/", include("scenarios.payments.urls")),
 ]

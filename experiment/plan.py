@@ -14,7 +14,7 @@ from accounts.withdrawals import MAX_WITHDRAWAL_AMOUNT, Strategy
 from loadgen.target import Target
 from racewindow import park_points
 from racewindow.barrier import DEFAULT_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS
-from scenarios.catalogue import Scenario
+from scenarios.definition import Scenario
 
 DEFAULT_REQUESTS = 100
 MAX_REQUESTS = 100_000

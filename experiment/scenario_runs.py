@@ -15,7 +15,7 @@ from loadgen.outcomes import Outcome
 from loadgen.target import FormPost
 from racewindow.barrier import BarrierStats
 from scenarios.audit import ScenarioAudit
-from scenarios.catalogue import Scenario
+from scenarios.definition import Scenario
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -29,7 +29,8 @@ class ScenarioRun:
 
     @property
     def violations(self) -> int:
-        return sum(violation.count for violation in self.audit.violations)
+        # A 5xx breaks every scenario's promise: the loser of a race gets a 4xx with a reason.
+        return sum(violation.count for violation in self.audit.violations) + self.load.server_errors
 
 
 @dataclass(frozen=True, kw_only=True)

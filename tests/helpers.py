@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from django.apps import apps
 from django.contrib.auth.models import User
 
 from accounts.models import Account, ClientRun, Transaction
@@ -20,7 +21,6 @@ from labreport.models import LabRun, RecordedRequest
 from labserver.lab import Lab, Server
 from loadgen.login import SessionCookies, log_in
 from loadgen.target import parse_target
-from scenarios.vouchers.models import Voucher, VoucherUsage
 
 # The user every end-to-end and hardening lab seeds, and the password of every test user.
 LAB_USER = "lab-user"
@@ -103,9 +103,10 @@ def audit(lab_env: Lab, *, username: str | None = None) -> dict:
 
 
 def lab_snapshot(lab_env: Lab) -> list[dict]:
-    """Every account, ledger row, client run, lab run, voucher and voucher usage of the lab's
+    """Every account, ledger row, client run, lab run and every scenario's rows of the lab's
     database, as dumpdata sees it."""
-    return json.loads(lab_env.manage("dumpdata", "accounts", "labreport", "vouchers").stdout)
+    labels = [config.label for config in _scenario_apps()]
+    return json.loads(lab_env.manage("dumpdata", "accounts", "labreport", *labels).stdout)
 
 
 def log_in_lab_user(server: Server, workdir: Path, *, username: str = LAB_USER) -> SessionCookies:
@@ -117,14 +118,26 @@ def log_in_lab_user(server: Server, workdir: Path, *, username: str = LAB_USER) 
 
 def database_snapshot() -> dict[str, list[dict]]:
     """Every user (passwords included), account, ledger row, client run, lab run, recorded
-    request, voucher and voucher usage of the test database.
+    request and every scenario's rows of the test database.
 
     What a refused operation must leave alone: ``assert database_snapshot() == before``.
     """
     return {
         model._meta.label: list(model.objects.order_by("pk").values())
-        for model in (User, Account, Transaction, ClientRun, LabRun, RecordedRequest, Voucher, VoucherUsage)
+        for model in (
+            User,
+            Account,
+            Transaction,
+            ClientRun,
+            LabRun,
+            RecordedRequest,
+            *(model for config in _scenario_apps() for model in config.get_models()),
+        )
     }
+
+
+def _scenario_apps() -> list:
+    return [config for config in apps.get_app_configs() if config.name.startswith("scenarios.")]
 
 
 def strategy_params(strategies=tuple(Strategy)) -> list:

@@ -3,21 +3,19 @@
 from django.db import transaction
 from django.db.models import F
 
+from scenarios.definition import ProvisioningError
 from scenarios.vouchers.models import MAX_USES, Voucher, VoucherUsage
 
 LAB_VOUCHER = "LAB-VOUCHER"
 DEFAULT_LIMIT = 1
 
 
-class VoucherProvisioningError(ValueError):
-    pass
-
-
 @transaction.atomic
-def seed_voucher(*, code: str = LAB_VOUCHER, limit: int = DEFAULT_LIMIT) -> str:
-    """Create the voucher or set its limit, and clear its uses; says what it did."""
+def seed_voucher(*, code: str = LAB_VOUCHER, limit: int | None = None) -> str:
+    """Create the voucher or set its limit (default 1), and clear its uses; says what it did."""
+    limit = DEFAULT_LIMIT if limit is None else limit
     if not 1 <= limit <= MAX_USES:
-        raise VoucherProvisioningError(f"A voucher's limit must be from 1 to {MAX_USES} uses, not {limit}.")
+        raise ProvisioningError(f"A voucher's limit must be from 1 to {MAX_USES} uses, not {limit}.")
     voucher, created = Voucher.objects.update_or_create(
         code=code, defaults={"limit": limit, "remaining": limit}
     )

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from labserver.lab import lab
-from scenarios.catalogue import VOUCHER
+from scenarios.vouchers.scenario import VOUCHER
 from tests.helpers import require_ab, seed, splatter
 
 pytestmark = pytest.mark.e2e

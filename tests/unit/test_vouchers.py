@@ -12,7 +12,6 @@ from django.utils import timezone
 
 from racewindow.barrier import armed
 from racewindow.statements import holding
-from scenarios.catalogue import VOUCHER
 from scenarios.vouchers.audit import OVERUSES, audit_vouchers
 from scenarios.vouchers.forms import CODE_ERROR, STRATEGY_ERROR
 from scenarios.vouchers.models import Voucher, VoucherUsage
@@ -24,6 +23,7 @@ from scenarios.vouchers.redemptions import (
     VoucherNotFound,
     redeem,
 )
+from scenarios.vouchers.scenario import VOUCHER
 from tests.concurrency import run_concurrently
 from tests.helpers import PASSWORD, STARTED_AT
 

@@ -1,0 +1,67 @@
+"""SERIALIZABLE transactions on every database, and what to do when the database refuses one:
+retry it after a random pause. Shared by every strategy that lets the database serialize it."""
+
+import random
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.db import DatabaseError, connection, transaction
+
+# Retried attempts compete with fresh requests that never sleep, so the budget must outlast a
+# queue of them: 20 attempts, each waiting a random 0 to min(64 ms, 2 ms * 2**attempt).
+MAX_ATTEMPTS = 20
+RETRY_BASE_DELAY_SECONDS = 0.002
+RETRY_MAX_DELAY_SECONDS = 0.064
+
+# SQLSTATE 40001 (serialization failure) and 40P01 (deadlock) on PostgreSQL; MySQL error
+# codes 1213 (deadlock) and 1205 (lock wait timeout) on MariaDB.
+_RETRYABLE_SQLSTATES = {"40001", "40P01"}
+_RETRYABLE_MYSQL_CODES = {1213, 1205}
+
+
+@contextmanager
+def serializable_transaction() -> Iterator[None]:
+    """A durable ``transaction.atomic()`` at SERIALIZABLE isolation.
+
+    SQLite's IMMEDIATE transactions (settings.py) take the write lock at BEGIN, so they are
+    serial already.
+    """
+    if connection.vendor == "postgresql":
+        # psycopg opens the transaction with BEGIN ISOLATION LEVEL SERIALIZABLE at the first
+        # statement: the isolation costs no statement of its own. Set inside the atomic block,
+        # whose set_autocommit() has run the health check, so it is set on the connection the
+        # transaction will use; the connection is persistent, so put it back after.
+        from psycopg import IsolationLevel
+
+        driver = previous = None
+        try:
+            with transaction.atomic(durable=True):
+                driver = connection.connection
+                previous = driver.isolation_level
+                driver.isolation_level = IsolationLevel.SERIALIZABLE
+                yield
+        finally:
+            if driver is not None and not driver.closed:
+                driver.isolation_level = previous
+        return
+    with transaction.atomic(durable=True):
+        if connection.vendor == "mysql":
+            # Applies to the transaction that the next statement starts implicitly.
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
+        yield
+
+
+def is_serialization_failure(error: DatabaseError) -> bool:
+    """Whether the database refused the transaction only to keep it serial: safe to retry whole."""
+    cause = error.__cause__
+    if getattr(cause, "sqlstate", None) in _RETRYABLE_SQLSTATES:
+        return True
+    args = getattr(cause, "args", ())
+    return bool(args) and args[0] in _RETRYABLE_MYSQL_CODES
+
+
+def back_off(*, attempt: int) -> None:
+    # Full jitter: spreading the retries apart is what lets one of them win next time.
+    time.sleep(random.uniform(0, min(RETRY_MAX_DELAY_SECONDS, RETRY_BASE_DELAY_SECONDS * 2**attempt)))

@@ -1,0 +1,42 @@
+"""What the lab needs to know of a scenario: where it lives, what it sends, where race mode holds
+it, and how its data is seeded, reset and checked. Each scenario's package defines its own
+(``scenarios/<package>/scenario.py``); ``scenarios/catalogue.py`` lists them."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from scenarios.audit import ScenarioAudit
+
+
+class ProvisioningError(ValueError):
+    """A scenario's data could not be seeded as asked; nothing was changed. The message says why."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Scenario:
+    name: str
+    title: str
+    # The published bug it reproduces.
+    bug: str
+    # The endpoint: POSTed with ?strategy=NAME and ``fields`` as a form.
+    path: str
+    fields: dict[str, str]
+    strategies: tuple[str, ...]  # the naive one (the bug) first
+    # Where race mode holds a request (racewindow.park_points): right after the read it decides on.
+    park_point: str
+    # Strategies that never send the park point's statement (they write without that read), so
+    # race mode holds none of their requests.
+    never_held: tuple[str, ...] = ()
+    # What K naive requests held together break, given the audit of the data they ran on (its
+    # figures say how much there was to break): the checker's count of broken rows plus the 5xx
+    # answers, since every scenario promises the loser of a race a 4xx with a reason.
+    naive_violations: Callable[[int, ScenarioAudit], int]
+    # What ``seed_scenario --limit`` sizes; None: the scenario has nothing to size.
+    limit_help: str | None = None
+    # What a reset deletes, said to the user before it does.
+    recorded: str
+    # Create the scenario's data or put it back to the start; ``limit`` None: the default size.
+    seed: Callable[..., str]
+    is_seeded: Callable[[], bool]
+    reset: Callable[[], str]
+    audit: Callable[[], ScenarioAudit]
