@@ -6,11 +6,12 @@
 
 For each scenario and strategy, on a fresh lab database and real Gunicorns, through splatter:
 
-- load: ``ab -n REQUESTS -c 50`` at data seeded for half of them to succeed (a voucher of
-  REQUESTS/2 uses): the invariant's violations, the 5xx answers and ab's requests/s;
+- load: ``ab -n REQUESTS -c 50`` at data seeded, where the scenario has a size, for half of
+  them to succeed (a voucher of REQUESTS/2 uses, an activity of REQUESTS/2 places): the
+  invariant's violations (5xx answers included), the 5xx answers and ab's requests/s;
 - race mode: TRIALS bursts of K held together at the scenario's park point (burst driver,
-  ``--race-window``): the trials that break the invariant, and for the naive strategy how many
-  broke it exactly as predicted (K-1 uses beyond a single-use voucher).
+  ``--race-window``) at data of size 1: the trials that break the invariant, and for the naive
+  strategy how many broke it exactly as its scenario predicts (K-1 for each, at size 1).
 """
 
 import json
@@ -37,13 +38,13 @@ def main() -> None:
 
         for scenario in SCENARIOS.values():
             with lab_env.serve(workers=4) as server:
-                lab_env.manage("seed_scenario", scenario.name, "--limit", str(args.requests // 2))
+                lab_env.manage(*scenario.seed_command(size=args.requests // 2))
                 load = splatter_json(
                     lab_env, server.url, scenario.name,
                     "--strategy", "all", "--driver", "ab", "-n", str(args.requests), "-c", "50",
                 )  # fmt: skip
             with lab_env.serve(workers=args.parties + 1, env=RACE_MODE) as server:
-                lab_env.manage("seed_scenario", scenario.name, "--limit", "1")
+                lab_env.manage(*scenario.seed_command(size=1))
                 race = splatter_json(
                     lab_env, server.url, scenario.name,
                     "--strategy", "all", "--driver", "burst", "--trials", str(args.trials),
@@ -66,8 +67,8 @@ def main() -> None:
                     )
                 )
     print(
-        f"database {args.database}; load: ab -n {args.requests} -c 50, {args.requests // 2} uses; race mode: "
-        f"{args.trials} trials of K={args.parties}, single-use\n"
+        f"database {args.database}; load: ab -n {args.requests} -c 50, size {args.requests // 2}; race mode: "
+        f"{args.trials} trials of K={args.parties}, size 1\n"
     )
     headers = [
         "scenario",

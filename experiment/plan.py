@@ -146,10 +146,8 @@ class RunPlan:
                 raise PlanError(
                     f"{strategy!r} is not a strategy of {subject}: use one of {', '.join(known)}, or all."
                 )
-        if self.scenario is not None:
-            for path, option in ((self.history, "--history"), (self.plot, "--plot")):
-                if path is not None:
-                    raise PlanError(f"{option} is for the withdrawal for now; drop it with --scenario.")
+        if self.scenario is not None and self.plot is not None:
+            raise PlanError("--plot draws the withdrawal's lost updates; drop it with --scenario.")
 
     def _check_trials(self) -> None:
         if not 1 <= self.trials <= MAX_TRIALS:

@@ -206,6 +206,11 @@ def scenario_runs_table(runs: list[ScenarioRun]) -> str:
                 f"first: {violation.first}; worst: {violation.worst}"
             )
         lines.append(f"Invariant ({run.audit.invariant}): {run.audit.verdict}")
+        if run.load.server_errors:
+            lines.append(
+                f"5xx answers: {run.load.server_errors}: requests got a server error where the loser "
+                "of a race must get a 4xx with a reason (counted as violations)"
+            )
         if run.barrier is not None:
             lines.append(barrier_line(run.barrier))
         blocks.append("\n".join(lines))

@@ -1,7 +1,13 @@
 """The scenarios the lab reproduces beside the bank's withdrawal, by name, in the order the docs
 and the benchmarks show them. Each is defined in its own package (``scenario.py``)."""
 
+from scenarios.capacity.scenario import CAPACITY
 from scenarios.definition import Scenario
+from scenarios.get_or_create.scenario import GET_OR_CREATE
+from scenarios.payments.scenario import PAYMENT
+from scenarios.signups.scenario import SIGNUP
 from scenarios.vouchers.scenario import VOUCHER
 
-SCENARIOS: dict[str, Scenario] = {scenario.name: scenario for scenario in (VOUCHER,)}
+SCENARIOS: dict[str, Scenario] = {
+    scenario.name: scenario for scenario in (VOUCHER, CAPACITY, GET_OR_CREATE, SIGNUP, PAYMENT)
+}

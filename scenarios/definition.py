@@ -40,3 +40,8 @@ class Scenario:
     is_seeded: Callable[[], bool]
     reset: Callable[[], str]
     audit: Callable[[], ScenarioAudit]
+
+    def seed_command(self, *, size: int) -> tuple[str, ...]:
+        """The ``manage.py`` arguments that seed it, at ``size`` where it has a size."""
+        sized = ("--limit", str(size)) if self.limit_help is not None else ()
+        return ("seed_scenario", self.name, *sized)

@@ -1,1 +1,37 @@
-from django.db import models  # noqa: F401
+from django.contrib.auth.models import User
+from django.db import models
+
+MAX_NAME_LENGTH = 40
+MAX_PLACES = 1_000_000
+
+
+class Activity(models.Model):
+    """Something members join, with ``max_participants`` places (karrot's pickup date)."""
+
+    name = models.CharField(max_length=MAX_NAME_LENGTH, unique=True)
+    max_participants = models.PositiveIntegerField(default=1)
+    # Places not yet taken: the conditional_update strategy's counter, put back on reset.
+    places_left = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        verbose_name_plural = "activities"
+
+    def __str__(self) -> str:
+        return f"Activity {self.name} ({self.max_participants} place(s))"
+
+
+class Participant(models.Model):
+    """One place taken in an activity: the rows the checker counts against its places."""
+
+    activity = models.ForeignKey(Activity, models.CASCADE, related_name="participants")
+    # karrot also makes (activity, user) unique; the lab does not: it fires every request from one
+    # login, and the race is over how many places are taken, not by whom.
+    user = models.ForeignKey(User, models.CASCADE, related_name="+")
+    strategy = models.CharField(max_length=20)
+    request_started_at = models.DateTimeField(
+        help_text="When the server began handling the request, not when the row was inserted."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"Place in {self.activity_id} for user {self.user_id} ({self.strategy})"

@@ -1,1 +1,7 @@
-urlpatterns = []
+from django.urls import path
+
+from scenarios.payments.views import PayView
+
+urlpatterns = [
+    path("pay/", PayView.as_view(), name="pay-invoice"),
+]

@@ -1,1 +1,7 @@
-urlpatterns = []
+from django.urls import path
+
+from scenarios.signups.views import RegisterView
+
+urlpatterns = [
+    path("register/", RegisterView.as_view(), name="register-signup"),
+]

@@ -425,9 +425,10 @@ def _anomaly_table(output: str) -> dict[str, list[str]]:
         (("--scenario", "voucher", "--strategy", "atomic_update"), "not a strategy of the voucher scenario"),
         (("--scenario", "voucher", "--amount", "5"), "--amount is the withdrawal's; the voucher scenario"),
         (
-            ("--scenario", "voucher", "--driver", "burst", "--history", "h.json"),
-            "--history is for the withdrawal",
+            ("--scenario", "voucher", "--trials", "2", "--plot", "p.png"),
+            "--plot draws the withdrawal's lost updates; drop it with --scenario.",
         ),
+        (("--scenario", "voucher", "--history", "h.json"), "--history records the burst driver's requests"),
         (("--scenario", "lottery"), "invalid choice: 'lottery'"),
         (("--scenario", "voucher"), "has no data to race for: run `manage.py seed_scenario voucher` first"),
         (("-n", "many"), "invalid int value: 'many'"),

@@ -171,6 +171,8 @@ class Command(BaseCommand):
             self.stdout.write(tables.scenario_sweep_table(summaries))
         else:
             self.stdout.write(tables.scenario_runs_table(runs))
+        if plan.history is not None:
+            self.stdout.write(f"History of {runs[0].load.requests} requests saved to {plan.history}.")
 
     def _single(self, plan: RunPlan, *, password: str, verbosity: int) -> None:
         run = run_load(plan=plan, strategy=plan.strategies[0], password=password)

@@ -1,0 +1,39 @@
+from django.http import HttpResponse, HttpResponseBadRequest
+from django.views import View
+
+from bank.form_posts import BadForm, HttpResponseConflict, refuse_unreadable_post
+from scenarios.get_or_create.forms import parse_sync_request
+from scenarios.get_or_create.syncs import SyncConflict, sync_repository
+
+
+class SyncView(View):
+    """POST: the row of the repository ``full_name``, found or created; 200 with its id.
+
+    The naive strategy's ``MultipleObjectsReturned`` is not caught: once a race has left two rows
+    of a name, every naive sync of it answers 500, as readthedocs.org's did. That is the bug.
+    """
+
+    http_method_names = ["post"]
+
+    def post(self, request):
+        refusal = refuse_unreadable_post(request)
+        if refusal is not None:
+            return refusal
+        try:
+            parsed = parse_sync_request(query=request.GET, body=request.POST)
+        except BadForm as error:
+            return HttpResponseBadRequest(f"{error}\n", content_type="text/plain")
+        try:
+            synced = sync_repository(
+                user=request.user,
+                full_name=parsed.full_name,
+                strategy=parsed.strategy,
+                request_started_at=request.started_at,
+            )
+        except SyncConflict as conflict:
+            return HttpResponseConflict(f"{conflict}\n", content_type="text/plain")
+        action = "created" if synced.created else "found"
+        return HttpResponse(
+            f"Repository {parsed.full_name} {action}: row {synced.repository_id}.\n",
+            content_type="text/plain",
+        )

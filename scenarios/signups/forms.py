@@ -1,0 +1,38 @@
+"""Parse what a client may send to the register endpoint, refusing anything else with a reason."""
+
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.http import QueryDict
+
+from bank.form_posts import BadForm, single_field
+from scenarios.signups.models import MAX_EMAIL_LENGTH
+from scenarios.signups.registrations import Strategy
+
+EMAIL_ERROR = (
+    f"email must be an email address such as name@example.com, at most {MAX_EMAIL_LENGTH} characters."
+)
+STRATEGY_ERROR = "strategy must be one of: " + ", ".join(Strategy) + "."
+STRATEGY_NAMES = frozenset(strategy.value for strategy in Strategy)
+
+
+@dataclass(frozen=True)
+class RegistrationRequest:
+    email: str
+    strategy: Strategy
+
+
+def parse_registration_request(*, query: QueryDict, body: QueryDict) -> RegistrationRequest:
+    """``?strategy=`` (default naive) and an ``email`` form field (required)."""
+    strategy = single_field(query, "strategy", default=Strategy.NAIVE.value)
+    if strategy not in STRATEGY_NAMES:
+        raise BadForm(STRATEGY_ERROR)
+    email = single_field(body, "email", default="").strip()
+    if len(email) > MAX_EMAIL_LENGTH:
+        raise BadForm(EMAIL_ERROR)
+    try:
+        validate_email(email)
+    except ValidationError:
+        raise BadForm(EMAIL_ERROR) from None
+    return RegistrationRequest(email=email, strategy=Strategy(strategy))
