@@ -1,7 +1,12 @@
 """What every lab endpoint that takes a form answers before it looks at the form: plain-text
 4xx responses with a reason, for a client that is not logged in or sends what Django cannot read."""
 
-from django.http import HttpResponse, HttpResponseForbidden, QueryDict
+import re
+from enum import StrEnum
+from typing import TypeVar
+
+from django.http import HttpResponse, HttpResponseBadRequest, HttpResponseForbidden, QueryDict
+from django.views import View
 
 NOT_LOGGED_IN = "Log in first: POST your username and password to /auth/login/.\n"
 CHUNKED_BODY = "Send the form with a Content-Length header: a chunked body is not read.\n"
@@ -45,3 +50,55 @@ def single_field(values: QueryDict, name: str, *, default: str) -> str:
     if len(given) > 1:
         raise BadForm(f"{name} was given {len(given)} times; send it once.")
     return given[0] if given else default
+
+
+# What the scenarios name things with: voucher codes, activity names, invoice numbers, keys.
+TOKEN = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def token_field(body: QueryDict, name: str, *, max_length: int, error: str) -> str:
+    """A required field of 1 to ``max_length`` letters, digits, '-' or '_'; ``error`` otherwise."""
+    value = single_field(body, name, default="").strip()
+    if len(value) > max_length or not TOKEN.fullmatch(value):
+        raise BadForm(error)
+    return value
+
+
+S = TypeVar("S", bound=StrEnum)
+
+
+def strategy_error(strategies: type[StrEnum]) -> str:
+    return "strategy must be one of: " + ", ".join(strategies) + "."
+
+
+def chosen_strategy(query: QueryDict, strategies: type[S]) -> S:
+    """``?strategy=``: one of ``strategies``, or the first of them (the naive one) when absent."""
+    name = single_field(query, "strategy", default=next(iter(strategies)).value)
+    try:
+        return strategies(name)
+    except ValueError:
+        raise BadForm(strategy_error(strategies)) from None
+
+
+class FormPostView(View):
+    """A logged-in user's form POST: what cannot be read or parsed is refused with a reason
+    (4xx) before ``perform`` sees the parsed form."""
+
+    http_method_names = ["post"]
+
+    def parse(self, *, query: QueryDict, body: QueryDict):
+        """The form as the service takes it; ``BadForm`` says what is wrong with it."""
+        raise NotImplementedError
+
+    def perform(self, request, parsed) -> HttpResponse:
+        raise NotImplementedError
+
+    def post(self, request):
+        refusal = refuse_unreadable_post(request)
+        if refusal is not None:
+            return refusal
+        try:
+            parsed = self.parse(query=request.GET, body=request.POST)
+        except BadForm as error:
+            return HttpResponseBadRequest(f"{error}\n", content_type="text/plain")
+        return self.perform(request, parsed)

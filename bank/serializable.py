@@ -1,12 +1,18 @@
 """SERIALIZABLE transactions on every database, and what to do when the database refuses one:
 retry it after a random pause. Shared by every strategy that lets the database serialize it."""
 
+import logging
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 from django.db import DatabaseError, connection, transaction
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # Retried attempts compete with fresh requests that never sleep, so the budget must outlast a
 # queue of them: 20 attempts, each waiting a random 0 to min(64 ms, 2 ms * 2**attempt).
@@ -65,3 +71,23 @@ def is_serialization_failure(error: DatabaseError) -> bool:
 def back_off(*, attempt: int) -> None:
     # Full jitter: spreading the retries apart is what lets one of them win next time.
     time.sleep(random.uniform(0, min(RETRY_MAX_DELAY_SECONDS, RETRY_BASE_DELAY_SECONDS * 2**attempt)))
+
+
+class StillRefused(Exception):
+    """The database refused the transaction MAX_ATTEMPTS times in a row; nothing was changed."""
+
+
+def retried(attempt: Callable[[], T], *, what: str) -> T:
+    """``attempt()`` again, after a random pause, each time the database refuses it to keep
+    transactions serial (a serialization failure or a deadlock); ``StillRefused`` after
+    MAX_ATTEMPTS. ``attempt`` must run in a transaction of its own, so that a refusal rolls all
+    of it back and the retry starts afresh."""
+    for number in range(1, MAX_ATTEMPTS + 1):
+        try:
+            return attempt()
+        except DatabaseError as error:
+            if not is_serialization_failure(error):
+                raise
+            logger.info("%s retried after: %s", what, error)
+            back_off(attempt=number)
+    raise StillRefused(f"the database refused {what} {MAX_ATTEMPTS} times in a row")

@@ -152,5 +152,7 @@ LOGGING = {
     "loggers": {
         "django": {"handlers": ["stderr"], "level": "WARNING"},
         "accounts": {"handlers": ["stderr"], "level": "INFO"},
+        # The retries of transactions the database refused to serialize, whoever sent them.
+        "bank.serializable": {"handlers": ["stderr"], "level": "INFO"},
     },
 }

@@ -35,7 +35,8 @@ class Scenario:
     limit_help: str | None = None
     # What a reset deletes, said to the user before it does.
     recorded: str
-    # Create the scenario's data or put it back to the start; ``limit`` None: the default size.
+    # Create the scenario's data or put it back to the start: ``seed(limit=N or None)`` where it
+    # has a size (None: the default), ``seed()`` where it has none.
     seed: Callable[..., str]
     is_seeded: Callable[[], bool]
     reset: Callable[[], str]

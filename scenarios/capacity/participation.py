@@ -7,19 +7,16 @@ take it.
 """
 
 import enum
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import DatabaseError, transaction
+from django.db import transaction
 from django.db.models import F
 
-from bank.serializable import MAX_ATTEMPTS, back_off, is_serialization_failure, serializable_transaction
+from bank.serializable import MAX_ATTEMPTS, StillRefused, retried, serializable_transaction
 from scenarios.capacity.models import Activity, Participant
-
-logger = logging.getLogger(__name__)
 
 
 class Strategy(enum.StrEnum):
@@ -117,19 +114,17 @@ def _serializable(request: _JoinRequest) -> Participation:
     # on PostgreSQL (concurrent joins that counted the same places fail to serialize) and MariaDB
     # (the count becomes a locking read, and the inserts deadlock); SQLite's IMMEDIATE
     # transactions are serial already. A failure rolls the whole attempt back, so it is retried.
-    for attempt in range(1, MAX_ATTEMPTS + 1):
-        try:
-            with serializable_transaction():
-                return request.count_then_add(request.activity())
-        except DatabaseError as error:
-            if not is_serialization_failure(error):
-                raise
-            logger.info("serializable join retried after: %s", error)
-            back_off(attempt=attempt)
-    raise JoinRefused(
-        f"Activity {request.name}: the database refused to serialize this join {MAX_ATTEMPTS} times "
-        "in a row; you were not added, try again."
-    )
+    def attempt() -> Participation:
+        with serializable_transaction():
+            return request.count_then_add(request.activity())
+
+    try:
+        return retried(attempt, what="a serializable join")
+    except StillRefused:
+        raise JoinRefused(
+            f"Activity {request.name}: the database refused to serialize this join {MAX_ATTEMPTS} "
+            "times in a row; you were not added, try again."
+        ) from None
 
 
 def _conditional_update(request: _JoinRequest) -> Participation:

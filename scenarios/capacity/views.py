@@ -1,24 +1,17 @@
-from django.http import HttpResponse, HttpResponseBadRequest, HttpResponseNotFound
-from django.views import View
+from django.http import HttpResponse, HttpResponseNotFound
 
-from bank.form_posts import BadForm, HttpResponseConflict, refuse_unreadable_post
+from bank.form_posts import FormPostView, HttpResponseConflict
 from scenarios.capacity.forms import parse_join_request
 from scenarios.capacity.participation import ActivityNotFound, JoinRefused, join
 
 
-class JoinView(View):
+class JoinView(FormPostView):
     """POST: take a place in the activity; 200 with which place it was, 409 when it is full."""
 
-    http_method_names = ["post"]
+    def parse(self, *, query, body):
+        return parse_join_request(query=query, body=body)
 
-    def post(self, request):
-        refusal = refuse_unreadable_post(request)
-        if refusal is not None:
-            return refusal
-        try:
-            parsed = parse_join_request(query=request.GET, body=request.POST)
-        except BadForm as error:
-            return HttpResponseBadRequest(f"{error}\n", content_type="text/plain")
+    def perform(self, request, parsed):
         try:
             participation = join(
                 user=request.user,

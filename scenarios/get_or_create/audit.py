@@ -24,7 +24,7 @@ def audit_repositories() -> ScenarioAudit:
     duplicated = [(model, full_name, rows) for model, full_name, rows in names if rows > 1]
     duplicates = sum(rows - 1 for *_, rows in duplicated)
     figures = [
-        ("repository names", len(names)),
+        ("repository names (per table)", len(names)),
         ("repository rows", sum(rows for *_, rows in names)),
         ("names with duplicates", len(duplicated)),
         ("rows beyond one per name", duplicates),

@@ -8,9 +8,8 @@ from scenarios.get_or_create.models import RemoteRepository, UniqueRemoteReposit
 LAB_REPOSITORY = "lab/repository"
 
 
-def seed_repositories(*, limit: int | None = None) -> str:
-    """Clear every repository row; says what it did. ``limit`` is ignored: nothing here has a
-    size (``seed_scenario`` refuses ``--limit`` for this scenario)."""
+def seed_repositories() -> str:
+    """Clear every repository row; says what it did."""
     cleared = _clear()
     return f"Ready: no repository rows ({cleared} cleared); the next sync of {LAB_REPOSITORY} creates it."
 

@@ -9,18 +9,14 @@ syncs all miss the ``get()``, all insert, and from then on every ``get()`` of th
 """
 
 import enum
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import DatabaseError
 
-from bank.serializable import MAX_ATTEMPTS, back_off, is_serialization_failure, serializable_transaction
+from bank.serializable import MAX_ATTEMPTS, StillRefused, retried, serializable_transaction
 from scenarios.get_or_create.models import RemoteRepository, UniqueRemoteRepository
-
-logger = logging.getLogger(__name__)
 
 
 class Strategy(enum.StrEnum):
@@ -81,11 +77,16 @@ def _naive(order: _Order) -> SyncedRepository:
 
 def _unique_constraint(order: _Order) -> SyncedRepository:
     # The same call on the table with the constraint: the losers' INSERTs fail with an
-    # IntegrityError, which get_or_create catches to get() the winner's row instead.
-    repository, created = UniqueRemoteRepository.objects.get_or_create(
-        full_name=order.full_name, defaults=order.new_row()
-    )
-    return SyncedRepository(repository_id=repository.pk, created=created)
+    # IntegrityError, which get_or_create catches to get() the winner's row instead. On MariaDB
+    # they can also deadlock in InnoDB's duplicate-key check (over a row a reset deleted and
+    # purge has not removed yet): rolled back whole, retried, they find the winner's row.
+    def attempt() -> SyncedRepository:
+        repository, created = UniqueRemoteRepository.objects.get_or_create(
+            full_name=order.full_name, defaults=order.new_row()
+        )
+        return SyncedRepository(repository_id=repository.pk, created=created)
+
+    return _retried(attempt, order=order)
 
 
 def _serializable(order: _Order) -> SyncedRepository:
@@ -94,23 +95,25 @@ def _serializable(order: _Order) -> SyncedRepository:
     # MariaDB's share-locking reads deadlock on the INSERTs and it rolls one back, and SQLite's
     # IMMEDIATE transactions run one at a time; the retry finds the winner's row. The oldest row
     # rather than get(): duplicates the naive strategy left must not make this one answer 500.
-    for attempt in range(1, MAX_ATTEMPTS + 1):
-        try:
-            with serializable_transaction():
-                repository = RemoteRepository.objects.filter(full_name=order.full_name).order_by("pk").first()
-                if repository is not None:
-                    return SyncedRepository(repository_id=repository.pk, created=False)
-                repository = RemoteRepository.objects.create(full_name=order.full_name, **order.new_row())
-                return SyncedRepository(repository_id=repository.pk, created=True)
-        except DatabaseError as error:
-            if not is_serialization_failure(error):
-                raise
-            logger.info("serializable sync retried after: %s", error)
-            back_off(attempt=attempt)
-    raise SyncConflict(
-        f"Conflict: the database refused to serialize the sync of {order.full_name} {MAX_ATTEMPTS} "
-        "times in a row; nothing was created, try again."
-    )
+    def attempt() -> SyncedRepository:
+        with serializable_transaction():
+            repository = RemoteRepository.objects.filter(full_name=order.full_name).order_by("pk").first()
+            if repository is not None:
+                return SyncedRepository(repository_id=repository.pk, created=False)
+            repository = RemoteRepository.objects.create(full_name=order.full_name, **order.new_row())
+            return SyncedRepository(repository_id=repository.pk, created=True)
+
+    return _retried(attempt, order=order)
+
+
+def _retried(attempt: Callable[[], SyncedRepository], *, order: _Order) -> SyncedRepository:
+    try:
+        return retried(attempt, what=f"a {order.strategy} sync")
+    except StillRefused:
+        raise SyncConflict(
+            f"Conflict: the database refused to serialize the sync of {order.full_name} {MAX_ATTEMPTS} "
+            "times in a row; nothing was created, try again."
+        ) from None
 
 
 _IMPLEMENTATIONS: dict[Strategy, Callable[[_Order], SyncedRepository]] = {

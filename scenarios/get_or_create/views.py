@@ -1,28 +1,21 @@
-from django.http import HttpResponse, HttpResponseBadRequest
-from django.views import View
+from django.http import HttpResponse
 
-from bank.form_posts import BadForm, HttpResponseConflict, refuse_unreadable_post
+from bank.form_posts import FormPostView, HttpResponseConflict
 from scenarios.get_or_create.forms import parse_sync_request
 from scenarios.get_or_create.syncs import SyncConflict, sync_repository
 
 
-class SyncView(View):
+class SyncView(FormPostView):
     """POST: the row of the repository ``full_name``, found or created; 200 with its id.
 
     The naive strategy's ``MultipleObjectsReturned`` is not caught: once a race has left two rows
     of a name, every naive sync of it answers 500, as readthedocs.org's did. That is the bug.
     """
 
-    http_method_names = ["post"]
+    def parse(self, *, query, body):
+        return parse_sync_request(query=query, body=body)
 
-    def post(self, request):
-        refusal = refuse_unreadable_post(request)
-        if refusal is not None:
-            return refusal
-        try:
-            parsed = parse_sync_request(query=request.GET, body=request.POST)
-        except BadForm as error:
-            return HttpResponseBadRequest(f"{error}\n", content_type="text/plain")
+    def perform(self, request, parsed):
         try:
             synced = sync_repository(
                 user=request.user,

@@ -88,12 +88,16 @@ def _repeats(rows: list[tuple[int, str, int, str]]) -> dict[int, _Repeated]:
     first_of_invoice: dict[str, int] = {}
     first_of_key: dict[tuple[int, str], int] = {}
     payments: dict[int, _Repeated] = {}
+    # Each payment's original: a repeat of a repeat is counted against the payment that began it.
+    original: dict[int, int] = {}
     for pk, number, user_id, key in rows:
         earlier = first_of_invoice.get(number) or first_of_key.get((user_id, key))
         first_of_invoice.setdefault(number, pk)
         first_of_key.setdefault((user_id, key), pk)
         if earlier is None:
+            original[pk] = pk
             payments[pk] = _Repeated(payment_id=pk, invoice=number, key=key)
         else:
-            payments[earlier].later.append(pk)
+            original[pk] = original[earlier]
+            payments[original[pk]].later.append(pk)
     return {pk: payment for pk, payment in payments.items() if payment.later}

@@ -9,19 +9,16 @@ in flight passes the same check and charges again.
 """
 
 import enum
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from bank.serializable import MAX_ATTEMPTS, back_off, is_serialization_failure
+from bank.serializable import MAX_ATTEMPTS, StillRefused, retried
 from scenarios.payments.models import IdempotencyKey, Invoice, Payment
-
-logger = logging.getLogger(__name__)
 
 
 class Strategy(enum.StrEnum):
@@ -151,21 +148,16 @@ def _idempotency_key(order: _Order) -> Receipt:
 
 def _take_key(order: _Order, invoice: Invoice) -> IdempotencyKey:
     """The key, taken, with the answer to its first request: IntegrityError if it was taken."""
-    for attempt in range(1, MAX_ATTEMPTS + 1):
-        try:
-            return _take_key_once(order, invoice)
-        except DatabaseError as error:
-            # MariaDB: copies of one form inserting its key at once can deadlock in InnoDB's
-            # duplicate check (over a deleted copy of the key, which a reset leaves until purge
-            # runs), and InnoDB rolls one back. Retried, it finds the key taken and replays it.
-            if not is_serialization_failure(error):
-                raise
-            logger.info("idempotency key %s retried after: %s", order.key, error)
-            back_off(attempt=attempt)
-    raise PaymentRefused(
-        f"Conflict: the database refused to take idempotency key {order.key} {MAX_ATTEMPTS} times "
-        "in a row; nothing was charged, send the form again."
-    )
+    # MariaDB: copies of one form inserting its key at once can deadlock in InnoDB's duplicate
+    # check (over a deleted copy of the key, which a reset leaves until purge runs), and InnoDB
+    # rolls one back. Retried, it finds the key taken and replays it.
+    try:
+        return retried(lambda: _take_key_once(order, invoice), what=f"idempotency key {order.key}")
+    except StillRefused:
+        raise PaymentRefused(
+            f"Conflict: the database refused to take idempotency key {order.key} {MAX_ATTEMPTS} times "
+            "in a row; nothing was charged, send the form again."
+        ) from None
 
 
 def _take_key_once(order: _Order, invoice: Invoice) -> IdempotencyKey:

@@ -3,7 +3,6 @@ no idempotency key taken."""
 
 from django.db import transaction
 
-from scenarios.definition import ProvisioningError
 from scenarios.payments.models import IdempotencyKey, Invoice, Payment
 
 LAB_INVOICE = "LAB-INVOICE"
@@ -13,13 +12,9 @@ INVOICE_AMOUNT = 100
 
 
 @transaction.atomic
-def seed_invoice(*, limit: int | None = None) -> str:
+def seed_invoice() -> str:
     """Create the invoice or make it unpaid again, and clear its payments and the keys taken for
-    it; says what it did. An invoice has nothing to size: ``limit`` must be None."""
-    if limit is not None:
-        raise ProvisioningError(
-            f"The payment scenario has nothing to size: seed it without a limit, not {limit}."
-        )
+    it; says what it did."""
     invoice, created = Invoice.objects.update_or_create(
         number=LAB_INVOICE, defaults={"amount": INVOICE_AMOUNT, "paid_at": None}
     )

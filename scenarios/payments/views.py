@@ -1,7 +1,6 @@
-from django.http import HttpResponse, HttpResponseBadRequest, HttpResponseNotFound
-from django.views import View
+from django.http import HttpResponse, HttpResponseNotFound
 
-from bank.form_posts import BadForm, HttpResponseConflict, refuse_unreadable_post
+from bank.form_posts import FormPostView, HttpResponseConflict
 from scenarios.payments.charges import InvoiceNotFound, KeyReused, PaymentRefused, pay
 from scenarios.payments.forms import parse_payment_request
 
@@ -14,21 +13,15 @@ class HttpResponseUnprocessableContent(HttpResponse):
     status_code = 422
 
 
-class PayView(View):
+class PayView(FormPostView):
     """POST: pay the invoice ``invoice`` from a form carrying the idempotency key ``key``; 200
     with the payment, 409 when the invoice is already paid, and for a form sent again under the
     idempotency_key strategy, its first answer again with ``Idempotent-Replayed: true``."""
 
-    http_method_names = ["post"]
+    def parse(self, *, query, body):
+        return parse_payment_request(query=query, body=body)
 
-    def post(self, request):
-        refusal = refuse_unreadable_post(request)
-        if refusal is not None:
-            return refusal
-        try:
-            parsed = parse_payment_request(query=request.GET, body=request.POST)
-        except BadForm as error:
-            return HttpResponseBadRequest(f"{error}\n", content_type="text/plain")
+    def perform(self, request, parsed):
         try:
             receipt = pay(
                 user=request.user,

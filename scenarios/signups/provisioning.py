@@ -9,9 +9,8 @@ from scenarios.signups.models import Signup
 LAB_EMAIL = "lab@example.com"
 
 
-def seed_signups(*, limit: int | None = None) -> str:
-    """Delete the lab address's signup, if any; says what it did. ``limit`` is refused before
-    this is called (the scenario has nothing to size), and taken only to match the others."""
+def seed_signups() -> str:
+    """Delete the lab address's signup, if any; says what it did."""
     cleared, _ = Signup.objects.filter(email=LAB_EMAIL).delete()
     return f"{LAB_EMAIL} is free to register: {cleared} signup(s) of it cleared."
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import IntegrityError, transaction
 
-from bank.serializable import MAX_ATTEMPTS, back_off, is_serialization_failure, serializable_transaction
+from bank.serializable import MAX_ATTEMPTS, StillRefused, retried, serializable_transaction
 from scenarios.signups.models import Signup
 
 
@@ -101,13 +101,19 @@ def _constraint(application: _Application) -> Registration:
     if application.taken():
         raise application.already_registered()
     try:
-        with transaction.atomic():
-            return application.record()
+        # On MariaDB the losers' INSERTs can also deadlock in InnoDB's duplicate-key check (over
+        # a row a reset deleted and purge has not removed yet): rolled back whole and retried.
+        return _retried(application, lambda: _recorded(application))
     except IntegrityError:
         # Only a row for this address means a lost race; any other integrity error is a bug.
         if not application.taken():
             raise
         raise application.lost_race() from None
+
+
+def _recorded(application: _Application) -> Registration:
+    with transaction.atomic():
+        return application.record()
 
 
 def _serializable(application: _Application) -> Registration:
@@ -116,26 +122,31 @@ def _serializable(application: _Application) -> Registration:
     # address one fails (PostgreSQL: 40001; MariaDB: a deadlock on the gap locks its check took)
     # and its retry sees the address taken. SQLite's IMMEDIATE transactions are serial already.
     # durable=True: no outer transaction is retried with us half done.
-    for attempt in range(1, MAX_ATTEMPTS + 1):
-        try:
-            with serializable_transaction():
-                if application.taken():
-                    raise application.already_registered()
-                return application.record()
-        except IntegrityError:
-            # PostgreSQL may report this very conflict as a unique violation instead (a corner
-            # case its manual names under "Serialization Failure Handling"): retried like one
-            # when it was this address that collided, so the retry's check refuses it.
-            if not application.taken():
-                raise
-        except DatabaseError as error:
-            if not is_serialization_failure(error):
-                raise
-        back_off(attempt=attempt)
-    raise RegistrationRefused(
-        f"Conflict: the database refused to serialize the signup of {application.email} "
-        f"{MAX_ATTEMPTS} times in a row; nothing was recorded, try again."
-    )
+    def attempt() -> Registration:
+        with serializable_transaction():
+            if application.taken():
+                raise application.already_registered()
+            return application.record()
+
+    try:
+        return _retried(application, attempt)
+    except IntegrityError:
+        # PostgreSQL may report this very conflict as a unique violation instead of a
+        # serialization failure (a corner case its manual names under "Serialization Failure
+        # Handling"): when it was this address that collided, the race is lost all the same.
+        if not application.taken():
+            raise
+        raise application.lost_race() from None
+
+
+def _retried(application: _Application, attempt: Callable[[], Registration]) -> Registration:
+    try:
+        return retried(attempt, what=f"the signup of {application.email}")
+    except StillRefused:
+        raise RegistrationRefused(
+            f"Conflict: the database refused to serialize the signup of {application.email} "
+            f"{MAX_ATTEMPTS} times in a row; nothing was recorded, try again."
+        ) from None
 
 
 _IMPLEMENTATIONS: dict[Strategy, Callable[[_Application], Registration]] = {

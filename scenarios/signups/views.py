@@ -1,24 +1,17 @@
-from django.http import HttpResponse, HttpResponseBadRequest
-from django.views import View
+from django.http import HttpResponse
 
-from bank.form_posts import BadForm, HttpResponseConflict, refuse_unreadable_post
+from bank.form_posts import FormPostView, HttpResponseConflict
 from scenarios.signups.forms import parse_registration_request
 from scenarios.signups.registrations import RegistrationRefused, register
 
 
-class RegisterView(View):
+class RegisterView(FormPostView):
     """POST: sign the address ``email`` up once; 200 with its signup, 409 when it has one."""
 
-    http_method_names = ["post"]
+    def parse(self, *, query, body):
+        return parse_registration_request(query=query, body=body)
 
-    def post(self, request):
-        refusal = refuse_unreadable_post(request)
-        if refusal is not None:
-            return refusal
-        try:
-            parsed = parse_registration_request(query=request.GET, body=request.POST)
-        except BadForm as error:
-            return HttpResponseBadRequest(f"{error}\n", content_type="text/plain")
+    def perform(self, request, parsed):
         try:
             registration = register(
                 user=request.user,

@@ -1,24 +1,17 @@
-from django.http import HttpResponse, HttpResponseBadRequest, HttpResponseNotFound
-from django.views import View
+from django.http import HttpResponse, HttpResponseNotFound
 
-from bank.form_posts import BadForm, HttpResponseConflict, refuse_unreadable_post
+from bank.form_posts import FormPostView, HttpResponseConflict
 from scenarios.vouchers.forms import parse_redemption_request
 from scenarios.vouchers.redemptions import RedemptionRefused, VoucherNotFound, redeem
 
 
-class RedeemView(View):
+class RedeemView(FormPostView):
     """POST: use the voucher ``code`` once; 200 with which use it was, 409 when it is used up."""
 
-    http_method_names = ["post"]
+    def parse(self, *, query, body):
+        return parse_redemption_request(query=query, body=body)
 
-    def post(self, request):
-        refusal = refuse_unreadable_post(request)
-        if refusal is not None:
-            return refusal
-        try:
-            parsed = parse_redemption_request(query=request.GET, body=request.POST)
-        except BadForm as error:
-            return HttpResponseBadRequest(f"{error}\n", content_type="text/plain")
+    def perform(self, request, parsed):
         try:
             redemption = redeem(
                 user=request.user,

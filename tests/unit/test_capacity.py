@@ -12,6 +12,7 @@ from django.db import DatabaseError, OperationalError, connection
 from django.urls import reverse
 from django.utils import timezone
 
+from bank import serializable
 from racewindow.barrier import armed
 from racewindow.statements import holding
 from scenarios.capacity import participation
@@ -119,7 +120,7 @@ def test_serializable_gives_up_after_its_last_attempt_and_adds_no_one(
     attempts = []
     failure = OperationalError("could not serialize access")
     failure.__cause__ = _SerializationFailure()
-    monkeypatch.setattr(participation, "back_off", lambda *, attempt: None)
+    monkeypatch.setattr(serializable, "back_off", lambda *, attempt: None)
 
     with (
         database_unchanged(),
@@ -206,7 +207,7 @@ def test_safe_strategies_fill_the_places_and_refuse_the_rest_with_a_reason(user,
     seed_activity(limit=places)
     started = time.monotonic()
     with (
-        caplog.at_level(logging.INFO, logger=participation.__name__),
+        caplog.at_level(logging.INFO, logger=serializable.__name__),
         armed(parties=parties, timeout=timeout, at=CAPACITY.park_point) as barrier,
     ):
         results = join_concurrently(strategy=strategy, parties=parties, window=barrier.window)

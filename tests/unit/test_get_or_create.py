@@ -216,7 +216,7 @@ def test_the_checker_finds_duplicates_on_hand_made_rows_and_nothing_on_clean_one
         "row_ids_beyond_first": four_times[1:],
     }
     assert audit.figures == [
-        ("repository names", 4),
+        ("repository names (per table)", 4),
         ("repository rows", 8),
         ("names with duplicates", 2),
         ("rows beyond one per name", 4),

@@ -23,8 +23,11 @@ class Command(BaseCommand):
     @reports_database_errors
     def handle(self, *, scenario, limit, **options):
         chosen = SCENARIOS[scenario]
-        if limit is not None and chosen.limit_help is None:
-            raise CommandError(f"The {scenario} scenario has nothing to size; drop --limit.")
+        if chosen.limit_help is None:
+            if limit is not None:
+                raise CommandError(f"The {scenario} scenario has nothing to size; drop --limit.")
+            self.stdout.write(self.style.SUCCESS(chosen.seed()))
+            return
         try:
             message = chosen.seed(limit=limit)
         except ProvisioningError as error:
