@@ -34,7 +34,9 @@ def refuse_unreadable_post(request) -> HttpResponse | None:
     # request.POST empty, and the endpoint would act on its defaults instead of what was sent.
     if "chunked" in request.headers.get("Transfer-Encoding", "").lower():
         return HttpResponseLengthRequired(CHUNKED_BODY, content_type="text/plain")
-    if request.body and request.content_type not in FORM_CONTENT_TYPES:
+    # Django parses multipart bodies for POST only.
+    readable = FORM_CONTENT_TYPES if request.method == "POST" else FORM_CONTENT_TYPES[:1]
+    if request.body and request.content_type not in readable:
         return HttpResponseUnsupportedMediaType(NOT_A_FORM, content_type="text/plain")
     return None
 
@@ -81,8 +83,9 @@ def chosen_strategy(query: QueryDict, strategies: type[S]) -> S:
 
 
 class FormPostView(View):
-    """A logged-in user's form POST: what cannot be read or parsed is refused with a reason
-    (4xx) before ``perform`` sees the parsed form."""
+    """A logged-in user's form, POSTed (or sent with the method a subclass allows, its handler
+    calling ``handle_form``): what cannot be read or parsed is refused with a reason (4xx)
+    before ``perform`` sees the parsed form."""
 
     http_method_names = ["post"]
 
@@ -94,11 +97,19 @@ class FormPostView(View):
         raise NotImplementedError
 
     def post(self, request):
+        return self.handle_form(request)
+
+    def handle_form(self, request) -> HttpResponse:
         refusal = refuse_unreadable_post(request)
         if refusal is not None:
             return refusal
+        # Django parses a form body for POST only; any other method's is read here, as a form
+        # (refuse_unreadable_post has refused every other kind of body).
+        body = (
+            request.POST if request.method == "POST" else QueryDict(request.body, encoding=request.encoding)
+        )
         try:
-            parsed = self.parse(query=request.GET, body=request.POST)
+            parsed = self.parse(query=request.GET, body=body)
         except BadForm as error:
             return HttpResponseBadRequest(f"{error}\n", content_type="text/plain")
         return self.perform(request, parsed)

@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "scenarios.get_or_create",
     "scenarios.signups",
     "scenarios.payments",
+    "scenarios.profiles",
 ]
 
 MIDDLEWARE = [

@@ -13,4 +13,5 @@ urlpatterns = [
     path("scenarios/get_or_create/", include("scenarios.get_or_create.urls")),
     path("scenarios/signup/", include("scenarios.signups.urls")),
     path("scenarios/payment/", include("scenarios.payments.urls")),
+    path("scenarios/profile/", include("scenarios.profiles.urls")),
 ]

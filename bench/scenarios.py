@@ -3,6 +3,7 @@
     .venv/bin/python -m bench.scenarios --database sqlite
     .venv/bin/python -m bench.scenarios --database postgres
     .venv/bin/python -m bench.scenarios --database mysql
+    .venv/bin/python -m bench.scenarios --database sqlite --scenario voucher   # one, or several
 
 For each scenario and strategy, on a fresh lab database and real Gunicorns, through splatter:
 
@@ -28,6 +29,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000, help="ab -n per strategy (default: 2000).")
     parser.add_argument("--trials", type=int, default=20, help="Race-mode trials per strategy (default: 20).")
     parser.add_argument("--parties", type=int, default=5, help="K, the race-mode burst (default: 5).")
+    parser.add_argument(
+        "--scenario", action="append", dest="scenarios", metavar="NAME", help="Only these (default: all)."
+    )
     args = parser.parse_args()
 
     rows = []
@@ -36,7 +40,15 @@ def main() -> None:
         setup_django(lab_env)
         from scenarios.catalogue import SCENARIOS  # its models need Django set up first
 
+        unknown = set(args.scenarios or ()) - set(SCENARIOS)
+        if unknown:
+            parser.error(
+                f"no such scenario: {', '.join(sorted(unknown))}; the catalogue has {', '.join(SCENARIOS)}"
+            )
+
         for scenario in SCENARIOS.values():
+            if args.scenarios and scenario.name not in args.scenarios:
+                continue
             with lab_env.serve(workers=4) as server:
                 lab_env.manage(*scenario.seed_command(size=args.requests // 2))
                 load = splatter_json(

@@ -8,12 +8,13 @@ import shutil
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from experiment.plan import DriverName, RunPlan
-from loadgen.ab import AbReport, run_ab
+from loadgen.ab import AbReport, merged_reports, run_ab
 from loadgen.burst import BurstRun, BurstSession, run_bursts
 from loadgen.http_login import log_in_http
 from loadgen.login import log_in
@@ -29,17 +30,18 @@ class LoadResult:
     """What a driver sent and saw in one run: outcome counts per user, and its own report."""
 
     driver: DriverName
-    post: FormPost
+    # Request i sent posts[i % len(posts)] (ab: each form from an ab process of its own).
+    posts: tuple[FormPost, ...]
     requests: int
     outcomes: dict[str, Counter[Outcome]]
     server_errors: int
     report: AbReport | BurstRun
-    # The ab command line, for -v 2; empty for the burst driver.
-    argv: list[str]
+    # The ab command lines, for -v 2; none for the burst driver.
+    argvs: list[list[str]]
 
     @property
     def strategy(self) -> str:
-        return self.post.strategy
+        return self.posts[0].strategy
 
     @property
     def requests_per_second(self) -> float:
@@ -51,7 +53,8 @@ class LoadResult:
 
 
 class AbDriver:
-    """The blog's way: curl logs in once, then each run is one ``ab`` process."""
+    """The blog's way: curl logs in once, then each run is one ``ab`` process per form, side by
+    side, sharing the requests and the concurrency between them."""
 
     name = DriverName.AB
 
@@ -62,17 +65,23 @@ class AbDriver:
         self.cookies = log_in(target=target, username=username, password=password, workdir=workdir)
 
     def fire(
-        self, *, post: FormPost, requests: int, concurrency: int, run_token: str | None = None
+        self, *, posts: tuple[FormPost, ...], requests: int, concurrency: int, run_token: str | None = None
     ) -> LoadResult:
-        argv, report = run_ab(
-            url=self.target.post_url(post),
-            cookies=self.cookies,
-            requests=requests,
-            concurrency=concurrency,
-            form=post.body,
-            workdir=self.workdir,
-            run_token=run_token,
-        )
+        def one(number: int, post: FormPost) -> tuple[list[str], AbReport]:
+            return run_ab(
+                url=self.target.post_url(post),
+                cookies=self.cookies,
+                requests=_share(requests, parts=len(posts), number=number),
+                concurrency=max(1, _share(concurrency, parts=len(posts), number=number)),
+                form=post.body,
+                method=post.method,
+                workdir=self.workdir,
+                run_token=run_token,
+            )
+
+        with ThreadPoolExecutor(max_workers=len(posts)) as pool:
+            runs = list(pool.map(one, range(len(posts)), posts))
+        report = merged_reports([report for _, report in runs])
         outcomes = Counter(
             {
                 Outcome.OK: report.ok,
@@ -82,12 +91,12 @@ class AbDriver:
         )
         return LoadResult(
             driver=self.name,
-            post=post,
+            posts=posts,
             requests=requests,
             outcomes={self.username: outcomes},
             server_errors=report.server_errors,
             report=report,
-            argv=argv,
+            argvs=[argv for argv, _ in runs],
         )
 
 
@@ -106,25 +115,30 @@ class BurstDriver:
         ]
 
     def fire(
-        self, *, post: FormPost, requests: int, concurrency: int, run_token: str | None = None
+        self, *, posts: tuple[FormPost, ...], requests: int, concurrency: int, run_token: str | None = None
     ) -> LoadResult:
         run = run_bursts(
             target=self.target,
             sessions=self.sessions,
-            post=post,
+            posts=posts,
             requests=requests,
             burst_size=concurrency,
             run_token=run_token,
         )
         return LoadResult(
             driver=self.name,
-            post=post,
+            posts=posts,
             requests=requests,
             outcomes={session.username: run.outcomes(username=session.username) for session in self.sessions},
             server_errors=run.server_errors,
             report=run,
-            argv=[],
+            argvs=[],
         )
+
+
+def _share(total: int, *, parts: int, number: int) -> int:
+    """Part ``number`` of ``total`` split as evenly as whole numbers allow."""
+    return total // parts + (1 if number < total % parts else 0)
 
 
 def default_driver() -> tuple[DriverName, str | None]:

@@ -97,7 +97,7 @@ def fire_and_record(
     token = new_run_token() if accounts else None
     started_at = timezone.now()
     post = withdrawal_post(strategy=strategy, amount=plan.amount)
-    load = driver.fire(post=post, requests=requests, concurrency=level, run_token=token)
+    load = driver.fire(posts=(post,), requests=requests, concurrency=level, run_token=token)
     client_runs = _record_client_runs(load=load, amount=plan.amount, accounts=accounts, started_at=started_at)
     lab_runs = [
         file_lab_run(

@@ -52,8 +52,11 @@ class ScenarioSummary:
     server_errors: int
 
 
-def scenario_post(scenario: Scenario, *, strategy: str) -> FormPost:
-    return FormPost(path=scenario.path, strategy=strategy, fields=tuple(scenario.fields.items()))
+def scenario_posts(scenario: Scenario, *, strategy: str) -> tuple[FormPost, ...]:
+    return tuple(
+        FormPost(path=scenario.path, strategy=strategy, fields=tuple(form.items()), method=scenario.method)
+        for form in scenario.forms
+    )
 
 
 def run_scenario(
@@ -78,7 +81,7 @@ def run_scenario(
                     scenario.reset()
                     before = barrier.stats() if barrier is not None else None
                     load = driver.fire(
-                        post=scenario_post(scenario, strategy=strategy),
+                        posts=scenario_posts(scenario, strategy=strategy),
                         requests=level if plan.trials is not None else plan.run_requests,
                         concurrency=level,
                     )

@@ -1,6 +1,7 @@
 """Fire the load with Apache Bench and read its report."""
 
 import functools
+import hashlib
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -77,11 +78,12 @@ def run_ab(
     concurrency: int,
     form: str | None,
     workdir: Path,
+    method: str = "POST",
     log_responses: bool = True,
     run_token: str | None = None,
 ) -> tuple[list[str], AbReport]:
-    """Run ``ab -n requests -c concurrency`` POSTing the url-encoded ``form`` to ``url``; return
-    argv and report.
+    """Run ``ab -n requests -c concurrency`` sending the url-encoded ``form`` to ``url`` (POSTed,
+    or with ``method``); return argv and report.
 
     ``form=None`` sends GETs instead, with no body. ``log_responses=False`` drops ab's
     per-response log (``-v 2``), which costs ab time at high rates: benchmarks want that, but the
@@ -93,11 +95,14 @@ def run_ab(
     log = ["-v", "2"] if log_responses else []
     post = []
     if form is not None:
-        body = workdir / "request.form"
+        # One file per form: ab processes run side by side in one workdir (AbDriver).
+        body = workdir / f"request-{hashlib.sha1(form.encode()).hexdigest()[:12]}.form"
         body.write_text(form)
+        # ab sends a body with -p (POST) or -u (PUT); -m after -u renames PUT to the method.
+        send = ["-p", str(body)] if method == "POST" else ["-u", str(body), "-m", method]
         post = [
             "-H", f"X-CSRFToken: {cookies.csrftoken}",
-            "-p", str(body),
+            *send,
             "-T", "application/x-www-form-urlencoded",
         ]  # fmt: skip
     argv = [
@@ -121,6 +126,33 @@ def run_ab(
         detail = (result.stderr or result.stdout).strip().splitlines()
         raise LoadError(f"ab failed (exit {result.returncode}): {' '.join(detail[-3:])}")
     return _redact(argv, cookies), parse_ab_report(result.stdout)
+
+
+def merged_reports(reports: list[AbReport]) -> AbReport:
+    """One report for ab processes run side by side against one server: counts and rates summed,
+    the mean weighted by requests, and each percentile the highest of theirs (a bound on the
+    merged distribution, which ab's summaries cannot give)."""
+    if len(reports) == 1:
+        return reports[0]
+    complete = sum(report.complete for report in reports)
+    answered = [report.answered for report in reports]
+    return AbReport(
+        complete=complete,
+        failed=sum(report.failed for report in reports),
+        failed_connect=sum(report.failed_connect for report in reports),
+        failed_receive=sum(report.failed_receive for report in reports),
+        failed_length=sum(report.failed_length for report in reports),
+        failed_exceptions=sum(report.failed_exceptions for report in reports),
+        non_2xx=sum(report.non_2xx for report in reports),
+        requests_per_second=sum(report.requests_per_second for report in reports),
+        mean_ms=sum(report.mean_ms * report.complete for report in reports) / complete if complete else 0.0,
+        percentiles_ms={
+            percentile: max(report.percentiles_ms.get(percentile, 0) for report in reports)
+            for percentile in set().union(*(report.percentiles_ms for report in reports))
+        },
+        non_2xx_statuses=sum((report.non_2xx_statuses for report in reports), start=Counter()),
+        answered=None if None in answered else sum(answered),
+    )
 
 
 def _redact(argv: list[str], cookies: SessionCookies) -> list[str]:

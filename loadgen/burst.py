@@ -66,7 +66,8 @@ class RequestRecord:
 
 @dataclass(frozen=True)
 class BurstRun:
-    post: FormPost
+    # Request i sent posts[i % len(posts)].
+    posts: tuple[FormPost, ...]
     burst_size: int
     records: list[RequestRecord]
     started_at: float
@@ -122,14 +123,15 @@ class BurstRun:
 def form_request(
     *, target: Target, cookies: SessionCookies, post: FormPost, run_token: str | None = None
 ) -> bytes:
-    """The raw HTTP/1.1 POST, keep-alive, form-encoded so the server must wait for its last byte;
+    """The raw HTTP/1.1 request (POST, or the post's method), keep-alive, form-encoded so the
+    server must wait for its last byte;
     with ``run_token``, sent as X-Lab-Run so the server stamps the request's timings."""
     # The trailing "&" is the byte held back: should the request ever reach the server without
     # it, the form still reads the same ("amount=10" cut short would otherwise read "amount=1").
     body = f"{post.body}&".encode()
     host = f"[{target.host}]" if ":" in target.host else target.host
     head = (
-        f"POST {post.path_and_query} HTTP/1.1\r\n"
+        f"{post.method} {post.path_and_query} HTTP/1.1\r\n"
         f"Host: {host}:{target.port}\r\n"
         f"Cookie: {cookies.cookie_header}\r\n"
         f"X-CSRFToken: {cookies.csrftoken}\r\n"
@@ -146,26 +148,31 @@ def run_bursts(
     *,
     target: Target,
     sessions: Sequence[BurstSession],
-    post: FormPost,
+    posts: Sequence[FormPost],
     requests: int,
     burst_size: int,
     response_timeout: float = DEFAULT_RESPONSE_TIMEOUT_SECONDS,
     settle: float = DEFAULT_SETTLE_SECONDS,
     run_token: str | None = None,
 ) -> BurstRun:
-    """Send ``requests`` POSTs of ``post`` in bursts of ``burst_size``, the users taking turns.
+    """Send ``requests`` forms in bursts of ``burst_size``, the users taking turns, and the
+    ``posts`` too: request i sends ``posts[i % len(posts)]``, so every burst of two or more mixes
+    them (two different requests racing, such as two PATCHes of different fields).
 
     Bursts go one after another; each waits at most ``response_timeout`` for its answers, so a
     run is bounded in time as well as in count.
     """
-    if not sessions:
-        raise ValueError("run_bursts needs at least one logged-in session")
+    if not sessions or not posts:
+        raise ValueError("run_bursts needs at least one logged-in session and one form to send")
     if requests < 1 or burst_size < 1:
         raise ValueError(f"requests and burst_size must be positive, not {requests} and {burst_size}")
     _check_file_descriptors(burst_size=burst_size)
     payloads = {
-        session.username: form_request(target=target, cookies=session.cookies, post=post, run_token=run_token)
+        (session.username, number): form_request(
+            target=target, cookies=session.cookies, post=post, run_token=run_token
+        )
         for session in sessions
+        for number, post in enumerate(posts)
     }
     records: list[RequestRecord] = []
     realtime = []
@@ -179,7 +186,7 @@ def run_bursts(
                     burst=burst,
                     index=first + slot,
                     username=sessions[slot % len(sessions)].username,
-                    payload=payloads[sessions[slot % len(sessions)].username],
+                    payload=payloads[sessions[slot % len(sessions)].username, (first + slot) % len(posts)],
                 )
                 for slot in range(size)
             ]
@@ -188,7 +195,7 @@ def run_bursts(
     finally:
         pool.close()
     return BurstRun(
-        post=post,
+        posts=tuple(posts),
         burst_size=burst_size,
         records=records,
         started_at=started_at,
@@ -203,9 +210,11 @@ def save_history(run: BurstRun, *, path: Path, target: Target) -> None:
     document = {
         "driver": "burst",
         "target": target.base_url,
-        "path": run.post.path,
-        "strategy": run.post.strategy,
-        "form": dict(run.post.fields),
+        "method": run.posts[0].method,
+        "path": run.posts[0].path,
+        "strategy": run.posts[0].strategy,
+        # Request i sent forms[i % len(forms)].
+        "forms": [dict(post.fields) for post in run.posts],
         "burst_size": run.burst_size,
         "requests": run.requests,
         "started_at": run.started_at,

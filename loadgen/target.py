@@ -34,11 +34,12 @@ class Target:
 
 @dataclass(frozen=True)
 class FormPost:
-    """What every request of a run sends: a form POSTed to ``path?strategy=NAME``."""
+    """What a request sends: a form to ``path?strategy=NAME``, POSTed unless ``method`` says."""
 
     path: str
     strategy: str
     fields: tuple[tuple[str, str], ...]
+    method: str = "POST"
 
     @property
     def path_and_query(self) -> str:

@@ -18,9 +18,12 @@ class Scenario:
     title: str
     # The published bug it reproduces.
     bug: str
-    # The endpoint: POSTed with ?strategy=NAME and ``fields`` as a form.
+    # The endpoint: sent ``method`` with ?strategy=NAME and a form, request i of a run the form
+    # ``forms[i % len(forms)]``: one form for most scenarios, two for a race between different
+    # requests (profile: two PATCHes of different fields).
     path: str
-    fields: dict[str, str]
+    forms: tuple[dict[str, str], ...]
+    method: str = "POST"
     strategies: tuple[str, ...]  # the naive one (the bug) first
     # Where race mode holds a request (racewindow.park_points): right after the read it decides on.
     park_point: str

@@ -9,7 +9,7 @@ GET_OR_CREATE = Scenario(
     title="get_or_create without a unique constraint",
     bug="https://github.com/readthedocs/readthedocs.org/issues/7727",
     path="/scenarios/get_or_create/sync/",
-    fields={"full_name": provisioning.LAB_REPOSITORY},
+    forms=({"full_name": provisioning.LAB_REPOSITORY},),
     strategies=tuple(Strategy),
     # The get() of either table: naive and serializable read the first, unique_constraint the second.
     park_point=f"{RemoteRepository._meta.db_table},{UniqueRemoteRepository._meta.db_table}",

@@ -9,7 +9,7 @@ PAYMENT = Scenario(
     title="payment form submitted twice, check then charge",
     bug="https://github.com/magento/magento2/issues/10767",
     path="/scenarios/payment/pay/",
-    fields={"invoice": provisioning.LAB_INVOICE, "key": provisioning.LAB_KEY},
+    forms=({"invoice": provisioning.LAB_INVOICE, "key": provisioning.LAB_KEY},),
     strategies=tuple(Strategy),
     park_point=Invoice._meta.db_table,
     # All K read the invoice unpaid, and all K charge it: K-1 duplicate payments.

@@ -1,10 +1,11 @@
 """The signup checker: one signup per address, compared lower-cased, proved from the signup rows.
 
 The unique index only compares the stored text, which the service lower-cases: a row written
-around it (the admin, a shell, a data migration) can still sign an address up twice in two cases
-on PostgreSQL and SQLite (on SQLite only in ASCII: its lower() folds nothing else). MariaDB's case-insensitive collation refuses those rows itself. The
-naive race cannot break this; it breaks the other half of the promise, a 4xx for the loser, and
-its 500s are counted from the answers, not from the rows (ScenarioRun.violations).
+around it (the admin, a shell, a data migration) can still sign an address up twice in two
+cases on PostgreSQL and SQLite (on SQLite only in ASCII: its lower() folds nothing else).
+MariaDB's case-insensitive collation refuses those rows itself. The naive race cannot break
+this; it breaks the other half of the promise, a 4xx for the loser, and its 500s are counted
+from the answers, not from the rows (ScenarioRun.violations).
 """
 
 from django.db.models import Count, Min

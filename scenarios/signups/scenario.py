@@ -9,7 +9,7 @@ SIGNUP = Scenario(
     title="unique signup, check then insert",
     bug="https://github.com/encode/django-rest-framework/issues/3876",
     path="/scenarios/signup/register/",
-    fields={"email": provisioning.LAB_EMAIL},
+    forms=({"email": provisioning.LAB_EMAIL},),
     strategies=tuple(Strategy),
     park_point=Signup._meta.db_table,
     # All K find the address free and all K insert: the unique index keeps one row and refuses

@@ -95,7 +95,7 @@ def test_a_scenario_run_keeps_every_request_in_its_history(scenario_lab, race_se
 
     assert f"History of 3 requests saved to {history}." in result.stdout
     saved = json.loads(history.read_text())
-    assert (saved["path"], saved["form"]) == (voucher.path, voucher.fields)
+    assert (saved["method"], saved["path"], saved["forms"]) == ("POST", voucher.path, list(voucher.forms))
     # One use of the single-use voucher at most, whatever the timing; every answer recorded.
     statuses = sorted(record["status"] for record in saved["history"])
     assert len(statuses) == 3 and statuses.count(200) >= 1 and set(statuses) <= {200, 409}, statuses

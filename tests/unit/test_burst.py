@@ -23,7 +23,7 @@ from loadgen.burst import (
 )
 from loadgen.login import SessionCookies
 from loadgen.outcomes import Outcome
-from loadgen.target import Target, withdrawal_post
+from loadgen.target import FormPost, Target, withdrawal_post
 
 COOKIES = SessionCookies(csrftoken="c" * 32, sessionid="s" * 32)
 SETTLE = 0.05
@@ -112,12 +112,35 @@ def _fire(target, *, requests, burst_size, users=("alice",), timeout=5.0):
     return run_bursts(
         target=target,
         sessions=sessions,
-        post=withdrawal_post(strategy="naive", amount=7),
+        posts=(withdrawal_post(strategy="naive", amount=7),),
         requests=requests,
         burst_size=burst_size,
         response_timeout=timeout,
         settle=SETTLE,
     )
+
+
+def test_a_run_of_two_forms_sends_them_in_turn_in_every_burst():
+    recorder = Recorder(answer=lambda n: _ok(n))
+    forms = (
+        FormPost(path="/edit/", strategy="naive", fields=(("city", "Lisbon"),), method="PATCH"),
+        FormPost(path="/edit/", strategy="naive", fields=(("name", "Ada"),), method="PATCH"),
+    )
+    with recording_server(recorder) as target:
+        run = run_bursts(
+            target=target,
+            sessions=[BurstSession(username="alice", cookies=COOKIES)],
+            posts=forms,
+            requests=5,
+            burst_size=3,
+            response_timeout=5.0,
+            settle=SETTLE,
+        )
+
+    assert [record.outcome for record in run.records] == [Outcome.OK] * 5
+    # Request i sent form i % 2, the second burst going on where the first left off.
+    assert sorted(seen.body for seen in recorder.seen) == [b"city=Lisbon&"] * 3 + [b"name=Ada&"] * 2
+    assert run.posts == forms
 
 
 def test_each_burst_is_released_only_once_every_request_is_primed():
@@ -228,6 +251,15 @@ def test_the_request_holds_back_a_harmless_last_byte():
     assert b"\r\nContent-Length: 10\r\n" in head
     # Cut short by its last byte, the body still asks for the same amount.
     assert body == b"amount=10&" and raw[-1:] == b"&"
+
+
+def test_a_form_of_another_method_goes_out_with_it():
+    patch = FormPost(
+        path="/scenarios/profile/edit/", strategy="naive", fields=(("city", "Lisbon"),), method="PATCH"
+    )
+    raw = form_request(target=Target("http", "127.0.0.1", 8001), cookies=COOKIES, post=patch)
+    assert raw.startswith(b"PATCH /scenarios/profile/edit/?strategy=naive HTTP/1.1\r\n")
+    assert raw.endswith(b"\r\n\r\ncity=Lisbon&")
 
 
 @pytest.mark.parametrize(

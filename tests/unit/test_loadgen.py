@@ -10,7 +10,7 @@ from django.contrib.auth.models import User
 
 from labserver.lab import free_port
 from loadgen import ab
-from loadgen.ab import AbReport, parse_ab_report, run_ab
+from loadgen.ab import AbReport, merged_reports, parse_ab_report, run_ab
 from loadgen.errors import LoadError
 from loadgen.login import SessionCookies, log_in, read_cookie_jar
 from loadgen.target import Target, is_loopback, parse_target
@@ -310,7 +310,8 @@ def test_run_ab_posts_the_amount_with_the_per_response_log(fake_ab, tmp_path):
         url=URL, cookies=COOKIES, requests=100, concurrency=4, form="amount=3", workdir=tmp_path
     )
 
-    form = str(tmp_path / "request.form")
+    (form_file,) = tmp_path.glob("request-*.form")
+    form = str(form_file)
     assert fake_ab == [
         [
             "/usr/bin/ab", "-n", "100", "-c", "4", "-s", "30", "-v", "2", "-r",
@@ -318,9 +319,43 @@ def test_run_ab_posts_the_amount_with_the_per_response_log(fake_ab, tmp_path):
             "-p", form, "-T", "application/x-www-form-urlencoded", "-l", URL,
         ]
     ]  # fmt: skip
-    assert (tmp_path / "request.form").read_text() == "amount=3"
+    assert form_file.read_text() == "amount=3"
     assert argv[11] == "sessionid=<sessionid>; csrftoken=token"
     assert report.complete == 100
+
+
+def test_run_ab_sends_another_method_as_a_put_renamed(fake_ab, tmp_path):
+    run_ab(
+        url=URL, cookies=COOKIES, requests=4, concurrency=2, form="city=Lisbon", workdir=tmp_path,
+        method="PATCH",
+    )  # fmt: skip
+
+    (form_file,) = tmp_path.glob("request-*.form")
+    # ab refuses -p with -m ("Cannot mix POST with other methods"); -u then -m renames its PUT.
+    sent = fake_ab[0][fake_ab[0].index("-u") :][:4]
+    assert sent == ["-u", str(form_file), "-m", "PATCH"]
+    assert "-p" not in fake_ab[0] and form_file.read_text() == "city=Lisbon"
+
+
+def test_reports_of_ab_processes_side_by_side_merge_into_one():
+    first = AbReport(
+        complete=60, failed=2, failed_connect=0, failed_receive=1, failed_length=0, failed_exceptions=1,
+        non_2xx=10, requests_per_second=100.0, mean_ms=10.0, percentiles_ms={50: 8, 99: 30},
+        non_2xx_statuses=Counter({"409": 9, "500": 1}), answered=59,
+    )  # fmt: skip
+    second = AbReport(
+        complete=40, failed=0, failed_connect=0, failed_receive=0, failed_length=0, failed_exceptions=0,
+        non_2xx=4, requests_per_second=50.0, mean_ms=20.0, percentiles_ms={50: 12, 99: 25},
+        non_2xx_statuses=Counter({"409": 4}), answered=40,
+    )  # fmt: skip
+
+    merged = merged_reports([first, second])
+
+    assert (merged.complete, merged.failed, merged.non_2xx, merged.answered) == (100, 2, 14, 99)
+    assert merged.requests_per_second == 150.0 and merged.mean_ms == 14.0
+    assert merged.percentiles_ms == {50: 12, 99: 30}
+    assert (merged.client_errors, merged.server_errors, merged.ok) == (13, 1, 85)
+    assert merged_reports([first]) is first
 
 
 def test_run_ab_without_a_form_or_the_log_sends_quiet_gets(fake_ab, tmp_path):

@@ -176,8 +176,9 @@ class Command(BaseCommand):
 
     def _single(self, plan: RunPlan, *, password: str, verbosity: int) -> None:
         run = run_load(plan=plan, strategy=plan.strategies[0], password=password)
-        if verbosity >= 2 and run.load.argv:
-            self.stdout.write("$ " + " ".join(run.load.argv))
+        if verbosity >= 2:
+            for argv in run.load.argvs:
+                self.stdout.write("$ " + " ".join(argv))
         self.stdout.write(tables.run_report(run))
         for client_run in run.client_runs:
             self.stdout.write(self.style.SUCCESS(tables.recorded_line(client_run)))
