@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "scenarios.signups",
     "scenarios.payments",
     "scenarios.profiles",
+    "scenarios.transfers",
 ]
 
 MIDDLEWARE = [

@@ -14,4 +14,5 @@ urlpatterns = [
     path("scenarios/signup/", include("scenarios.signups.urls")),
     path("scenarios/payment/", include("scenarios.payments.urls")),
     path("scenarios/profile/", include("scenarios.profiles.urls")),
+    path("scenarios/transfer/", include("scenarios.transfers.urls")),
 ]

@@ -52,10 +52,10 @@ class ScenarioSummary:
     server_errors: int
 
 
-def scenario_posts(scenario: Scenario, *, strategy: str) -> tuple[FormPost, ...]:
+def scenario_posts(scenario: Scenario, *, strategy: str, concurrency: int) -> tuple[FormPost, ...]:
     return tuple(
         FormPost(path=scenario.path, strategy=strategy, fields=tuple(form.items()), method=scenario.method)
-        for form in scenario.forms
+        for form in scenario.forms_for(concurrency=concurrency)
     )
 
 
@@ -81,7 +81,7 @@ def run_scenario(
                     scenario.reset()
                     before = barrier.stats() if barrier is not None else None
                     load = driver.fire(
-                        posts=scenario_posts(scenario, strategy=strategy),
+                        posts=scenario_posts(scenario, strategy=strategy, concurrency=level),
                         requests=level if plan.trials is not None else plan.run_requests,
                         concurrency=level,
                     )

@@ -7,8 +7,10 @@ from scenarios.get_or_create.scenario import GET_OR_CREATE
 from scenarios.payments.scenario import PAYMENT
 from scenarios.profiles.scenario import PROFILE
 from scenarios.signups.scenario import SIGNUP
+from scenarios.transfers.scenario import TRANSFER
 from scenarios.vouchers.scenario import VOUCHER
 
 SCENARIOS: dict[str, Scenario] = {
-    scenario.name: scenario for scenario in (VOUCHER, CAPACITY, GET_OR_CREATE, SIGNUP, PAYMENT, PROFILE)
+    scenario.name: scenario
+    for scenario in (VOUCHER, CAPACITY, GET_OR_CREATE, SIGNUP, PAYMENT, PROFILE, TRANSFER)
 }

@@ -24,6 +24,12 @@ class Scenario:
     path: str
     forms: tuple[dict[str, str], ...]
     method: str = "POST"
+    # Where the forms depend on how many requests race (transfer: a ring of as many wallets as
+    # requests, each paying the next), the forms for that concurrency; None: ``forms`` always.
+    forms_at: Callable[[int], tuple[dict[str, str], ...]] | None = None
+    # The databases on which the naive strategy's race breaks the invariant at all (transfer:
+    # SQLite's transactions take the write lock at BEGIN, so they cannot deadlock).
+    reproduces_on: tuple[str, ...] = ("sqlite", "postgresql", "mysql")
     strategies: tuple[str, ...]  # the naive one (the bug) first
     # Where race mode holds a request (racewindow.park_points): right after the read it decides on.
     park_point: str
@@ -44,6 +50,9 @@ class Scenario:
     is_seeded: Callable[[], bool]
     reset: Callable[[], str]
     audit: Callable[[], ScenarioAudit]
+
+    def forms_for(self, *, concurrency: int) -> tuple[dict[str, str], ...]:
+        return self.forms if self.forms_at is None else self.forms_at(concurrency)
 
     def seed_command(self, *, size: int) -> tuple[str, ...]:
         """The ``manage.py`` arguments that seed it, at ``size`` where it has a size."""

@@ -5,6 +5,7 @@ Each scenario's own figures (which use, which place) are pinned by its unit test
 import json
 
 import pytest
+from django.db import connection
 
 from labserver.lab import lab
 from scenarios.catalogue import SCENARIOS
@@ -47,6 +48,8 @@ def run(lab_env, server, scenario, *args: str) -> dict:
 
 @pytest.mark.parametrize("scenario", SCENARIO_PARAMS)
 def test_naive_breaks_the_invariant_exactly_as_predicted_in_every_trial(scenario_lab, race_server, scenario):
+    if connection.vendor not in scenario.reproduces_on:
+        pytest.skip(f"{scenario.name}: the naive race cannot break the invariant on {connection.vendor}")
     scenario_lab.manage(*scenario.seed_command(size=1))
     report = run(
         scenario_lab, race_server, scenario, "--driver", "burst", "--trials", "20", "-c", "2,5",
@@ -75,7 +78,8 @@ def test_safe_strategies_keep_the_invariant_under_the_held_race(scenario_lab, ra
     assert {trial["strategy"] for trial in report["runs"]} == set(scenario.strategies)
     for trial in report["runs"]:
         if trial["strategy"] == scenario.strategies[0]:
-            assert trial["violations"] > 0, trial
+            if connection.vendor in scenario.reproduces_on:
+                assert trial["violations"] > 0, trial
             continue
         # Refused losers got a 4xx with a reason; nothing broke, nothing was left hanging.
         assert trial["ok"] >= 1 and trial["indeterminate"] == 0, trial
