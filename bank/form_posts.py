@@ -11,7 +11,10 @@ from django.views import View
 NOT_LOGGED_IN = "Log in first: POST your username and password to /auth/login/.\n"
 CHUNKED_BODY = "Send the form with a Content-Length header: a chunked body is not read.\n"
 NOT_A_FORM = "Send the fields as a form: Content-Type: application/x-www-form-urlencoded.\n"
-FORM_CONTENT_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+NOT_UTF8 = "Send the form encoded as UTF-8 (charset=utf-8, or no charset).\n"
+URLENCODED = "application/x-www-form-urlencoded"
+# Django parses multipart bodies for POST only; any other method's body is read as urlencoded.
+POST_CONTENT_TYPES = (URLENCODED, "multipart/form-data")
 
 
 class HttpResponseConflict(HttpResponse):
@@ -27,17 +30,22 @@ class HttpResponseUnsupportedMediaType(HttpResponse):
 
 
 def refuse_unreadable_post(request) -> HttpResponse | None:
-    """The answer to a POST that must not reach the form parser, or None when it may."""
+    """The answer to a form (POSTed, or PATCHed) that must not reach the form parser, or None
+    when it may."""
     if not request.user.is_authenticated:
         return HttpResponseForbidden(NOT_LOGGED_IN, content_type="text/plain")
-    # Django reads neither a chunked body nor one that is not a form: either would leave
-    # request.POST empty, and the endpoint would act on its defaults instead of what was sent.
+    # Neither a chunked body nor one that is not a form is read: either would leave the form
+    # empty, and the endpoint would act on its defaults instead of what was sent.
     if "chunked" in request.headers.get("Transfer-Encoding", "").lower():
         return HttpResponseLengthRequired(CHUNKED_BODY, content_type="text/plain")
-    # Django parses multipart bodies for POST only.
-    readable = FORM_CONTENT_TYPES if request.method == "POST" else FORM_CONTENT_TYPES[:1]
+    readable = POST_CONTENT_TYPES if request.method == "POST" else (URLENCODED,)
     if request.body and request.content_type not in readable:
         return HttpResponseUnsupportedMediaType(NOT_A_FORM, content_type="text/plain")
+    # Django refuses a POST in another charset itself; a PATCH's body is read here as UTF-8, and
+    # a charset Python knows but that encodes no text (rot13, base64) would fail any parser.
+    charset = (request.encoding or "utf-8").lower().replace("_", "-")
+    if request.method != "POST" and charset not in ("utf-8", "utf8"):
+        return HttpResponseBadRequest(NOT_UTF8, content_type="text/plain")
     return None
 
 
@@ -103,11 +111,9 @@ class FormPostView(View):
         refusal = refuse_unreadable_post(request)
         if refusal is not None:
             return refusal
-        # Django parses a form body for POST only; any other method's is read here, as a form
-        # (refuse_unreadable_post has refused every other kind of body).
-        body = (
-            request.POST if request.method == "POST" else QueryDict(request.body, encoding=request.encoding)
-        )
+        # Django parses a form body for POST only; any other method's is read here, as a UTF-8
+        # form (refuse_unreadable_post has refused every other kind of body).
+        body = request.POST if request.method == "POST" else QueryDict(request.body, encoding="utf-8")
         try:
             parsed = self.parse(query=request.GET, body=body)
         except BadForm as error:

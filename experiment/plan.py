@@ -146,8 +146,26 @@ class RunPlan:
                 raise PlanError(
                     f"{strategy!r} is not a strategy of {subject}: use one of {', '.join(known)}, or all."
                 )
-        if self.scenario is not None and self.plot is not None:
+        if self.scenario is not None:
+            self._check_scenario(self.scenario)
+
+    def _check_scenario(self, scenario: Scenario) -> None:
+        if self.plot is not None:
             raise PlanError("--plot draws the withdrawal's lost updates; drop it with --scenario.")
+        for level in self.levels:
+            most = scenario.race_parties_max
+            if self.race_window and most is not None and level > most:
+                raise PlanError(
+                    f"Race mode holds at most {most} requests of the {scenario.name} scenario together "
+                    f"(docs/scenarios.md says why), not -c {level}."
+                )
+            forms = len(scenario.forms_for(concurrency=level))
+            requests = level if self.trials is not None else self.run_requests
+            if DriverName.AB in self.drivers and forms > min(level, requests):
+                raise PlanError(
+                    f"The {scenario.name} scenario sends {forms} different forms at -c {level}, and ab one "
+                    f"form per process: give -n and -c of at least {forms}, or use --driver burst."
+                )
 
     def _check_trials(self) -> None:
         if not 1 <= self.trials <= MAX_TRIALS:

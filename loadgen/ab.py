@@ -1,8 +1,9 @@
 """Fire the load with Apache Bench and read its report."""
 
 import functools
-import hashlib
+import os
 import re
+import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,9 +96,11 @@ def run_ab(
     log = ["-v", "2"] if log_responses else []
     post = []
     if form is not None:
-        # One file per form: ab processes run side by side in one workdir (AbDriver).
-        body = workdir / f"request-{hashlib.sha1(form.encode()).hexdigest()[:12]}.form"
-        body.write_text(form)
+        # A file of its own: ab processes run side by side in one workdir (AbDriver).
+        handle, name = tempfile.mkstemp(dir=workdir, prefix="request-", suffix=".form")
+        with os.fdopen(handle, "w") as file:
+            file.write(form)
+        body = Path(name)
         # ab sends a body with -p (POST) or -u (PUT); -m after -u renames PUT to the method.
         send = ["-p", str(body)] if method == "POST" else ["-u", str(body), "-m", method]
         post = [

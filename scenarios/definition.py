@@ -22,14 +22,18 @@ class Scenario:
     # ``forms[i % len(forms)]``: one form for most scenarios, two for a race between different
     # requests (profile: two PATCHes of different fields).
     path: str
-    forms: tuple[dict[str, str], ...]
+    forms: tuple[dict[str, str], ...] = ()
     method: str = "POST"
     # Where the forms depend on how many requests race (transfer: a ring of as many wallets as
-    # requests, each paying the next), the forms for that concurrency; None: ``forms`` always.
+    # requests, up to its five, each paying the next), the forms for that concurrency; None:
+    # ``forms`` always.
     forms_at: Callable[[int], tuple[dict[str, str], ...]] | None = None
     # The databases on which the naive strategy's race breaks the invariant at all (transfer:
     # SQLite's transactions take the write lock at BEGIN, so they cannot deadlock).
     reproduces_on: tuple[str, ...] = ("sqlite", "postgresql", "mysql")
+    # The most requests race mode can hold together and still predict (transfer: one wallet of
+    # its ring each); None: no limit.
+    race_parties_max: int | None = None
     strategies: tuple[str, ...]  # the naive one (the bug) first
     # Where race mode holds a request (racewindow.park_points): right after the read it decides on.
     park_point: str

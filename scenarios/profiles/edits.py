@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import F
 
 from scenarios.profiles.models import Profile, ProfileEdit, ProfileField
@@ -99,9 +99,15 @@ def _update_fields(change: _Change) -> AcceptedEdit:
     # to another column stays. The read stays outside the transaction: it decides nothing.
     profile = change.profile()
     setattr(profile, change.field, change.value)
-    with transaction.atomic():
-        profile.save(update_fields=[change.field])
-        return change.record(profile_id=profile.pk)
+    try:
+        with transaction.atomic():
+            profile.save(update_fields=[change.field])
+            return change.record(profile_id=profile.pk)
+    except DatabaseError:
+        # save(update_fields=...) raises when it updates no row: deleted since it was read.
+        if Profile.objects.filter(pk=profile.pk).exists():
+            raise
+        raise change.not_found() from None
 
 
 def _update(change: _Change) -> AcceptedEdit:

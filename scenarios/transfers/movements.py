@@ -102,8 +102,10 @@ class _Order:
             transfer_id=row.pk, source=self.source, destination=self.destination, amount=self.amount
         )
 
-    def short(self) -> TransferRefused:
-        balance = Wallet.objects.filter(pk=self.source_id).values_list("balance", flat=True).get()
+    def short(self) -> TransferRefused | WalletNotFound:
+        balance = Wallet.objects.filter(pk=self.source_id).values_list("balance", flat=True).first()
+        if balance is None:  # deleted since it was looked up
+            return WalletNotFound(f"There is no wallet {self.source!r}.")
         return TransferRefused(
             f"Wallet {self.source} holds {balance}, less than the {self.amount} to send; nothing was moved."
         )

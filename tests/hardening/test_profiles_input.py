@@ -4,7 +4,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from bank.form_posts import CHUNKED_BODY, NOT_A_FORM, NOT_LOGGED_IN
+from bank.form_posts import CHUNKED_BODY, NOT_A_FORM, NOT_LOGGED_IN, NOT_UTF8
 from loadgen.login import SessionCookies
 from scenarios.profiles.forms import FIELDS_ERROR, PROFILE_ERROR, STRATEGY_ERROR, value_error
 from scenarios.profiles.models import MAX_TEXT_LENGTH, ProfileField
@@ -102,6 +102,22 @@ def test_a_body_that_is_not_a_urlencoded_form_is_refused(module_server, session,
     headers = {} if content_type is None else {"Content-Type": content_type}
     reply = patch(module_server, session, body=urlencode(CITY), headers=headers)
     assert (reply.status, reply.text) == (415, NOT_A_FORM)
+
+
+@pytest.mark.parametrize("charset", ["rot13", "base64", "latin-1", "utf-16"])
+def test_a_form_in_another_charset_than_utf8_is_refused(module_server, session, charset, unchanged):
+    headers = {"Content-Type": f"application/x-www-form-urlencoded; charset={charset}"}
+    reply = patch(module_server, session, body=urlencode(CITY), headers=headers)
+    assert (reply.status, reply.text) == (400, NOT_UTF8)
+
+
+def test_a_form_in_utf8_said_or_not_is_read(module_server, module_lab, session):
+    for content_type in (
+        "application/x-www-form-urlencoded; charset=UTF-8",
+        "application/x-www-form-urlencoded",
+    ):
+        reply = patch(module_server, session, body=urlencode(CITY), headers={"Content-Type": content_type})
+        assert reply.status == 200, reply.text
 
 
 def test_a_chunked_body_is_refused(module_server, session, unchanged):

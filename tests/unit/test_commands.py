@@ -429,6 +429,14 @@ def _anomaly_table(output: str) -> dict[str, list[str]]:
             "--plot draws the withdrawal's lost updates; drop it with --scenario.",
         ),
         (("--scenario", "voucher", "--history", "h.json"), "--history records the burst driver's requests"),
+        (
+            ("--scenario", "profile", "--driver", "ab", "-n", "10", "-c", "1"),
+            "The profile scenario sends 2 different forms at -c 1, and ab one form per process",
+        ),
+        (
+            ("--scenario", "transfer", "--driver", "burst", "--trials", "2", "-c", "6", "--race-window"),
+            r"Race mode holds at most 5 requests of the transfer scenario together \(docs/scenarios.md",
+        ),
         (("--scenario", "lottery"), "invalid choice: 'lottery'"),
         (("--scenario", "voucher"), "has no data to race for: run `manage.py seed_scenario voucher` first"),
         (("-n", "many"), "invalid int value: 'many'"),

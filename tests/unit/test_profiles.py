@@ -17,6 +17,7 @@ from django.utils import timezone
 from bank.form_posts import NOT_A_FORM
 from racewindow.barrier import armed
 from racewindow.statements import holding
+from scenarios.profiles import edits
 from scenarios.profiles.audit import CLOBBERED, audit_profiles
 from scenarios.profiles.edits import (
     SAFE_STRATEGIES,
@@ -463,3 +464,17 @@ def test_audit_transactions_proves_the_profile_invariant(profile, capsys):
 def test_audit_transactions_refuses_bank_options_with_a_scenario(profile, option, database_unchanged):
     with database_unchanged(), pytest.raises(CommandError, match="drop them with --scenario"):
         call_command("audit_transactions", "--scenario", "profile", *option)
+
+
+@pytest.mark.django_db
+def test_update_fields_on_a_profile_deleted_since_it_was_read_is_not_found(monkeypatch, database_unchanged):
+    seed_profile()
+    stale = Profile.objects.get(handle=LAB_PROFILE)
+    Profile.objects.filter(pk=stale.pk).delete()
+    # The read returns the row as it was; the save then finds none to update.
+    monkeypatch.setattr(edits._Change, "profile", lambda change: stale)
+    with database_unchanged(), pytest.raises(ProfileNotFound, match=f"There is no profile '{LAB_PROFILE}'"):
+        edit_profile(
+            handle=LAB_PROFILE, field=ProfileField.CITY, value="Lisbon", strategy=Strategy.UPDATE_FIELDS,
+            request_started_at=STARTED_AT,
+        )  # fmt: skip

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from racewindow.barrier import armed
 from racewindow.statements import holding
+from scenarios.transfers import movements
 from scenarios.transfers.audit import UNEXPLAINED, audit_wallets
 from scenarios.transfers.forms import (
     AMOUNT_ERROR,
@@ -516,3 +517,15 @@ def test_audit_transactions_proves_the_transfer_invariant(wallets, capsys):
 def test_audit_transactions_refuses_bank_options_with_a_scenario(wallets, option, database_unchanged):
     with database_unchanged(), pytest.raises(CommandError, match="drop them with --scenario"):
         call_command("audit_transactions", "--scenario", "transfer", *option)
+
+
+@pytest.mark.django_db
+def test_a_source_deleted_since_it_was_looked_up_is_not_found(database_unchanged):
+    seed_wallets()
+    destination = Wallet.objects.get(name=LAB_WALLETS[1])
+    gone = movements._Order(
+        source="gone", destination=destination.name, source_id=destination.pk + 1000,
+        destination_id=destination.pk, amount=1, strategy=Strategy.NAIVE, request_started_at=STARTED_AT,
+    )  # fmt: skip
+    with database_unchanged(), pytest.raises(WalletNotFound, match="There is no wallet 'gone'"):
+        gone.move()
