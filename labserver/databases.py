@@ -71,3 +71,25 @@ _DROP_STATEMENTS = {
     "django.db.backends.postgresql": "DROP DATABASE IF EXISTS {name} WITH (FORCE)",
     "django.db.backends.mysql": "DROP DATABASE IF EXISTS {name}",
 }
+
+
+def server_port(url: str) -> int | None:
+    """The TCP port of the server ``url`` names; None for SQLite, a file every host shares."""
+    settings = dj_database_url.parse(url)
+    if settings["ENGINE"] not in _DEFAULT_PORTS:
+        return None
+    return int(settings["PORT"] or _DEFAULT_PORTS[settings["ENGINE"]])
+
+
+def reached_at(url: str, *, address: str, port: int) -> str:
+    """``url`` with its server at ``address:port`` instead (a forward to it), the rest unchanged."""
+    parts = urlsplit(url)
+    credentials = parts.netloc.rpartition("@")[0]
+    netloc = f"{credentials}@{address}:{port}" if credentials else f"{address}:{port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+_DEFAULT_PORTS = {
+    "django.db.backends.postgresql": 5432,
+    "django.db.backends.mysql": 3306,
+}

@@ -14,9 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from labserver.databases import fresh_database
+from labserver.hosts import Host
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 LOOPBACK = "127.0.0.1"
+# A simulated host has its own address and nothing else listening there: one fixed port will do.
+APP_HOST_PORT = 8000
 READY_TIMEOUT_SECONDS = 30
 STOP_TIMEOUT_SECONDS = 15
 
@@ -65,30 +68,39 @@ class Lab:
         env: dict[str, str] | None = None,
         app: str | None = None,
         ready_path: str = "/auth/login/",
+        host: Host | None = None,
     ) -> Iterator[Server]:
         """Start Gunicorn from the project's config on a free loopback port; always stop it.
 
         ``app`` serves another WSGI application than the config's (Django) with the same Gunicorn
-        settings; the server is ready when ``ready_path`` answers below 500.
+        settings; the server is ready when ``ready_path`` answers below 500. ``host`` runs it in
+        that simulated host's namespace, on its address (labserver/hosts.py).
         """
-        port = free_port()
-        log_path = self.workdir / f"gunicorn-{port}.log"
+        address = LOOPBACK if host is None else host.address
+        port = free_port() if host is None else APP_HOST_PORT
+        log_path = self.workdir / f"gunicorn-{address}-{port}.log"
+        argv = [
+            sys.executable, "-m", "gunicorn",
+            "--config", str(PROJECT_DIR / "gunicorn.conf.py"),
+            "--bind", f"{address}:{port}",
+            "--workers", str(workers),
+            *([app] if app else []),
+        ]  # fmt: skip
+        server_env = {**self.env, **(env or {})}
+        if host is not None:
+            # Clients name the server by its address; Django answers 400 to a Host it does not know.
+            allowed = server_env.get("DJANGO_ALLOWED_HOSTS", "")
+            server_env["DJANGO_ALLOWED_HOSTS"] = ",".join(filter(None, (allowed, host.address)))
         with open(log_path, "w") as log:
             process = subprocess.Popen(
-                [
-                    sys.executable, "-m", "gunicorn",
-                    "--config", str(PROJECT_DIR / "gunicorn.conf.py"),
-                    "--bind", f"{LOOPBACK}:{port}",
-                    "--workers", str(workers),
-                    *([app] if app else []),
-                ],
+                argv if host is None else host.argv(argv),
                 cwd=PROJECT_DIR,
-                env={**self.env, **(env or {})},
+                env=server_env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )  # fmt: skip
-        server = Server(url=f"http://{LOOPBACK}:{port}", process=process, log_path=log_path)
+        server = Server(url=f"http://{address}:{port}", process=process, log_path=log_path)
         try:
             _wait_until_ready(server, path=ready_path)
             yield server
