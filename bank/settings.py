@@ -28,6 +28,10 @@ RACE_WINDOW = os.environ.get("RACE_WINDOW", "off")
 RACE_WINDOW_TIMEOUT = os.environ.get("RACE_WINDOW_TIMEOUT", "0.5")
 RACE_WINDOW_AT = os.environ.get("RACE_WINDOW_AT", "accounts_account")
 ALLOW_RACE_WINDOW_WITHOUT_DEBUG = os.environ.get("ALLOW_RACE_WINDOW_WITHOUT_DEBUG", "") == "1"
+# Where the barrier lives: empty or "file" for files on this host (servers of one machine), or a
+# Redis URL (redis://host:port/db, rediss://...) that servers on several hosts and the process
+# that arms the window (splatter --race-window) all share.
+RACE_WINDOW_BACKEND = os.environ.get("RACE_WINDOW_BACKEND", "")
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or load_or_create_secret_key(
     path=Path(os.environ.get("DJANGO_SECRET_KEY_FILE", BASE_DIR / ".secret_key"))

@@ -49,6 +49,21 @@ def require(condition: bool, reason: str) -> None:
     pytest.skip(reason)
 
 
+# The Redis this machine kind runs (and .ci/run starts where it is missing).
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def require_redis() -> None:
+    """For the Redis race window's tests: skipped without Redis, failed without it under CI."""
+    from racewindow import redis_backend
+    from racewindow.window import RaceWindowError
+
+    try:
+        redis_backend.ping(REDIS_URL)
+    except RaceWindowError as error:
+        require(False, f"{error} (apt-get install redis-server)")
+
+
 def require_ab() -> None:
     """ab fires the load and curl logs in for it, as in the blog: both must be installed."""
     for tool, package in (("ab", "apache2-utils"), ("curl", "curl")):

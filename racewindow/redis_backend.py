@@ -1,0 +1,333 @@
+"""The race window's barrier in Redis: for app servers on several hosts.
+
+The same barrier as racewindow/file_backend.py, kept where every host reaches it:
+
+- per resource, a hash (window number, arrivals, time of the last arrival) that one Lua script
+  updates atomically as each request arrives, stamped with Redis's own clock (``TIME``), so hosts
+  whose clocks disagree still agree on the timeout;
+- the request that fills the window, or the first waiter to find the timeout passed, closes it
+  and pushes one token per other arrival into the window's gate, a list the others block on (``BLPOP``,
+  no CPU while they wait). Every wait is bounded by the time left before the timeout and then
+  checks the window again, so a waiter never waits forever, whoever died;
+- the armed document (parties, timeout, park points, who armed it) is a key with a lease: the
+  arming process renews it from a thread while armed and deletes it on exit, so a crashed one's
+  window expires within LEASE_SECONDS;
+- per database, one hash of counters (held, windows, timeouts).
+
+Every key starts with ``racewindow:`` and a namespace derived from the database's ENGINE and
+NAME, not its address: hosts reach the same database by different addresses (a Unix socket on
+one, an IP on another), and two labs on one Redis must never share a barrier.
+"""
+
+import hashlib
+import json
+import math
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import redis
+
+from racewindow.window import BarrierStats, Passage, RaceWindow, RaceWindowError
+
+SCHEMES = ("redis", "rediss")
+KEY_PREFIX = "racewindow:"
+LEASE_SECONDS = 3.0
+RENEW_SECONDS = 1.0
+# How long a resource's state, the counters and a window's leftover tokens outlive their last use.
+STATE_TTL_MS = 3600 * 1000
+GATE_TTL_MS = 60 * 1000
+# A wait for the gate lasts until the timeout would close the window, and this much more, so the
+# check that follows finds it due rather than a millisecond early.
+WAIT_SLACK_SECONDS = 0.005
+CONNECT_TIMEOUT_SECONDS = 2.0
+# Above the longest BLPOP (the longest window timeout), so only a Redis that went away trips it.
+SOCKET_TIMEOUT_SECONDS = 20.0
+SCAN_BATCH = 500
+
+_LUA_PRELUDE = """
+local function now_ms()
+    local time = redis.call('TIME')
+    return tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+end
+
+-- Close window `window` of the resource KEYS[1]: one token in its gate for each of the `waiting`,
+-- and counted in KEYS[2].
+local function close(window, waiting, timed_out, gate_ttl_ms, state_ttl_ms)
+    if waiting > 0 then
+        local gate = KEYS[1] .. ':gate:' .. window
+        for _ = 1, waiting do
+            redis.call('RPUSH', gate, 1)
+        end
+        redis.call('PEXPIRE', gate, gate_ttl_ms)
+    end
+    redis.call('HINCRBY', KEYS[2], 'windows', 1)
+    redis.call('HINCRBY', KEYS[2], 'timeouts', timed_out)
+    redis.call('PEXPIRE', KEYS[2], state_ttl_ms)
+end
+"""
+
+# ARGV: parties, timeout (ms), gate TTL, state TTL. Returns {window, position}.
+_ARRIVE = (
+    _LUA_PRELUDE
+    + """
+local parties, timeout = tonumber(ARGV[1]), tonumber(ARGV[2])
+local now = now_ms()
+local state = redis.call('HMGET', KEYS[1], 'window', 'arrived', 'last')
+local window, arrived, last = tonumber(state[1]) or 0, tonumber(state[2]) or 0, tonumber(state[3]) or 0
+if arrived > 0 and not (now >= last and now - last <= timeout) then
+    -- Whoever arrived last gave up long ago: close that window for any still waiting, start afresh.
+    close(window, arrived, 1, ARGV[3], ARGV[4])
+    window, arrived = window + 1, 0
+end
+local mine = window
+arrived = arrived + 1
+local position = arrived
+redis.call('HINCRBY', KEYS[2], 'held', 1)
+if position >= parties then
+    close(window, arrived - 1, 0, ARGV[3], ARGV[4])
+    window, arrived = window + 1, 0
+end
+redis.call('HSET', KEYS[1], 'window', window, 'arrived', arrived, 'last', now)
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return {mine, position}
+"""
+)
+
+# ARGV: window, timeout (ms), gate TTL, state TTL. Returns the ms left before the timeout closes
+# the window, or 0 once it is closed (by the last party, by another waiter, or by this call).
+_CHECK = (
+    _LUA_PRELUDE
+    + """
+local mine, timeout = tonumber(ARGV[1]), tonumber(ARGV[2])
+local state = redis.call('HMGET', KEYS[1], 'window', 'arrived', 'last')
+if tonumber(state[1]) ~= mine then
+    return 0
+end
+local now, last = now_ms(), tonumber(state[3])
+local left = last + timeout - now
+if now >= last and left > 0 then
+    return left
+end
+close(mine, tonumber(state[2]) - 1, 1, ARGV[3], ARGV[4])
+redis.call('HSET', KEYS[1], 'window', mine + 1, 'arrived', 0)
+return 0
+"""
+)
+
+# ARGV: the armed document, the lease (ms). Only the process that armed renews or releases.
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+def is_redis_url(value: str) -> bool:
+    """redis:// or rediss://, and a database number if any (redis-py would quietly ignore one
+    that is not a number, and use database 0)."""
+    parts = urlsplit(value)
+    return parts.scheme in SCHEMES and (parts.path.strip("/") == "" or parts.path.strip("/").isdigit())
+
+
+def namespace(database: dict) -> str:
+    """The key prefix of one lab database: its ENGINE and NAME, whatever address reaches it."""
+    identity = "|".join(str(database.get(key) or "") for key in ("ENGINE", "NAME")).encode()
+    return f"{KEY_PREFIX}{hashlib.sha256(identity).hexdigest()[:16]}:"
+
+
+def describe(url: str) -> str:
+    """The URL without its password, for messages."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
+
+
+def ping(url: str) -> None:
+    """RaceWindowError unless the Redis at ``url`` answers."""
+    try:
+        _server_at(url).client.ping()
+    except (redis.RedisError, ValueError) as error:
+        raise RaceWindowError(_unreachable(url, error)) from error
+
+
+@dataclass(frozen=True)
+class RedisBackend:
+    """The barriers of the database whose keys start with ``prefix``, in the Redis at ``url``."""
+
+    url: str
+    prefix: str
+
+    @contextmanager
+    def arm(self, *, window: RaceWindow) -> Iterator[None]:
+        document = json.dumps(
+            {
+                "parties": window.parties,
+                "timeout": window.timeout,
+                "at": window.at,
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                # Tells this arming from a later one of the same process, should the lease lapse.
+                "token": uuid.uuid4().hex,
+            }
+        )
+        with self._answering():
+            if not self._server.client.set(self._armed_key, document, nx=True, px=_ms(LEASE_SECONDS)):
+                raise RaceWindowError(self._held_by())
+            try:
+                self._clear()
+            except redis.RedisError:
+                with suppress(redis.RedisError):
+                    self._server.release(keys=[self._armed_key], args=[document])
+                raise
+        stop = threading.Event()
+        renewer = threading.Thread(
+            target=self._renew,
+            kwargs={"document": document, "stop": stop},
+            name="race-window-lease",
+            daemon=True,
+        )
+        renewer.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            renewer.join()
+            # Unreachable now, the lease runs out by itself.
+            with suppress(redis.RedisError):
+                self._server.release(keys=[self._armed_key], args=[document])
+
+    def armed_window(self) -> RaceWindow | None:
+        with self._answering():
+            raw = self._server.client.get(self._armed_key)
+        try:
+            document = json.loads(raw)
+            at = document.get("at")
+            return RaceWindow(
+                parties=int(document["parties"]),
+                timeout=float(document["timeout"]),
+                at=None if at is None else str(at),
+            )
+        except (AttributeError, KeyError, TypeError, ValueError):
+            return None
+
+    def stats(self) -> BarrierStats:
+        with self._answering():
+            counters = self._server.client.hgetall(self._stats_key)
+        held, windows, timeouts = (int(counters.get(name, 0)) for name in (b"held", b"windows", b"timeouts"))
+        return BarrierStats(held=held, windows=windows, timeouts=timeouts)
+
+    def hold(self, *, window: RaceWindow, resource: str) -> Passage:
+        started = time.monotonic()
+        state_key = f"{self.prefix}resource:{hashlib.sha256(resource.encode()).hexdigest()[:16]}"
+        keys = [state_key, self._stats_key]
+        timeout_ms = _ms(window.timeout)
+        with self._answering():
+            mine, position = self._server.arrive(
+                keys=keys, args=[window.parties, timeout_ms, GATE_TTL_MS, STATE_TTL_MS]
+            )
+            if position >= window.parties:
+                return Passage(window=mine, position=position, waited=0.0)
+            gate, left_ms = f"{state_key}:gate:{mine}", timeout_ms
+            while left_ms > 0:
+                if self._server.client.blpop([gate], timeout=left_ms / 1000 + WAIT_SLACK_SECONDS):
+                    break
+                left_ms = self._server.check(keys=keys, args=[mine, timeout_ms, GATE_TTL_MS, STATE_TTL_MS])
+        return Passage(window=mine, position=position, waited=time.monotonic() - started)
+
+    @property
+    def _server(self) -> "_Server":
+        return _server_at(self.url)
+
+    @property
+    def _armed_key(self) -> str:
+        return f"{self.prefix}armed"
+
+    @property
+    def _stats_key(self) -> str:
+        return f"{self.prefix}stats"
+
+    @contextmanager
+    def _answering(self) -> Iterator[None]:
+        try:
+            yield
+        except redis.RedisError as error:
+            raise RaceWindowError(_unreachable(self.url, error)) from error
+
+    def _held_by(self) -> str:
+        try:
+            holder = json.loads(self._server.client.get(self._armed_key))
+            who = f"Process {holder['pid']} on {holder['host']}"
+        except (KeyError, TypeError, ValueError):
+            who = "Another process"
+        return (
+            f"{who} has armed the race window for this database already: wait for it to finish, or "
+            f"stop it (a process that died frees it within {LEASE_SECONDS:g} s)."
+        )
+
+    def _clear(self) -> None:
+        """What earlier windows of this database left: their resources, gates and counters."""
+        client = self._server.client
+        batch = []
+        for key in client.scan_iter(match=f"{self.prefix}resource:*", count=SCAN_BATCH):
+            batch.append(key)
+            if len(batch) == SCAN_BATCH:
+                client.unlink(*batch)
+                batch.clear()
+        client.unlink(self._stats_key, *batch)
+
+    def _renew(self, *, document: str, stop: threading.Event) -> None:
+        while not stop.wait(RENEW_SECONDS):
+            try:
+                if not self._server.renew(keys=[self._armed_key], args=[document, _ms(LEASE_SECONDS)]):
+                    return  # the lease lapsed (the process stalled longer than it): it is lost
+            except redis.RedisError:
+                continue  # Redis away for a moment: try again before the lease runs out
+
+
+class _Server:
+    """One client (its connection pool is thread-safe and survives a fork) and the scripts."""
+
+    def __init__(self, url: str) -> None:
+        self.client = redis.Redis.from_url(
+            url, socket_connect_timeout=CONNECT_TIMEOUT_SECONDS, socket_timeout=SOCKET_TIMEOUT_SECONDS
+        )
+        self.arrive = self.client.register_script(_ARRIVE)
+        self.check = self.client.register_script(_CHECK)
+        self.renew = self.client.register_script(_RENEW)
+        self.release = self.client.register_script(_RELEASE)
+
+
+_servers: dict[str, _Server] = {}
+_servers_lock = threading.Lock()
+
+
+def _server_at(url: str) -> _Server:
+    with _servers_lock:
+        if url not in _servers:
+            _servers[url] = _Server(url)
+        return _servers[url]
+
+
+def _ms(seconds: float) -> int:
+    return math.ceil(seconds * 1000)
+
+
+def _unreachable(url: str, error: Exception) -> str:
+    return (
+        f"The race window's Redis at {describe(url)} (RACE_WINDOW_BACKEND) does not answer, or "
+        f"refuses us ({error}): start it, check its password, or point RACE_WINDOW_BACKEND at one "
+        "that runs."
+    )
