@@ -1,9 +1,11 @@
 """The load drivers behind one interface: log the users in once, then fire as many runs as needed.
 
 ``ab`` is the blog's way (curl logs in, each run is one ``ab`` process); ``burst`` is the
-built-in last-byte-synchronised driver from ``loadgen.burst``. Either answers a ``LoadResult``.
+built-in last-byte-synchronised driver from ``loadgen.burst``; ``locust`` runs on Locust's master
+and workers, its bursts synchronised across them (``loadgen.locust``). Each answers a ``LoadResult``.
 """
 
+import json
 import shutil
 import tempfile
 from collections import Counter
@@ -15,8 +17,10 @@ from pathlib import Path
 
 from experiment.plan import DriverName, RunPlan
 from loadgen.ab import AbReport, merged_reports, run_ab
-from loadgen.burst import BurstRun, BurstSession, run_bursts
+from loadgen.burst import BurstRun, BurstSession, run_bursts, save_history
 from loadgen.http_login import log_in_http
+from loadgen.locust.result import LocustRun, locust_history_document
+from loadgen.locust.runner import LocustSession, locust_session
 from loadgen.login import log_in
 from loadgen.outcomes import Outcome
 from loadgen.target import FormPost, Target
@@ -35,8 +39,8 @@ class LoadResult:
     requests: int
     outcomes: dict[str, Counter[Outcome]]
     server_errors: int
-    report: AbReport | BurstRun
-    # The ab command lines, for -v 2; none for the burst driver.
+    report: AbReport | BurstRun | LocustRun
+    # The ab command lines, for -v 2; none for the other drivers.
     argvs: list[list[str]]
 
     @property
@@ -136,6 +140,51 @@ class BurstDriver:
         )
 
 
+class LocustDriver:
+    """Locust's master and workers, started once for the whole command (docs/locust.md); each
+    worker logs the users in itself, the blog's way, with the password from its environment."""
+
+    name = DriverName.LOCUST
+
+    def __init__(self, *, plan: RunPlan, session: LocustSession) -> None:
+        self.plan = plan
+        self.session = session
+
+    def fire(
+        self, *, posts: tuple[FormPost, ...], requests: int, concurrency: int, run_token: str | None = None
+    ) -> LoadResult:
+        run = self.session.run(
+            targets=self.plan.app_servers,
+            usernames=self.plan.usernames,
+            posts=posts,
+            requests=requests,
+            concurrency=concurrency,
+            run_token=run_token,
+        )
+        return LoadResult(
+            driver=self.name,
+            posts=posts,
+            requests=requests,
+            outcomes={username: run.outcomes(username=username) for username in self.plan.usernames},
+            server_errors=run.server_errors,
+            report=run,
+            argvs=[],
+        )
+
+
+Driver = AbDriver | BurstDriver | LocustDriver
+
+
+def save_load_history(load: LoadResult, *, plan: RunPlan) -> None:
+    """The run's per-request history as JSON (the plan allows --history with the burst and
+    Locust drivers only)."""
+    if isinstance(load.report, LocustRun):
+        document = locust_history_document(load.report, targets=plan.app_servers)
+        plan.history.write_text(json.dumps(document, indent=2) + "\n")
+    else:
+        save_history(load.report, path=plan.history, target=plan.target)
+
+
 def _share(total: int, *, parts: int, number: int) -> int:
     """Part ``number`` of ``total`` split as evenly as whole numbers allow."""
     return total // parts + (1 if number < total % parts else 0)
@@ -149,8 +198,16 @@ def default_driver() -> tuple[DriverName, str | None]:
 
 
 @contextmanager
-def logged_in(*, plan: RunPlan, name: DriverName, password: str) -> Iterator[AbDriver | BurstDriver]:
+def logged_in(*, plan: RunPlan, name: DriverName, password: str) -> Iterator[Driver]:
     """The named driver with the plan's users logged in, ready to fire as many runs as needed."""
+    if name is DriverName.LOCUST:
+        # Once here first: a wrong password or an unreachable server is then a clear error
+        # before any Locust process starts.
+        for username in plan.usernames:
+            log_in_http(target=plan.target, username=username, password=password)
+        with locust_session(setup=plan.locust_setup, targets=plan.app_servers, password=password) as session:
+            yield LocustDriver(plan=plan, session=session)
+        return
     if name is DriverName.BURST:
         yield BurstDriver(target=plan.target, usernames=plan.usernames, password=password)
         return

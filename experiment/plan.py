@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from accounts.withdrawals import MAX_WITHDRAWAL_AMOUNT, Strategy
+from loadgen.locust.protocol import LocustMode
+from loadgen.locust.runner import LocustSetup, MasterAddress
 from loadgen.target import Target
 from racewindow import park_points
 from racewindow.barrier import DEFAULT_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS
@@ -21,6 +23,9 @@ MAX_REQUESTS = 100_000
 MAX_CONCURRENCY = 1_000
 MAX_TRIALS = 10_000
 MAX_USERS = 100
+MAX_LOCUST_WORKERS = 64
+DEFAULT_LOCUST_WORKERS = 1
+LOCUST_OPTIONS = "--locust-mode, --locust-workers, --expect-workers, --locust-bind and --locust-output"
 
 
 class PlanError(ValueError):
@@ -30,6 +35,7 @@ class PlanError(ValueError):
 class DriverName(enum.StrEnum):
     AB = "ab"
     BURST = "burst"
+    LOCUST = "locust"
 
 
 class Mode(enum.StrEnum):
@@ -73,6 +79,15 @@ class RunPlan:
     history: Path | None = None
     plot: Path | None = None
     output_format: OutputFormat = OutputFormat.TABLE
+    # Every app server when there are several (request i goes to targets[i % len]); the Locust
+    # driver's only. Empty: ``target`` alone.
+    targets: tuple[Target, ...] = ()
+    # The Locust driver: None where an option was not given (see locust_setup for the defaults).
+    locust_mode: LocustMode | None = None
+    locust_workers: int | None = None
+    expect_workers: int | None = None
+    locust_bind: MasterAddress | None = None
+    locust_output: Path | None = None
 
     def __post_init__(self) -> None:
         if self.trials is not None:
@@ -82,6 +97,7 @@ class RunPlan:
         self._check_ranges()
         self._check_users()
         self._check_strategies()
+        self._check_locust()
         for path, option in ((self.history, "--history"), (self.plot, "--plot")):
             if path is not None and not path.parent.is_dir():
                 raise PlanError(
@@ -99,6 +115,27 @@ class RunPlan:
         """Requests per run: -n, else DEFAULT_REQUESTS; in trials, where -n does not apply, each
         trial sends one burst of its level instead."""
         return DEFAULT_REQUESTS if self.requests is None else self.requests
+
+    @property
+    def app_servers(self) -> list[Target]:
+        return list(self.targets) or [self.target]
+
+    @property
+    def locust_setup(self) -> LocustSetup:
+        """How the Locust driver runs: in bursts in trials and race mode, where the requests must
+        meet, steady (the ab equivalent) otherwise; one local worker unless told."""
+        mode = self.locust_mode
+        if mode is None:
+            mode = LocustMode.BURST if self.trials is not None or self.race_window else LocustMode.STEADY
+        return LocustSetup(
+            mode=mode,
+            local_workers=None
+            if self.expect_workers is not None
+            else (self.locust_workers or DEFAULT_LOCUST_WORKERS),
+            expect_workers=self.expect_workers,
+            bind=self.locust_bind,
+            output=self.locust_output,
+        )
 
     @property
     def usernames(self) -> list[str]:
@@ -186,8 +223,10 @@ class RunPlan:
             raise PlanError("A list of -c levels needs --trials N; for a single run give one number.")
         if self.plot is not None or (self.output_format is OutputFormat.JSON and self.scenario is None):
             raise PlanError("--format json and --plot summarise trials: add --trials N.")
-        if self.history is not None and self.drivers[0] is not DriverName.BURST:
-            raise PlanError("--history records the burst driver's requests: add --driver burst.")
+        if self.history is not None and self.drivers[0] is DriverName.AB:
+            raise PlanError(
+                "--history records the burst driver's requests: add --driver burst (or --driver locust)."
+            )
         requests = self.run_requests
         if not 1 <= requests <= MAX_REQUESTS:
             raise PlanError(f"-n must be from 1 to {MAX_REQUESTS}, not {requests}.")
@@ -229,11 +268,58 @@ class RunPlan:
     def _check_users(self) -> None:
         if not 1 <= self.users <= MAX_USERS:
             raise PlanError(f"--users must be from 1 to {MAX_USERS}, not {self.users}.")
-        if self.users > 1 and any(driver is not DriverName.BURST for driver in self.drivers):
-            raise PlanError("ab sends a single session cookie, so --users above 1 needs --driver burst.")
+        if self.users > 1 and DriverName.AB in self.drivers:
+            raise PlanError(
+                "ab sends a single session cookie, so --users above 1 needs --driver burst (or locust)."
+            )
         if self.users > min(self.levels):
             raise PlanError(
                 f"--users ({self.users}) must be at most -c ({min(self.levels)}): each user needs a request."
+            )
+
+    def _check_locust(self) -> None:
+        locust = DriverName.LOCUST in self.drivers
+        given = (
+            self.locust_mode,
+            self.locust_workers,
+            self.expect_workers,
+            self.locust_bind,
+            self.locust_output,
+        )
+        if not locust and any(option is not None for option in given):
+            raise PlanError(f"{LOCUST_OPTIONS} configure the Locust driver: add --driver locust.")
+        if len(self.targets) > 1 and self.drivers != (DriverName.LOCUST,):
+            raise PlanError(
+                "Several --url app servers take turns only with --driver locust: give one URL, or add "
+                "--driver locust."
+            )
+        if not locust:
+            return
+        if self.expect_workers is not None and self.locust_workers is not None:
+            raise PlanError(
+                "--expect-workers waits for workers started elsewhere and --locust-workers starts them "
+                "here: give one of the two."
+            )
+        if (self.expect_workers is None) != (self.locust_bind is None):
+            raise PlanError(
+                "--expect-workers N and --locust-bind ADDRESS[:PORT] go together: the master listens "
+                "there for the N workers started elsewhere."
+            )
+        given = self.expect_workers if self.expect_workers is not None else self.locust_workers
+        workers = self.locust_setup.workers if given is None else given
+        if not 1 <= workers <= MAX_LOCUST_WORKERS:
+            option = "--locust-workers" if self.expect_workers is None else "--expect-workers"
+            raise PlanError(f"{option} must be from 1 to {MAX_LOCUST_WORKERS}, not {workers}.")
+        for level in self.levels:
+            if level < workers:
+                raise PlanError(
+                    f"-c {level} is fewer than the {workers} Locust workers: each worker needs a request "
+                    "of every burst (a user, in steady mode); raise -c or use fewer workers."
+                )
+        output = self.locust_output
+        if output is not None and (not output.parent.is_dir() or (output.exists() and not output.is_dir())):
+            raise PlanError(
+                f"--locust-output {output}: give a folder, new or existing, inside a folder that exists."
             )
 
 

@@ -14,11 +14,10 @@ from accounts.models import Account, ClientRun
 from accounts.provisioning import reset_accounts
 from accounts.selectors import account_for_user
 from accounts.withdrawals import Strategy
-from experiment.drivers import AbDriver, BurstDriver, LoadResult, logged_in
+from experiment.drivers import Driver, LoadResult, logged_in, save_load_history
 from experiment.plan import RunPlan
 from labreport.models import LabRun
 from labreport.runs import RunSummary, file_lab_run, new_run_token
-from loadgen.burst import save_history
 from loadgen.errors import LoadError
 from loadgen.outcomes import Outcome
 from loadgen.target import withdrawal_post
@@ -77,14 +76,14 @@ def run_load(*, plan: RunPlan, strategy: Strategy, password: str) -> RecordedRun
         run = fire_and_record(driver=logged, accounts=accounts, strategy=strategy, plan=plan, level=level)
         stats = barrier.stats() if barrier is not None else None
     if plan.history is not None:
-        save_history(run.load.report, path=plan.history, target=plan.target)
+        save_load_history(run.load, plan=plan)
     check_barrier_used(stats, ok=run.load.totals[Outcome.OK])
     return replace(run, history=plan.history, barrier=stats)
 
 
 def fire_and_record(
     *,
-    driver: AbDriver | BurstDriver,
+    driver: Driver,
     accounts: dict[str, Account],
     strategy: Strategy,
     plan: RunPlan,

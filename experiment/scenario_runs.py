@@ -8,11 +8,10 @@ from itertools import product
 
 from django.db import connection
 
-from experiment.drivers import LoadResult, logged_in
+from experiment.drivers import LoadResult, logged_in, save_load_history
 from experiment.plan import DriverName, RunPlan
 from experiment.runs import arming, check_barrier_used
 from experiment.stats import mean_or_none, rate, wilson_interval
-from loadgen.burst import save_history
 from loadgen.errors import LoadError
 from loadgen.outcomes import Outcome
 from loadgen.target import FormPost
@@ -90,7 +89,7 @@ def run_scenario(
                     held = _since(before, barrier.stats()) if barrier is not None else None
                     run = ScenarioRun(level=level, load=load, audit=scenario.audit(), barrier=held)
                     if plan.history is not None:  # a single burst run (the plan checks)
-                        save_history(load.report, path=plan.history, target=plan.target)
+                        save_load_history(load, plan=plan)
                     runs.append(run)
                     on_run(run)
                 if barrier is not None:

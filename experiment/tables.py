@@ -13,6 +13,8 @@ from experiment.scenario_runs import ScenarioRun, ScenarioSummary
 from experiment.trials import SweepReport
 from loadgen.ab import AbReport
 from loadgen.burst import BurstRun
+from loadgen.locust.protocol import LocustMode
+from loadgen.locust.result import LocustRun
 from loadgen.outcomes import Outcome
 from racewindow.barrier import BarrierStats
 from scenarios.audit import scenario_audit_document
@@ -49,9 +51,10 @@ def run_report(run: RecordedRun) -> str:
     if isinstance(report, AbReport):
         lines = [tabulate([("strategy", run.load.strategy), *_ab_rows(report)], headers=["ab", "value"])]
     else:
-        lines = [
-            tabulate([("strategy", run.load.strategy), *_burst_rows(report)], headers=["burst", "value"])
-        ]
+        rows = [("strategy", run.load.strategy), *_burst_rows(report)]
+        if isinstance(report, LocustRun):
+            rows += _locust_rows(report)
+        lines = [tabulate(rows, headers=[run.load.driver, "value"])]
     if run.barrier is not None:
         lines.append(barrier_line(run.barrier))
     if run.history is not None:
@@ -151,8 +154,11 @@ def _burst_rows(report: BurstRun) -> list[tuple]:
     outcomes = report.outcomes()
     statuses = ", ".join(f"{n}x{status}" for status, n in sorted(report.statuses.items()))
     spreads, latencies = report.release_spreads, report.latencies
+    steady = isinstance(report, LocustRun) and report.mode is LocustMode.STEADY
     return [
-        ("bursts x size", f"{report.bursts} x {report.burst_size}"),
+        ("users", report.burst_size)
+        if steady
+        else ("bursts x size", f"{report.bursts} x {report.burst_size}"),
         ("ok (2xx)", outcomes[Outcome.OK]),
         ("refused (4xx, or never sent)", outcomes[Outcome.FAIL]),
         ("indeterminate (5xx, no answer)", outcomes[Outcome.INDETERMINATE]),
@@ -160,7 +166,31 @@ def _burst_rows(report: BurstRun) -> list[tuple]:
         ("requests/s", f"{report.requests_per_second:.1f}"),
         ("release spread (us, median)", f"{statistics.median(spreads) * 1e6:.0f}" if spreads else "-"),
         ("latency after release (ms, median)", _ms(statistics.median(latencies) * 1e3) if latencies else "-"),
-        ("real-time release", "yes" if report.realtime_release else "no (no CAP_SYS_NICE)"),
+        *(
+            ()
+            if steady
+            else [("real-time release", "yes" if report.realtime_release else "no (no CAP_SYS_NICE)")]
+        ),
+    ]
+
+
+def _locust_rows(report: LocustRun) -> list[tuple]:
+    lost = report.lost_workers
+    return [
+        ("Locust mode", report.mode.value),
+        ("Locust workers", f"{len(report.workers)}, {len(lost)} lost" if lost else len(report.workers)),
+        ("Locust's reports", str(report.output) if report.output is not None else "- (--locust-output DIR)"),
+    ]
+
+
+def lost_worker_lines(report: AbReport | BurstRun) -> list[str]:
+    """A warning per Locust worker the master gave up on, and what that means for its requests."""
+    if not isinstance(report, LocustRun):
+        return []
+    return [
+        f"Locust worker {worker.id} (pid {worker.pid}) was lost ({worker.lost}): {worker.unanswered} of "
+        f"its {worker.requests} request(s) got no answer to it and count as indeterminate."
+        for worker in report.lost_workers
     ]
 
 

@@ -2,7 +2,8 @@
 each one, and sum up how often the race window was hit and how badly.
 
 For each concurrency level, each trial and each driver and strategy: reset the accounts, fire
-``level`` withdrawals at once (one burst, or ``ab -c level -n level``), record what the client
+``level`` withdrawals at once (one burst, across Locust's workers for the Locust driver, or
+``ab -c level -n level``), record what the client
 saw, audit. Drivers and strategies take turns within a trial, so a machine that slows down
 during a long sweep weighs on all of them alike.
 """
@@ -16,7 +17,7 @@ from itertools import product
 from accounts.audit import audit_account
 from accounts.models import Account, Transaction
 from accounts.withdrawals import Strategy
-from experiment.drivers import AbDriver, BurstDriver, logged_in
+from experiment.drivers import Driver, logged_in
 from experiment.plan import RunPlan
 from experiment.runs import arming, check_barrier_used, fire_and_record, lab_accounts, reset_lab_accounts
 from experiment.stats import first_gap, mean_or_none, median_or_none, rate, spread, wilson_interval
@@ -141,7 +142,7 @@ def summarize(outcomes: Sequence[TrialOutcome]) -> list[LevelSummary]:
 
 def _trial(
     *,
-    driver: AbDriver | BurstDriver,
+    driver: Driver,
     accounts: dict[str, Account],
     strategy: Strategy,
     plan: RunPlan,

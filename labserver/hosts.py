@@ -158,7 +158,7 @@ class _Forwards:
         self.processes: list[subprocess.Popen] = []
 
     def add(self, *, hub_address: str, to_port: int) -> int:
-        port = _free_port(hub_address)
+        port = free_port_at(hub_address)
         process = subprocess.Popen(
             ["socat", f"TCP-LISTEN:{port},bind={hub_address},reuseaddr,fork", f"TCP:127.0.0.1:{to_port}"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -187,7 +187,8 @@ def _forwards() -> Iterator[_Forwards]:
         forwards.stop()
 
 
-def _free_port(address: str) -> int:
+def free_port_at(address: str) -> int:
+    """A port nothing listens on at ``address`` (one of the hub's, say) right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((address, 0))
         return probe.getsockname()[1]

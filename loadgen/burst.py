@@ -7,6 +7,9 @@ TCP_NODELAY, so the requests complete at the server within microseconds of one a
 ab's start up to milliseconds apart. What each request got back is recorded (ok, fail or
 indeterminate, as the checker expects) with its client-side times.
 
+The three phases (``prime``, ``release``, ``collect``) are public: a Locust worker runs them on its
+share of a burst synchronised across machines (loadgen/locust/worker.py).
+
 Nothing here imports Django: the driver only talks HTTP to the lab.
 """
 
@@ -176,21 +179,25 @@ def run_bursts(
     }
     records: list[RequestRecord] = []
     realtime = []
-    pool = _ConnectionPool(target=target)
+    pool = ConnectionPool()
     started_at = time.time()
     try:
         for burst, first in enumerate(range(0, requests, burst_size)):
             size = min(burst_size, requests - first)
             exchanges = [
-                _Exchange(
+                Exchange(
                     burst=burst,
                     index=first + slot,
                     username=sessions[slot % len(sessions)].username,
+                    target=target,
                     payload=payloads[sessions[slot % len(sessions)].username, (first + slot) % len(posts)],
                 )
                 for slot in range(size)
             ]
-            realtime.append(_fire(exchanges, pool=pool, settle=settle, response_timeout=response_timeout))
+            prime(exchanges, pool=pool)
+            time.sleep(settle)
+            realtime.append(release(exchanges))
+            collect(exchanges, pool=pool, response_timeout=response_timeout)
             records.extend(exchange.record() for exchange in exchanges)
     finally:
         pool.close()
@@ -204,10 +211,10 @@ def run_bursts(
     )
 
 
-def save_history(run: BurstRun, *, path: Path, target: Target) -> None:
-    """Write the run's per-request history as JSON, for people and for the checker's tests."""
+def history_document(run: BurstRun, *, target: Target) -> dict:
+    """The run's per-request history, as ``save_history`` writes it."""
     outcomes = run.outcomes()
-    document = {
+    return {
         "driver": "burst",
         "target": target.base_url,
         "method": run.posts[0].method,
@@ -223,7 +230,11 @@ def save_history(run: BurstRun, *, path: Path, target: Target) -> None:
         "outcomes": {outcome.value: outcomes[outcome] for outcome in Outcome},
         "history": [asdict(record) for record in run.records],
     }
-    path.write_text(json.dumps(document, indent=2) + "\n")
+
+
+def save_history(run: BurstRun, *, path: Path, target: Target) -> None:
+    """Write the run's per-request history as JSON, for people and for the checker's tests."""
+    path.write_text(json.dumps(history_document(run, target=target), indent=2) + "\n")
 
 
 def _check_file_descriptors(*, burst_size: int) -> None:
@@ -236,12 +247,13 @@ def _check_file_descriptors(*, burst_size: int) -> None:
 
 
 @dataclass
-class _Exchange:
+class Exchange:
     """One request's connection and what came back on it, while its burst is in flight."""
 
     burst: int
     index: int
     username: str
+    target: Target
     payload: bytes
     sock: socket.socket | None = None
     response: "_Response" = field(default_factory=lambda: _Response())
@@ -260,15 +272,7 @@ class _Exchange:
 
     def record(self) -> RequestRecord:
         status = self.response.status if self.response.complete else None
-        if status is not None and 200 <= status < 300:
-            outcome = Outcome.OK
-        elif status is not None and 400 <= status < 500:
-            outcome = Outcome.FAIL
-        elif status is None and not self.bytes_sent:
-            # Nothing reached the server, so nothing can have happened there.
-            outcome = Outcome.FAIL
-        else:
-            outcome = Outcome.INDETERMINATE
+        outcome = outcome_of(status=status, sent=self.bytes_sent)
         return RequestRecord(
             burst=self.burst,
             index=self.index,
@@ -283,13 +287,25 @@ class _Exchange:
         )
 
 
-def _fire(
-    exchanges: list[_Exchange], *, pool: "_ConnectionPool", settle: float, response_timeout: float
-) -> bool:
-    """Prime, release and collect one burst; True if the release ran at real-time priority."""
+def outcome_of(*, status: int | None, sent: bool) -> Outcome:
+    """What a client knows of a request from its answer's status (None: no whole answer) and
+    whether any of it was sent: the rules every driver records by."""
+    if status is not None and 200 <= status < 300:
+        return Outcome.OK
+    if status is not None and 400 <= status < 500:
+        return Outcome.FAIL
+    if status is None and not sent:
+        # Nothing reached the server, so nothing can have happened there.
+        return Outcome.FAIL
+    return Outcome.INDETERMINATE
+
+
+def prime(exchanges: list[Exchange], *, pool: "ConnectionPool") -> None:
+    """The first phase of a burst: connect, and send every request but its final byte. The
+    server then holds each one, reading a body it cannot finish."""
     for exchange in exchanges:
         try:
-            exchange.sock = pool.take()
+            exchange.sock = pool.take(exchange.target)
         except OSError as error:
             exchange.fail(f"connect: {error}")
     for exchange in exchanges:
@@ -301,7 +317,11 @@ def _fire(
             exchange.primed_at = time.time()
         except OSError as error:
             exchange.fail(f"send: {error}")
-    time.sleep(settle)
+
+
+def release(exchanges: list[Exchange]) -> bool:
+    """The second phase: every primed request's final byte, in one tight loop; True if the loop
+    ran at real-time priority."""
     primed = [exchange for exchange in exchanges if exchange.live]
     for exchange in primed:
         # Non-blocking: Python then sends straight away instead of polling the socket first.
@@ -314,15 +334,23 @@ def _fire(
                 exchange.sent_at = time.time()
             except OSError as error:
                 exchange.fail(f"send: {error}")
-    _collect([exchange for exchange in primed if exchange.live], response_timeout=response_timeout)
+    return realtime
+
+
+def collect(exchanges: list[Exchange], *, pool: "ConnectionPool", response_timeout: float) -> None:
+    """The last phase: read every released request's answer, waiting at most ``response_timeout``;
+    give kept-alive connections back to ``pool`` and close the others."""
+    _collect(
+        [exchange for exchange in exchanges if exchange.live and exchange.sent_at is not None],
+        response_timeout=response_timeout,
+    )
     for exchange in exchanges:
         if exchange.sock is None:
             continue
         if exchange.live and exchange.response.complete and exchange.response.keep_alive:
-            pool.give(exchange.sock)
+            pool.give(exchange.target, exchange.sock)
         else:
             exchange.sock.close()
-    return realtime
 
 
 @contextmanager
@@ -346,7 +374,7 @@ def _undisturbed() -> Iterator[bool]:
         os.sched_setscheduler(0, policy, param)
 
 
-def _collect(exchanges: list[_Exchange], *, response_timeout: float) -> None:
+def _collect(exchanges: list[Exchange], *, response_timeout: float) -> None:
     deadline = time.monotonic() + response_timeout
     waiting = {exchange.sock.fileno(): exchange for exchange in exchanges}
     with selectors.DefaultSelector() as selector:
@@ -366,7 +394,7 @@ def _collect(exchanges: list[_Exchange], *, response_timeout: float) -> None:
                     del waiting[key.fd]
 
 
-def _receive(exchange: _Exchange) -> bool:
+def _receive(exchange: Exchange) -> bool:
     """Read what is there; True once the exchange is over, answered or not."""
     try:
         data = exchange.sock.recv(_RECV_BYTES)
@@ -478,32 +506,34 @@ def _decode_chunked(data: bytes) -> bytes | None:
         position += size + 2
 
 
-class _ConnectionPool:
+class ConnectionPool:
     """Connections kept alive between bursts when the server allows it (Gunicorn's sync workers
-    do not: they close every connection after one answer, so each burst opens new ones)."""
+    do not: they close every connection after one answer, so each burst opens new ones), per
+    target."""
 
-    def __init__(self, *, target: Target) -> None:
-        self.target = target
-        self.idle: list[socket.socket] = []
+    def __init__(self) -> None:
+        self.idle: dict[Target, list[socket.socket]] = {}
 
-    def take(self) -> socket.socket:
-        while self.idle:
-            sock = self.idle.pop()
+    def take(self, target: Target) -> socket.socket:
+        idle = self.idle.get(target, [])
+        while idle:
+            sock = idle.pop()
             if _still_open(sock):
                 sock.setblocking(True)
                 sock.settimeout(CONNECT_TIMEOUT_SECONDS)
                 return sock
             sock.close()
-        sock = socket.create_connection((self.target.host, self.target.port), timeout=CONNECT_TIMEOUT_SECONDS)
+        sock = socket.create_connection((target.host, target.port), timeout=CONNECT_TIMEOUT_SECONDS)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return sock
 
-    def give(self, sock: socket.socket) -> None:
-        self.idle.append(sock)
+    def give(self, target: Target, sock: socket.socket) -> None:
+        self.idle.setdefault(target, []).append(sock)
 
     def close(self) -> None:
-        for sock in self.idle:
-            sock.close()
+        for socks in self.idle.values():
+            for sock in socks:
+                sock.close()
         self.idle.clear()
 
 

@@ -28,6 +28,8 @@ from experiment.runs import run_load
 from experiment.scenario_runs import run_scenario, summarise
 from experiment.trials import run_sweep
 from loadgen.errors import LoadError
+from loadgen.locust.protocol import LocustMode
+from loadgen.locust.runner import DEFAULT_MASTER_PORT, parse_bind
 from loadgen.target import parse_target
 from racewindow.barrier import DEFAULT_TIMEOUT_SECONDS
 from scenarios.catalogue import SCENARIOS
@@ -39,13 +41,19 @@ WITHDRAWAL = "withdrawal"
 class Command(BaseCommand):
     help = (
         "Log in and fire concurrent withdrawals at a running lab server: with Apache Bench, as the "
-        "blog's splatter.sh does, or with the built-in burst driver; once, for every strategy, or as "
+        "blog's splatter.sh does, with the built-in burst driver, or on Locust's master and workers; once, "
+        "for every strategy, or as "
         f"repeated trials. The password comes from ${PASSWORD_ENV_VAR}, or a prompt."
     )
 
     def add_arguments(self, parser):
         add = parser.add_argument
-        add("--url", default="http://127.0.0.1:8001", help="The lab server (default: %(default)s).")
+        add(
+            "--url",
+            default="http://127.0.0.1:8001",
+            help="The lab server (default: %(default)s); with --driver locust, several app servers "
+            "comma-separated, taking turns.",
+        )
         add("--username", default="demo", help="Log in as this user (default: %(default)s).")
         add(
             "-n",
@@ -76,11 +84,42 @@ class Command(BaseCommand):
         add(
             "--driver",
             type=parse_drivers,
-            help="ab (the blog's, the default; burst when ab is missing) or burst (last-byte synchronised); "
-            "in trials, a list like ab,burst.",
+            help="ab (the blog's, the default; burst when ab is missing), burst (last-byte synchronised) "
+            "or locust (Locust's master and workers, docs/locust.md); in trials, a list like ab,burst.",
         )
-        add("--users", type=int, default=1, help="Burst driver: USERNAME, USERNAME-2 ... (default: 1).")
-        add("--history", type=Path, metavar="FILE.json", help="Burst driver: save every request's outcome.")
+        add("--users", type=int, default=1, help="Burst, locust: USERNAME, USERNAME-2 ... (default: 1).")
+        add("--history", type=Path, metavar="FILE.json", help="Burst, locust: save every request's outcome.")
+        locust = parser.add_argument_group("the Locust driver (--driver locust, docs/locust.md)")
+        locust.add_argument(
+            "--locust-mode",
+            choices=list(LocustMode),
+            help="steady (-n requests from -c users, as ab) or burst (bursts of -c released together "
+            "across the workers); default: burst with --trials or --race-window, steady otherwise.",
+        )
+        workers = locust.add_mutually_exclusive_group()
+        workers.add_argument(
+            "--locust-workers", type=int, metavar="N", help="Start N worker processes here (default: 1)."
+        )
+        workers.add_argument(
+            "--expect-workers",
+            type=int,
+            metavar="N",
+            help="Start none: wait for N workers started elsewhere (locust --worker) to connect to "
+            "--locust-bind.",
+        )
+        locust.add_argument(
+            "--locust-bind",
+            metavar="ADDRESS[:PORT]",
+            help=f"With --expect-workers: where the master listens (port default {DEFAULT_MASTER_PORT}); "
+            "a non-loopback address needs --allow-remote.",
+        )
+        locust.add_argument(
+            "--locust-output",
+            type=Path,
+            metavar="DIR",
+            help="Keep Locust's CSV, JSON and HTML reports and logs here, a run-NNN folder per run "
+            "(default: a temporary folder, removed).",
+        )
         add("--race-window", action="store_true", help="Arm the deterministic race mode (docs/race-mode.md).")
         add(
             "--race-window-timeout",
@@ -136,8 +175,13 @@ class Command(BaseCommand):
             raise PlanError(f"--amount is the withdrawal's; the {scenario.name} scenario sends its own form.")
         every = options["strategy"] == ALL_STRATEGIES
         known = tuple(Strategy) if scenario is None else scenario.strategies
+        targets = tuple(
+            parse_target(url, allow_remote=options["allow_remote"]) for url in options["url"].split(",")
+        )
+        bind = options["locust_bind"]
         return RunPlan(
-            target=parse_target(options["url"], allow_remote=options["allow_remote"]),
+            target=targets[0],
+            targets=targets if len(targets) > 1 else (),
             username=options["username"],
             strategies=known if every else (options["strategy"],),
             scenario=scenario,
@@ -155,12 +199,19 @@ class Command(BaseCommand):
             history=options["history"],
             plot=options["plot"],
             output_format=OutputFormat(options["format"]),
+            locust_mode=None if options["locust_mode"] is None else LocustMode(options["locust_mode"]),
+            locust_workers=options["locust_workers"],
+            expect_workers=options["expect_workers"],
+            locust_bind=None if bind is None else parse_bind(bind, allow_remote=options["allow_remote"]),
+            locust_output=options["locust_output"],
         )
 
     def _scenario(self, plan: RunPlan, *, password: str, verbosity: int) -> None:
         total = len(plan.levels) * (plan.trials or 1) * len(plan.drivers) * len(plan.strategies)
         with tqdm(total=total, unit="run", file=sys.stderr, disable=None if verbosity else True) as bar:
             runs = run_scenario(plan=plan, password=password, on_run=lambda run: bar.update())
+        for run in runs:
+            self._warn_lost_workers(run.load.report)
         summaries = summarise(runs, scenario=plan.scenario, race_window=plan.race_window)
         if plan.output_format is OutputFormat.JSON:
             self.stdout.write(json.dumps(tables.scenario_document(runs, summaries), indent=2))
@@ -180,9 +231,14 @@ class Command(BaseCommand):
             for argv in run.load.argvs:
                 self.stdout.write("$ " + " ".join(argv))
         self.stdout.write(tables.run_report(run))
+        self._warn_lost_workers(run.load.report)
         for client_run in run.client_runs:
             self.stdout.write(self.style.SUCCESS(tables.recorded_line(client_run)))
         self._report_pages(plan, run.lab_runs)
+
+    def _warn_lost_workers(self, report) -> None:
+        for line in tables.lost_worker_lines(report):
+            self.stderr.write(line, style_func=self.style.WARNING)
 
     def _report_pages(self, plan: RunPlan, lab_runs: list) -> None:
         for lab_run in lab_runs:

@@ -1,0 +1,370 @@
+"""The Locust master's side of a lab run: the rendezvous and the one history.
+
+Locust has no rendezvous of its own (its maintainers declined "fire all users together", locust
+#563, #1183), so the master conducts each burst with custom messages: every worker primes its
+share and answers ARMED, and only when all have answered does FIRE go out. Every worker's records
+come back to the master, which writes them, in order, to the run's result file for splatter.
+
+A worker that stops answering (Locust's heartbeat marks it missing, or it misses a bounded wait)
+is dropped: the requests it held without an answer are recorded as indeterminate, for the checker
+allows them either way, and the run goes on with the others.
+"""
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+
+import gevent
+
+from loadgen.burst import CONNECT_TIMEOUT_SECONDS
+from loadgen.locust.protocol import (
+    Assignment,
+    LocustMode,
+    Message,
+    RunSpec,
+    SessionFolder,
+    SessionSpec,
+    shares,
+    write_atomically,
+)
+from loadgen.outcomes import Outcome
+
+logger = logging.getLogger(__name__)
+
+# Beyond the network's own timeouts: what a worker may take to pass a message on.
+MESSAGE_SLACK_SECONDS = 10.0
+POLL_SECONDS = 0.005
+MISSING = "missing"
+RUNNING = "running"
+# How far ahead of sending FIRE the master sets the moment of release: every worker has read its
+# FIRE by then, on a loaded machine too (a later one releases at once).
+FIRE_LEAD_SECONDS = 0.02
+# A little over Locust's interval between two stats reports of a worker.
+STATS_WAIT_SECONDS = 4.0
+
+
+class LabRunError(RuntimeError):
+    """The run could not go on; the message goes to splatter in the result file."""
+
+
+class LabMaster:
+    """Conducts the runs splatter hands over in the session folder, one after another, over the
+    workers connected to this master; quits Locust when splatter says stop, or is gone."""
+
+    def __init__(self, environment, folder: SessionFolder) -> None:
+        self.environment = environment
+        self.folder = folder
+        self.session = SessionSpec(**json.loads(folder.session.read_text()))
+        self.workers: list[str] = []
+        # Workers lost in an earlier run: no later run waits for them.
+        self.gone: dict[str, str] = {}
+        self.number = 0
+        self._start_run(None)
+        runner = environment.runner
+        runner.register_message(Message.READY, self._current(self.on_ready))
+        runner.register_message(Message.ARMED, self._current(self.on_armed))
+        runner.register_message(Message.RECORDS, self._current(self.on_records))
+        runner.register_message(Message.DONE, self._current(self.on_done))
+        gevent.spawn(self.serve)
+
+    def _start_run(self, spec: RunSpec | None) -> None:
+        self.number += spec is not None
+        self.spec = spec
+        self.ready: dict[str, dict] = {}
+        self.armed: dict[tuple[int, str], int] = {}
+        self.answered: dict[tuple[int | None, str], bool] = {}
+        self.last_heard: dict[str, float] = {}
+        self.done: set[str] = set()
+        self.records: dict[int, dict] = {}
+        self.assigned: dict[str, list[Assignment]] = {}
+        self.lost: dict[str, str] = {}
+        self.realtime: list[bool] = []
+
+    def _current(self, handler: Callable) -> Callable:
+        """``handler`` for this run's messages only: a lost worker's late answer to an earlier
+        run must not count in this one."""
+
+        def handle(environment, msg) -> None:
+            if msg.data.get("run") == self.number:
+                handler(environment, msg)
+
+        return handle
+
+    # --- what the workers answer -----------------------------------------------------------
+
+    def on_ready(self, environment, msg) -> None:
+        self.ready[msg.node_id] = msg.data
+
+    def on_armed(self, environment, msg) -> None:
+        self.armed[msg.data["burst"], msg.node_id] = msg.data["primed"]
+
+    def on_records(self, environment, msg) -> None:
+        self.last_heard[msg.node_id] = time.monotonic()
+        for record in msg.data["records"]:
+            self.records[record["index"]] = {**record, "worker": msg.node_id}
+        if msg.data["burst"] is not None:
+            self.realtime.append(msg.data["realtime"])
+            self.answered[msg.data["burst"], msg.node_id] = True
+
+    def on_done(self, environment, msg) -> None:
+        self.done.add(msg.node_id)
+
+    # --- the session ---------------------------------------------------------------------------
+
+    def serve(self) -> None:
+        error = None
+        try:
+            self.workers = self._connect()
+        except LabRunError as failure:
+            error = str(failure)
+        except Exception as failure:  # reported to splatter rather than lost in a greenlet
+            logger.exception("The lab session failed")
+            error = f"the Locust master failed: {failure!r}"
+        write_atomically(self.folder.ready, {"error": error, "workers": self.workers})
+        if error is None:
+            while (spec := self._next_spec()) is not None:
+                self.conduct(spec)
+        if self.session.keep_reports:
+            self._await_stats()
+        self.environment.process_exit_code = 0 if error is None else 1
+        self.environment.runner.quit()
+
+    def _connect(self) -> list[str]:
+        """Wait for the session's workers and for Locust to start (with no users yet)."""
+        session, runner = self.session, self.environment.runner
+        self._wait_until(
+            lambda: len(self._connected()) >= session.workers,
+            timeout=session.worker_wait,
+            failure=lambda: (
+                f"{len(self._connected())} of {session.workers} worker(s) connected within "
+                f"{session.worker_wait:g} s: start them, or check the master's address and port"
+            ),
+        )
+        # Locust clears its stats when it starts: only then may requests go out.
+        self._wait_until(
+            lambda: runner.state == RUNNING,
+            timeout=session.worker_wait,
+            failure=lambda: f"Locust did not start within {session.worker_wait:g} s",
+        )
+        return self._connected()[: session.workers]
+
+    def _next_spec(self) -> RunSpec | None:
+        """The next run's spec once splatter has written it; None once it says stop or is gone."""
+        path = self.folder.spec(self.number + 1)
+        while not path.exists():
+            if self.folder.stop.exists() or os.getppid() != self.session.parent_pid:
+                return None
+            gevent.sleep(POLL_SECONDS)
+        return RunSpec.load(path)
+
+    def conduct(self, spec: RunSpec) -> None:
+        self._start_run(spec)
+        started_at = time.time()
+        error = None
+        try:
+            workers = self._prepare()
+            if spec.mode is LocustMode.BURST:
+                self._bursts(workers)
+            else:
+                self._steady(workers)
+        except LabRunError as failure:
+            error = str(failure)
+        except Exception as failure:  # reported to splatter rather than lost in a greenlet
+            logger.exception("The lab run failed")
+            error = f"the Locust master failed: {failure!r}"
+        self._write(started_at=started_at, error=error)
+        self.gone.update(self.lost)
+
+    def _prepare(self) -> list[str]:
+        """Send each live worker the run, wait until each has logged its users in; in steady
+        mode, have Locust run the run's number of users."""
+        spec, runner = self.spec, self.environment.runner
+        workers = [worker for worker in self.workers if worker not in self.gone and not self._missing(worker)]
+        if not workers:
+            raise LabRunError(f"no worker is left of the {len(self.workers)} this session started with")
+        for worker in workers:
+            runner.send_message(Message.RUN, {"run": self.number, "spec": asdict(spec)}, client_id=worker)
+        self._wait_until(
+            lambda: all(worker in self.ready for worker in workers),
+            timeout=spec.worker_wait,
+            failure=lambda: (
+                f"{len(self.ready)} of {len(workers)} worker(s) logged in within {spec.worker_wait:g} s"
+            ),
+        )
+        for worker in workers:
+            if self.ready[worker]["error"]:
+                raise LabRunError(f"worker {worker}: {self.ready[worker]['error']}")
+        if spec.mode is LocustMode.STEADY and runner.target_user_count != spec.concurrency:
+            # The users stay between runs, waiting for the next share: only a new count respawns.
+            runner.start(spec.concurrency, spawn_rate=spec.concurrency)
+        logger.info("lab: run %d: %d worker(s) logged in, the run starts", self.number, len(workers))
+        return workers
+
+    def _bursts(self, workers: list[str]) -> None:
+        spec = self.spec
+        live = list(workers)
+        for burst, first in enumerate(range(0, spec.requests, spec.concurrency)):
+            if not live:
+                return
+            size = min(spec.concurrency, spec.requests - first)
+            assignments = [
+                Assignment(index=first + slot, burst=burst, username=spec.username(slot))
+                for slot in range(size)
+            ]
+            parts = {
+                worker: part
+                for worker, part in zip(live, shares(assignments, parts=len(live)), strict=True)
+                if part
+            }
+            for worker, part in parts.items():
+                self.assigned.setdefault(worker, []).extend(part)
+                self.environment.runner.send_message(
+                    Message.ARM,
+                    {"run": self.number, "burst": burst, "assignments": [asdict(a) for a in part]},
+                    client_id=worker,
+                )
+            self._await(parts, self.armed, stage="arming", burst=burst)
+            # One moment for every worker, a little ahead, rather than "now" on arrival: the FIRE
+            # messages go out one after another and each worker takes its own time to read one.
+            at = time.time() + FIRE_LEAD_SECONDS
+            for worker in parts:
+                if worker not in self.lost:
+                    self.environment.runner.send_message(
+                        Message.FIRE, {"run": self.number, "burst": burst, "at": at}, client_id=worker
+                    )
+            self._await(parts, self.answered, stage="its burst", burst=burst)
+            live = [worker for worker in live if worker not in self.lost]
+
+    def _steady(self, workers: list[str]) -> None:
+        spec = self.spec
+        for worker, part in zip(workers, shares(list(range(spec.requests)), parts=len(workers)), strict=True):
+            self.assigned[worker] = [
+                Assignment(index=index, burst=0, username=spec.username(index)) for index in part
+            ]
+            self.last_heard[worker] = time.monotonic()
+            self.environment.runner.send_message(
+                Message.SHARE, {"run": self.number, "indices": part}, client_id=worker
+            )
+        # Bounded by progress: a worker that sends nothing for a response timeout and more is lost.
+        stall = spec.response_timeout + MESSAGE_SLACK_SECONDS
+        while True:
+            waiting = [w for w in workers if w not in self.done and w not in self.lost]
+            if not waiting:
+                return
+            for worker in waiting:
+                if self._missing(worker):
+                    self._lose(worker, "Locust's heartbeat marked it missing")
+                elif time.monotonic() - self.last_heard[worker] > stall:
+                    self._lose(worker, f"it sent nothing for {stall:g} s")
+            gevent.sleep(POLL_SECONDS * 20)
+
+    def _await(self, parts: dict, answers: dict, *, stage: str, burst: int) -> None:
+        """Wait until each worker of ``parts`` has answered, is lost, or the stage's time is up."""
+        timeout = (
+            CONNECT_TIMEOUT_SECONDS + self.spec.settle if stage == "arming" else self.spec.response_timeout
+        ) + MESSAGE_SLACK_SECONDS
+        deadline = time.monotonic() + timeout
+        while True:
+            waiting = [w for w in parts if (burst, w) not in answers and w not in self.lost]
+            for worker in waiting:
+                if self._missing(worker):
+                    self._lose(
+                        worker, f"Locust's heartbeat marked it missing during {stage} of burst {burst}"
+                    )
+            if not waiting:
+                return
+            if time.monotonic() > deadline:
+                for worker in waiting:
+                    self._lose(worker, f"no answer within {timeout:g} s during {stage} of burst {burst}")
+                return
+            gevent.sleep(POLL_SECONDS)
+
+    def _await_stats(self) -> None:
+        """Give the workers' last stats reports (every 3 s) time to reach Locust's own reports."""
+        stats = self.environment.runner.stats
+        deadline = time.monotonic() + STATS_WAIT_SECONDS
+        while stats.total.num_requests < len(self.records) and time.monotonic() < deadline:
+            gevent.sleep(POLL_SECONDS * 20)
+
+    def _lose(self, worker: str, reason: str) -> None:
+        self.lost[worker] = reason
+        logger.warning("lab: worker %s lost: %s", worker, reason)
+
+    def _connected(self) -> list[str]:
+        return sorted(client.id for client in self.environment.runner.clients.all if client.state != MISSING)
+
+    def _missing(self, worker: str) -> bool:
+        client = self.environment.runner.clients.get(worker)
+        return client is None or client.state == MISSING
+
+    def _wait_until(
+        self, condition: Callable[[], bool], *, timeout: float, failure: Callable[[], str]
+    ) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                raise LabRunError(failure())
+            gevent.sleep(POLL_SECONDS * 20)
+
+    def _write(self, *, started_at: float, error: str | None) -> None:
+        """The result file: every request's record in order, and what became of each worker."""
+        records = dict(self.records)
+        for worker, assignments in self.assigned.items():
+            for assignment in assignments:
+                if assignment.index not in records:
+                    # Held by a worker that was lost: it may or may not have reached the server.
+                    records[assignment.index] = unanswered(
+                        assignment, worker=worker, reason=self.lost.get(worker)
+                    )
+        for index in range(self.spec.requests):
+            if index not in records:
+                # Never handed to a worker: every worker was lost before its turn.
+                records[index] = unanswered(
+                    Assignment(index=index, burst=-1, username=self.spec.username(index)),
+                    worker=None,
+                    reason=None,
+                )
+        workers = [
+            {
+                "id": worker,
+                "pid": self.ready.get(worker, {}).get("pid"),
+                "requests": len(assignments),
+                "answered": sum(
+                    1 for a in assignments if self.records.get(a.index, {}).get("worker") == worker
+                ),
+                "lost": self.lost.get(worker),
+            }
+            for worker, assignments in self.assigned.items()
+        ]
+        document = {
+            "error": error,
+            "mode": self.spec.mode.value,
+            "burst_size": self.spec.concurrency,
+            "started_at": started_at,
+            "finished_at": time.time(),
+            "realtime_release": bool(self.realtime) and all(self.realtime),
+            "workers": workers,
+            "records": [records[index] for index in sorted(records)],
+        }
+        write_atomically(self.folder.result(self.number), document)
+
+
+def unanswered(assignment: Assignment, *, worker: str | None, reason: str | None) -> dict:
+    """The record of a request no worker answered for: indeterminate if a worker held it, a
+    failure (never sent) if none did."""
+    return {
+        "burst": assignment.burst,
+        "index": assignment.index,
+        "username": assignment.username,
+        "outcome": (Outcome.FAIL if worker is None else Outcome.INDETERMINATE).value,
+        "status": None,
+        "balance": None,
+        "primed_at": None,
+        "sent_at": None,
+        "received_at": None,
+        "error": "never sent: no worker was left" if worker is None else f"worker lost: {reason}",
+        "worker": worker,
+    }

@@ -1,0 +1,157 @@
+"""splatter's Locust options: refused with a sentence before anything is sent or changed, and the
+plan's defaults (the Locust runs themselves are covered end to end in tests/e2e/test_locust.py)."""
+
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from accounts.management.password_input import PASSWORD_ENV_VAR
+from experiment.plan import DriverName, PlanError, RunPlan
+from labserver.lab import free_port
+from loadgen.errors import LoadError
+from loadgen.locust.protocol import LocustMode
+from loadgen.locust.runner import DEFAULT_MASTER_PORT, MasterAddress, parse_bind
+from loadgen.target import parse_target
+
+TARGET = parse_target("http://127.0.0.1:8001")
+
+
+@pytest.fixture
+def password(monkeypatch) -> None:
+    monkeypatch.setenv(PASSWORD_ENV_VAR, "from-the-environment")
+
+
+def splatter(*args: str) -> str:
+    out = StringIO()
+    call_command("splatter", "--username", "alice", "--no-input", *args, stdout=out, stderr=StringIO())
+    return out.getvalue()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--locust-workers", "2"), "configure the Locust driver: add --driver locust."),
+        (
+            ("--driver", "burst", "--locust-mode", "burst"),
+            "configure the Locust driver: add --driver locust.",
+        ),
+        (("--locust-output", "out"), "configure the Locust driver"),
+        (
+            ("--driver", "locust", "--expect-workers", "2"),
+            "--expect-workers N and --locust-bind ADDRESS\\[:PORT\\] go together",
+        ),
+        (("--driver", "locust", "--locust-bind", "127.0.0.1:5557"), "go together"),
+        (("--driver", "locust", "--locust-workers", "0"), "--locust-workers must be from 1 to 64, not 0."),
+        (
+            ("--driver", "locust", "--expect-workers", "65", "--locust-bind", "127.0.0.1"),
+            "--expect-workers must be from 1 to 64, not 65.",
+        ),
+        (
+            ("--driver", "locust", "--locust-workers", "3", "-c", "2"),
+            "-c 2 is fewer than the 3 Locust workers",
+        ),
+        (
+            ("--driver", "locust,burst", "--trials", "2", "--locust-workers", "3", "-c", "3,2"),
+            "-c 2 is fewer than the 3 Locust workers",
+        ),
+        (
+            ("--driver", "locust", "--expect-workers", "1", "--locust-bind", "0.0.0.0:5557"),
+            "--locust-bind 0.0.0.0: the master would listen beyond this machine; pass --allow-remote",
+        ),
+        (
+            ("--driver", "locust", "--expect-workers", "1", "--locust-bind", "127.0.0.1:http"),
+            "the port must be a number",
+        ),
+        (
+            ("--driver", "locust", "--locust-output", "/no-such-folder/out"),
+            "--locust-output /no-such-folder/out: give a folder",
+        ),
+        (
+            ("--url", "http://127.0.0.1:8001,http://127.0.0.1:8002", "--driver", "burst"),
+            "Several --url app servers take turns only with --driver locust",
+        ),
+        (
+            ("--driver", "locust", "--url", "http://127.0.0.1:8001,http://10.0.0.2:8001"),
+            "10.0.0.2 is not a loopback address",
+        ),
+        (("--driver", "locust", "--locust-mode", "fast"), "invalid choice: 'fast'"),
+    ],
+)
+def test_bad_locust_options_are_refused_before_anything_is_sent(
+    password, account, args, message, database_unchanged
+):
+    with database_unchanged(), pytest.raises(CommandError, match=message):
+        splatter(*args)
+
+
+@pytest.mark.django_db
+def test_local_workers_and_expected_workers_exclude_each_other(password, account, database_unchanged):
+    with database_unchanged(), pytest.raises(CommandError, match="not allowed with argument"):
+        splatter("--driver", "locust", "--locust-workers", "1", "--expect-workers", "1")
+
+
+@pytest.mark.django_db
+def test_an_unreachable_server_is_a_clear_error_before_locust_starts(password, account, database_unchanged):
+    url = f"http://127.0.0.1:{free_port()}"
+    with database_unchanged(), pytest.raises(CommandError, match=f"Cannot reach the lab at {url}"):
+        splatter("--driver", "locust", "--url", url)
+
+
+@pytest.mark.parametrize(
+    ("trials", "race_window", "mode"),
+    [(None, False, LocustMode.STEADY), (None, True, LocustMode.BURST), (3, False, LocustMode.BURST)],
+)
+def test_the_mode_is_burst_where_requests_must_meet_and_steady_otherwise(trials, race_window, mode):
+    plan = RunPlan(
+        target=TARGET, username="alice", strategies=("naive",), drivers=(DriverName.LOCUST,),
+        trials=trials, race_window=race_window,
+    )  # fmt: skip
+    setup = plan.locust_setup
+    assert (setup.mode, setup.local_workers, setup.expect_workers, setup.output) == (mode, 1, None, None)
+
+
+def test_expected_workers_start_none_here():
+    plan = RunPlan(
+        target=TARGET, username="alice", strategies=("naive",), drivers=(DriverName.LOCUST,),
+        expect_workers=2, locust_bind=MasterAddress(host="127.0.0.1", port=5557),
+    )  # fmt: skip
+    assert (plan.locust_setup.local_workers, plan.locust_setup.workers) == (None, 2)
+
+
+def test_several_app_servers_take_turns_with_the_locust_driver():
+    second = parse_target("http://127.0.0.1:8002")
+    plan = RunPlan(
+        target=TARGET, targets=(TARGET, second), username="alice", strategies=("naive",),
+        drivers=(DriverName.LOCUST,),
+    )  # fmt: skip
+    assert plan.app_servers == [TARGET, second]
+    with pytest.raises(PlanError, match="Several --url app servers"):
+        RunPlan(target=TARGET, targets=(TARGET, second), username="alice", strategies=("naive",))
+
+
+@pytest.mark.parametrize(
+    ("value", "allow_remote", "address"),
+    [
+        ("127.0.0.1", False, MasterAddress(host="127.0.0.1", port=DEFAULT_MASTER_PORT)),
+        ("127.0.0.1:6000", False, MasterAddress(host="127.0.0.1", port=6000)),
+        ("[::1]:6000", False, MasterAddress(host="::1", port=6000)),
+        ("::1", False, MasterAddress(host="::1", port=DEFAULT_MASTER_PORT)),
+        ("0.0.0.0:5557", True, MasterAddress(host="0.0.0.0", port=5557)),
+    ],
+)
+def test_the_bind_address_reads_like_locusts_own(value, allow_remote, address):
+    assert parse_bind(value, allow_remote=allow_remote) == address
+
+
+@pytest.mark.parametrize("value", ["127.0.0.1:0", "127.0.0.1:70000", ":5557", "192.168.1.2"])
+def test_a_bad_or_remote_bind_address_is_refused(value):
+    with pytest.raises(LoadError, match="--locust-bind"):
+        parse_bind(value)
+
+
+def test_the_locustfile_is_in_the_project():
+    # Users pass this file to `locust -f` on every machine (docs/locust.md).
+    assert (Path(__file__).resolve().parents[2] / "loadgen" / "locust" / "locustfile.py").is_file()
