@@ -127,16 +127,22 @@ def arming(*, plan: RunPlan, level: int) -> Iterator[race_window.ArmedBarrier | 
     """Arm the race window around a block for one burst's share of ``level`` per account, or do
     nothing when the plan does not ask for it."""
     parties = plan.race_window_parties(level=level)
-    with ExitStack() as stack:
-        barrier = None
-        if parties is not None:
-            try:
-                barrier = stack.enter_context(
-                    race_window.armed(parties=parties, timeout=plan.race_window_timeout, at=plan.park_points)
-                )
-            except (race_window.RaceWindowError, ValueError) as error:
-                raise LoadError(f"Cannot arm the race window: {error}") from error
-        yield barrier
+    try:
+        with ExitStack() as stack:
+            barrier = None
+            if parties is not None:
+                try:
+                    barrier = stack.enter_context(
+                        race_window.armed(
+                            parties=parties, timeout=plan.race_window_timeout, at=plan.park_points
+                        )
+                    )
+                except (race_window.RaceWindowError, ValueError) as error:
+                    raise LoadError(f"Cannot arm the race window: {error}") from error
+            yield barrier
+    except race_window.RaceWindowError as error:
+        # Armed, then lost (its Redis lease lapsed): its figures can no longer be trusted.
+        raise LoadError(f"The race window failed during the run: {error}") from error
 
 
 def check_barrier_used(stats: race_window.BarrierStats | None, *, ok: int) -> None:

@@ -27,14 +27,14 @@ import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from types import ModuleType
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 
-from racewindow import park_points, redis_backend
+from racewindow import park_points
 from racewindow.file_backend import ARMED_FILE, FileBackend, barrier_directory, read_armed_file
-from racewindow.redis_backend import RedisBackend
 from racewindow.window import (
     DEFAULT_TIMEOUT_SECONDS,
     MAX_PARTIES,
@@ -139,7 +139,7 @@ def backend_url() -> str | None:
     value = str(getattr(settings, "RACE_WINDOW_BACKEND", "") or "").strip()
     if value.lower() in ("", FILE_BACKEND):
         return None
-    if not redis_backend.is_redis_url(value):
+    if not _redis_backend().is_redis_url(value):
         # Only the scheme: the rest may carry a password.
         raise ImproperlyConfigured(UNKNOWN_BACKEND.format(value=value.split("://")[0] + "://..."))
     return value
@@ -151,7 +151,16 @@ def current_backend() -> Backend:
     url = backend_url()
     if url is None:
         return FileBackend(directory=barrier_directory())
-    return RedisBackend(url=url, prefix=redis_backend.namespace(connection.settings_dict))
+    redis_backend = _redis_backend()
+    return redis_backend.RedisBackend(url=url, prefix=redis_backend.namespace(connection.settings_dict))
+
+
+def _redis_backend() -> ModuleType:
+    """racewindow.redis_backend, imported only once a Redis URL is configured: importing redis-py
+    costs every process a fifth of a second at start-up, and the file backend has no use for it."""
+    from racewindow import redis_backend
+
+    return redis_backend
 
 
 def check_settings() -> None:
@@ -166,7 +175,7 @@ def check_settings() -> None:
     url = backend_url()
     if url is not None:
         try:
-            redis_backend.ping(url)
+            _redis_backend().ping(url)
         except RaceWindowError as error:
             raise ImproperlyConfigured(str(error)) from error
 

@@ -2,9 +2,9 @@
 
 The same barrier as racewindow/file_backend.py, kept where every host reaches it:
 
-- per resource, a hash (window number, arrivals, time of the last arrival) that one Lua script
-  updates atomically as each request arrives, stamped with Redis's own clock (``TIME``), so hosts
-  whose clocks disagree still agree on the timeout;
+- per resource, a hash (its epoch, window number, arrivals, time of the last arrival) that one
+  Lua script updates atomically as each request arrives, stamped with Redis's own clock
+  (``TIME``), so hosts whose clocks disagree still agree on the timeout;
 - the request that fills the window, or the first waiter to find the timeout passed, closes it
   and pushes one token per other arrival into the window's gate, a list the others block on (``BLPOP``,
   no CPU while they wait). Every wait is bounded by the time left before the timeout and then
@@ -12,7 +12,12 @@ The same barrier as racewindow/file_backend.py, kept where every host reaches it
 - the armed document (parties, timeout, park points, who armed it) is a key with a lease: the
   arming process renews it from a thread while armed and deletes it on exit, so a crashed one's
   window expires within LEASE_SECONDS;
-- per database, one hash of counters (held, windows, timeouts).
+- per database, one hash of counters (held, windows, timeouts), and the counter the epochs come
+  from, which arming does not clear: window numbers restart at 0 with each new state, so a
+  waiter left over from an earlier arming tells the new window from its own by the epoch.
+
+It needs Redis 6.0 or later (fractional ``BLPOP`` timeouts), a single node or a primary with
+replicas (the scripts build the gate's key, which Redis Cluster forbids), and no eviction.
 
 Every key starts with ``racewindow:`` and a namespace derived from the database's ENGINE and
 NAME, not its address: hosts reach the same database by different addresses (a Unix socket on
@@ -29,7 +34,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import redis
@@ -49,7 +54,20 @@ WAIT_SLACK_SECONDS = 0.005
 CONNECT_TIMEOUT_SECONDS = 2.0
 # Above the longest BLPOP (the longest window timeout), so only a Redis that went away trips it.
 SOCKET_TIMEOUT_SECONDS = 20.0
+# The lease's calls are short: one that takes longer than this is no use to a lease of 3 s, and
+# disarming must not wait on a Redis that hangs for the long socket timeout above.
+LEASE_CALL_TIMEOUT_SECONDS = 1.0
+# Fractional BLPOP timeouts came with Redis 6.0: an older one refuses them ("timeout is not an
+# integer"), and every held request would fail.
+MIN_REDIS_VERSION = (6, 0)
 SCAN_BATCH = 500
+
+LEASE_LOST = (
+    "The race window's lease in Redis lapsed while it was armed (this process stalled for longer "
+    "than the lease, or Redis lost the key): servers stopped holding part-way through, and another "
+    "process may have armed the window and cleared its counters, so this run's figures cannot be "
+    "trusted. Run it again; if it recurs, keep Redis from evicting keys (maxmemory-policy noeviction)."
+)
 
 _LUA_PRELUDE = """
 local function now_ms()
@@ -57,11 +75,11 @@ local function now_ms()
     return tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 end
 
--- Close window `window` of the resource KEYS[1]: one token in its gate for each of the `waiting`,
--- and counted in KEYS[2].
-local function close(window, waiting, timed_out, gate_ttl_ms, state_ttl_ms)
+-- Close window `window` of the resource KEYS[1]'s state `epoch`: one token in its gate for each
+-- of the `waiting`, and counted in KEYS[2].
+local function close(epoch, window, waiting, timed_out, gate_ttl_ms, state_ttl_ms)
     if waiting > 0 then
-        local gate = KEYS[1] .. ':gate:' .. window
+        local gate = KEYS[1] .. ':gate:' .. epoch .. ':' .. window
         for _ = 1, waiting do
             redis.call('RPUSH', gate, 1)
         end
@@ -73,49 +91,59 @@ local function close(window, waiting, timed_out, gate_ttl_ms, state_ttl_ms)
 end
 """
 
-# ARGV: parties, timeout (ms), gate TTL, state TTL. Returns {window, position}.
+# KEYS: the resource's state, the counters, the counter of states. ARGV: parties, timeout (ms),
+# gate TTL, state TTL. Returns {epoch, window, position}.
 _ARRIVE = (
     _LUA_PRELUDE
     + """
 local parties, timeout = tonumber(ARGV[1]), tonumber(ARGV[2])
 local now = now_ms()
-local state = redis.call('HMGET', KEYS[1], 'window', 'arrived', 'last')
-local window, arrived, last = tonumber(state[1]) or 0, tonumber(state[2]) or 0, tonumber(state[3]) or 0
+local state = redis.call('HMGET', KEYS[1], 'epoch', 'window', 'arrived', 'last')
+local epoch = tonumber(state[1])
+local window, arrived, last = tonumber(state[2]) or 0, tonumber(state[3]) or 0, tonumber(state[4]) or 0
+if not epoch then
+    -- A new state (arming cleared the last one): an epoch no earlier state of the resource had, so
+    -- a waiter from before never takes this state's window 0 for its own.
+    epoch = redis.call('INCR', KEYS[3])
+end
+redis.call('PEXPIRE', KEYS[3], ARGV[4])
 if arrived > 0 and not (now >= last and now - last <= timeout) then
     -- Whoever arrived last gave up long ago: close that window for any still waiting, start afresh.
-    close(window, arrived, 1, ARGV[3], ARGV[4])
+    close(epoch, window, arrived, 1, ARGV[3], ARGV[4])
     window, arrived = window + 1, 0
 end
 local mine = window
 arrived = arrived + 1
 local position = arrived
 redis.call('HINCRBY', KEYS[2], 'held', 1)
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
 if position >= parties then
-    close(window, arrived - 1, 0, ARGV[3], ARGV[4])
+    close(epoch, window, arrived - 1, 0, ARGV[3], ARGV[4])
     window, arrived = window + 1, 0
 end
-redis.call('HSET', KEYS[1], 'window', window, 'arrived', arrived, 'last', now)
+redis.call('HSET', KEYS[1], 'epoch', epoch, 'window', window, 'arrived', arrived, 'last', now)
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
-return {mine, position}
+return {epoch, mine, position}
 """
 )
 
-# ARGV: window, timeout (ms), gate TTL, state TTL. Returns the ms left before the timeout closes
-# the window, or 0 once it is closed (by the last party, by another waiter, or by this call).
+# KEYS: the resource's state, the counters. ARGV: epoch, window, timeout (ms), gate TTL, state TTL.
+# Returns the ms left before the timeout closes the window, or 0 once it is closed (by the last
+# party, by another waiter, by this call, or by an arming that cleared its state).
 _CHECK = (
     _LUA_PRELUDE
     + """
-local mine, timeout = tonumber(ARGV[1]), tonumber(ARGV[2])
-local state = redis.call('HMGET', KEYS[1], 'window', 'arrived', 'last')
-if tonumber(state[1]) ~= mine then
+local epoch, mine, timeout = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local state = redis.call('HMGET', KEYS[1], 'epoch', 'window', 'arrived', 'last')
+if tonumber(state[1]) ~= epoch or tonumber(state[2]) ~= mine then
     return 0
 end
-local now, last = now_ms(), tonumber(state[3])
+local now, last = now_ms(), tonumber(state[4])
 local left = last + timeout - now
 if now >= last and left > 0 then
     return left
 end
-close(mine, tonumber(state[2]) - 1, 1, ARGV[3], ARGV[4])
+close(epoch, mine, tonumber(state[3]) - 1, 1, ARGV[4], ARGV[5])
 redis.call('HSET', KEYS[1], 'window', mine + 1, 'arrived', 0)
 return 0
 """
@@ -156,11 +184,26 @@ def describe(url: str) -> str:
 
 
 def ping(url: str) -> None:
-    """RaceWindowError unless the Redis at ``url`` answers."""
+    """RaceWindowError unless the Redis at ``url`` answers and is recent enough."""
     try:
-        _server_at(url).client.ping()
-    except (redis.RedisError, ValueError) as error:
+        version = _server_at(url).client.info("server")["redis_version"]
+    except (redis.RedisError, ValueError, KeyError) as error:
         raise RaceWindowError(_unreachable(url, error)) from error
+    if not redis_version_supported(str(version)):
+        raise RaceWindowError(
+            f"The race window's Redis at {describe(url)} (RACE_WINDOW_BACKEND) runs Redis {version}, "
+            "but it needs 6.0 or later (its waits are fractions of a second): upgrade "
+            "it, or point RACE_WINDOW_BACKEND at a newer one."
+        )
+
+
+def redis_version_supported(version: str) -> bool:
+    """Whether a Redis of ``version`` (INFO's ``redis_version``, such as "7.0.15") will do."""
+    try:
+        major_minor = tuple(int(part) for part in version.split(".")[:2])
+    except ValueError:
+        return False
+    return major_minor >= MIN_REDIS_VERSION
 
 
 @dataclass(frozen=True)
@@ -169,6 +212,8 @@ class RedisBackend:
 
     url: str
     prefix: str
+    # Set by the lease's renewer, should the lease lapse while this backend has the window armed.
+    lease_lost: threading.Event = field(default_factory=threading.Event, compare=False, repr=False)
 
     @contextmanager
     def arm(self, *, window: RaceWindow) -> Iterator[None]:
@@ -184,14 +229,8 @@ class RedisBackend:
             }
         )
         with self._answering():
-            if not self._server.client.set(self._armed_key, document, nx=True, px=_ms(LEASE_SECONDS)):
+            if not self._server.lease.set(self._armed_key, document, nx=True, px=_ms(LEASE_SECONDS)):
                 raise RaceWindowError(self._held_by())
-            try:
-                self._clear()
-            except redis.RedisError:
-                with suppress(redis.RedisError):
-                    self._server.release(keys=[self._armed_key], args=[document])
-                raise
         stop = threading.Event()
         renewer = threading.Thread(
             target=self._renew,
@@ -199,15 +238,22 @@ class RedisBackend:
             name="race-window-lease",
             daemon=True,
         )
+        # Renewed from the start: clearing a large Redis may take longer than the lease.
         renewer.start()
         try:
+            with self._answering():
+                self._clear()
             yield
         finally:
             stop.set()
-            renewer.join()
+            # At most one renewal's call to wait for, even on a Redis that hangs (a daemon thread,
+            # it would not hold up the process's exit either).
+            renewer.join(timeout=CONNECT_TIMEOUT_SECONDS + LEASE_CALL_TIMEOUT_SECONDS)
             # Unreachable now, the lease runs out by itself.
             with suppress(redis.RedisError):
                 self._server.release(keys=[self._armed_key], args=[document])
+        if self.lease_lost.is_set():
+            raise RaceWindowError(LEASE_LOST)
 
     def armed_window(self) -> RaceWindow | None:
         with self._answering():
@@ -224,6 +270,8 @@ class RedisBackend:
             return None
 
     def stats(self) -> BarrierStats:
+        if self.lease_lost.is_set():
+            raise RaceWindowError(LEASE_LOST)
         with self._answering():
             counters = self._server.client.hgetall(self._stats_key)
         held, windows, timeouts = (int(counters.get(name, 0)) for name in (b"held", b"windows", b"timeouts"))
@@ -235,16 +283,18 @@ class RedisBackend:
         keys = [state_key, self._stats_key]
         timeout_ms = _ms(window.timeout)
         with self._answering():
-            mine, position = self._server.arrive(
-                keys=keys, args=[window.parties, timeout_ms, GATE_TTL_MS, STATE_TTL_MS]
+            epoch, mine, position = self._server.arrive(
+                keys=[*keys, self._epochs_key], args=[window.parties, timeout_ms, GATE_TTL_MS, STATE_TTL_MS]
             )
             if position >= window.parties:
                 return Passage(window=mine, position=position, waited=0.0)
-            gate, left_ms = f"{state_key}:gate:{mine}", timeout_ms
+            gate, left_ms = f"{state_key}:gate:{epoch}:{mine}", timeout_ms
             while left_ms > 0:
                 if self._server.client.blpop([gate], timeout=left_ms / 1000 + WAIT_SLACK_SECONDS):
                     break
-                left_ms = self._server.check(keys=keys, args=[mine, timeout_ms, GATE_TTL_MS, STATE_TTL_MS])
+                left_ms = self._server.check(
+                    keys=keys, args=[epoch, mine, timeout_ms, GATE_TTL_MS, STATE_TTL_MS]
+                )
         return Passage(window=mine, position=position, waited=time.monotonic() - started)
 
     @property
@@ -259,6 +309,10 @@ class RedisBackend:
     def _stats_key(self) -> str:
         return f"{self.prefix}stats"
 
+    @property
+    def _epochs_key(self) -> str:
+        return f"{self.prefix}epochs"
+
     @contextmanager
     def _answering(self) -> Iterator[None]:
         try:
@@ -268,7 +322,7 @@ class RedisBackend:
 
     def _held_by(self) -> str:
         try:
-            holder = json.loads(self._server.client.get(self._armed_key))
+            holder = json.loads(self._server.lease.get(self._armed_key))
             who = f"Process {holder['pid']} on {holder['host']}"
         except (KeyError, TypeError, ValueError):
             who = "Another process"
@@ -278,7 +332,8 @@ class RedisBackend:
         )
 
     def _clear(self) -> None:
-        """What earlier windows of this database left: their resources, gates and counters."""
+        """What earlier windows of this database left: their resources, gates and counters (not
+        the counter of states, which keeps a new state's windows apart from a cleared one's)."""
         client = self._server.client
         batch = []
         for key in client.scan_iter(match=f"{self.prefix}resource:*", count=SCAN_BATCH):
@@ -291,23 +346,32 @@ class RedisBackend:
     def _renew(self, *, document: str, stop: threading.Event) -> None:
         while not stop.wait(RENEW_SECONDS):
             try:
-                if not self._server.renew(keys=[self._armed_key], args=[document, _ms(LEASE_SECONDS)]):
-                    return  # the lease lapsed (the process stalled longer than it): it is lost
+                renewed = self._server.renew(keys=[self._armed_key], args=[document, _ms(LEASE_SECONDS)])
             except redis.RedisError:
                 continue  # Redis away for a moment: try again before the lease runs out
+            if not renewed and not stop.is_set():
+                # The lease lapsed (this process stalled longer than it, or Redis lost the key):
+                # servers stopped holding, and another process may have armed and cleared the
+                # counters. Said when the counters are read, and on disarming.
+                self.lease_lost.set()
+                return
 
 
 class _Server:
-    """One client (its connection pool is thread-safe and survives a fork) and the scripts."""
+    """Two clients (their connection pools are thread-safe and survive a fork) and the scripts:
+    one for the barrier, whose waits are long, one for the lease, whose calls must be short."""
 
     def __init__(self, url: str) -> None:
         self.client = redis.Redis.from_url(
             url, socket_connect_timeout=CONNECT_TIMEOUT_SECONDS, socket_timeout=SOCKET_TIMEOUT_SECONDS
         )
+        self.lease = redis.Redis.from_url(
+            url, socket_connect_timeout=CONNECT_TIMEOUT_SECONDS, socket_timeout=LEASE_CALL_TIMEOUT_SECONDS
+        )
         self.arrive = self.client.register_script(_ARRIVE)
         self.check = self.client.register_script(_CHECK)
-        self.renew = self.client.register_script(_RENEW)
-        self.release = self.client.register_script(_RELEASE)
+        self.renew = self.lease.register_script(_RENEW)
+        self.release = self.lease.register_script(_RELEASE)
 
 
 _servers: dict[str, _Server] = {}
@@ -315,6 +379,11 @@ _servers_lock = threading.Lock()
 
 
 def _server_at(url: str) -> _Server:
+    # Read without the lock first: a process forked while another thread held it (creating a
+    # server) would otherwise block on it for ever.
+    server = _servers.get(url)
+    if server is not None:
+        return server
     with _servers_lock:
         if url not in _servers:
             _servers[url] = _Server(url)

@@ -5,9 +5,14 @@ what several hosts need: a lease on the armed window and keys kept apart per dat
 import multiprocessing
 import os
 import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
 import pytest
@@ -19,7 +24,7 @@ from django.utils import timezone
 from accounts.audit import audit_account
 from accounts.models import Account
 from accounts.withdrawals import SAFE_STRATEGIES, Strategy, withdraw
-from labserver.lab import free_port
+from labserver.lab import PROJECT_DIR, free_port
 from racewindow import barrier as race_window
 from racewindow import redis_backend
 from racewindow.statements import holding
@@ -28,8 +33,9 @@ from tests.helpers import REDIS_URL, require_redis
 
 JOIN_SECONDS = 60
 TIMEOUT = 0.25
-# Shortened so a test waits a lease out in about a second, not three.
-LEASE_SECONDS = 1.0
+# Shortened so a test waits a lease out in two seconds, not three; renewed often enough that a
+# busy 2-core machine may stall the renewer 1.5 s without losing it.
+LEASE_SECONDS = 2.0
 RENEW_SECONDS = 0.25
 # How long past its due time a window may close, or a lease expire, on a busy 2-core machine.
 LATE_SECONDS = 2.0
@@ -52,6 +58,13 @@ class Namespace:
                 return states[0]
             time.sleep(0.01)
         raise AssertionError("no request arrived at the barrier")
+
+    def wait_for_arrivals(self, count: int) -> None:
+        """Until ``count`` requests wait in the one resource's open window (bounded)."""
+        state_key, deadline = self.state_key(), time.monotonic() + JOIN_SECONDS
+        while self.client.hget(state_key, "arrived") != str(count).encode():
+            assert time.monotonic() < deadline, f"{count} requests never waited at the barrier"
+            time.sleep(0.01)
 
 
 @pytest.fixture
@@ -159,7 +172,8 @@ def test_a_lone_request_passes_after_the_timeout(redis_window):
 def test_a_waiter_leaves_even_if_its_gate_never_opens(redis_window):
     # The window is closed behind the waiter's back and no token ever comes, as if Redis had lost
     # the gate (evicted, or dropped in a failover): its bounded wait and re-check still let it out.
-    window = race_window.RaceWindow(parties=2, timeout=1.0)
+    # Long enough that the test closes the window before the timeout would, however busy the machine.
+    window = race_window.RaceWindow(parties=2, timeout=3.0)
     with race_window.armed(parties=window.parties, timeout=window.timeout) as barrier:
         passages = []
         waiter = threading.Thread(
@@ -175,6 +189,57 @@ def test_a_waiter_leaves_even_if_its_gate_never_opens(redis_window):
     assert elapsed < window.timeout + LATE_SECONDS
     # It left because it found the window closed, not because the timeout closed it.
     assert barrier.stats() == race_window.BarrierStats(held=1, windows=0, timeouts=0)
+
+
+def start_holding(*, window: race_window.RaceWindow, passages: list) -> threading.Thread:
+    """A thread held at the barrier of "balance"; its passage goes into ``passages``."""
+    thread = threading.Thread(
+        target=lambda: passages.append(race_window.hold(window=window, resource="balance"))
+    )
+    thread.start()
+    return thread
+
+
+@pytest.mark.django_db
+def test_a_waiter_left_from_an_earlier_arming_stays_out_of_the_next_ones_window(redis_window):
+    # Re-arming clears each resource's state, so the new state's windows count from 0 again. The
+    # earlier arming's waiter must not take the new window 0 for its own: it would close it by its
+    # own shorter timeout, and push one token too few, as if it were a member.
+    earlier = race_window.RaceWindow(parties=3, timeout=0.4)
+    with race_window.armed(parties=earlier.parties, timeout=earlier.timeout):
+        leftover = start_holding(window=earlier, passages=[])
+        redis_window.wait_for_arrivals(1)
+    with race_window.armed(parties=3, timeout=5) as barrier:
+        passages = []
+        first_two = [start_holding(window=barrier.window, passages=passages) for _ in range(2)]
+        redis_window.wait_for_arrivals(2)
+        # Its timeout passed: it has checked its window, and found it gone.
+        leftover.join(timeout=JOIN_SECONDS)
+        assert not leftover.is_alive()
+        assert barrier.stats() == race_window.BarrierStats(held=2, windows=0, timeouts=0)
+        (third,) = hold_at_once(window=barrier.window, resources=["balance"])
+        for thread in first_two:
+            thread.join(timeout=JOIN_SECONDS)
+
+    passages.append(third)
+    assert sorted((passage.window, passage.position) for passage in passages) == [(0, 1), (0, 2), (0, 3)]
+    # All three went on when the third came, none at the timeout.
+    assert max(passage.waited for passage in passages) < barrier.window.timeout
+    assert barrier.stats() == race_window.BarrierStats(held=3, windows=1, timeouts=0)
+
+
+@pytest.mark.django_db
+def test_the_counters_and_the_states_counter_expire_while_a_window_is_open(redis_window):
+    # Created by the first arrival, before any window closes: a process that dies then must not
+    # leave them in Redis for ever.
+    with race_window.armed(parties=2, timeout=5) as barrier:
+        waiter = start_holding(window=barrier.window, passages=[])
+        redis_window.wait_for_arrivals(1)
+        lives = [redis_window.client.pttl(f"{redis_window.prefix}{key}") for key in ("stats", "epochs")]
+        hold_at_once(window=barrier.window, resources=["balance"])
+        waiter.join(timeout=JOIN_SECONDS)
+
+    assert all(0 < life <= redis_backend.STATE_TTL_MS for life in lives), lives
 
 
 def hold_and_be_killed(channel, *, window: race_window.RaceWindow) -> None:
@@ -238,8 +303,8 @@ def other_process(redis_window):
 def test_arming_is_exclusive_across_processes_and_renewed_while_armed(settings, other_process):
     child, parent_end = other_process
     settings.DEBUG, settings.RACE_WINDOW = True, race_window.ARMED
-    # Several leases long: the child's thread keeps renewing it.
-    time.sleep(3 * LEASE_SECONDS)
+    # Two leases long: the child's thread keeps renewing it.
+    time.sleep(2 * LEASE_SECONDS)
 
     assert race_window.active_window(mode=race_window.server_mode()) == race_window.RaceWindow(2, 1.0)
     with pytest.raises(race_window.RaceWindowError, match=f"Process {child.pid} on .* has armed the race"):  # noqa: SIM117
@@ -272,6 +337,120 @@ def test_the_lease_expires_once_the_arming_process_is_killed(other_process):
     assert backend.armed_window() is None
     with race_window.armed(parties=3):
         assert backend.armed_window() == race_window.RaceWindow(parties=3)
+
+
+def read_counters_for(barrier: race_window.ArmedBarrier, *, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        barrier.stats()
+        time.sleep(0.05)
+
+
+@pytest.mark.django_db
+def test_a_lost_lease_is_said_by_the_counters_and_on_disarming(redis_window):
+    lost = "lease in Redis lapsed while it was armed"
+    # Said on disarming too, for a caller that never reads the counters.
+    with pytest.raises(race_window.RaceWindowError, match=lost), race_window.armed(parties=2) as barrier:
+        # As if this process had stalled past the lease, or Redis had evicted the key: servers stop
+        # holding, and another process may arm and clear the counters.
+        redis_window.client.delete(f"{redis_window.prefix}armed")
+        with pytest.raises(race_window.RaceWindowError, match=lost):
+            read_counters_for(barrier, seconds=RENEW_SECONDS + LATE_SECONDS)
+
+
+@pytest.mark.django_db
+def test_the_lease_outlasts_a_clear_that_takes_longer_than_it(redis_window, monkeypatch):
+    # As on a Redis with many keys to scan: the renewer runs from before the clear.
+    clear = redis_backend.RedisBackend._clear
+
+    def slow_clear(backend: redis_backend.RedisBackend) -> None:
+        time.sleep(1.5 * LEASE_SECONDS)
+        clear(backend)
+
+    monkeypatch.setattr(redis_backend.RedisBackend, "_clear", slow_clear)
+    with race_window.armed(parties=2) as barrier:
+        assert barrier.backend.armed_window() == barrier.window
+        time.sleep(LEASE_SECONDS)
+        assert barrier.backend.armed_window() == barrier.window
+        barrier.stats()
+
+
+class HangingProxy:
+    """A TCP proxy on 127.0.0.1 to the Redis at REDIS_URL that, once hung, passes nothing on
+    either way: a Redis that hangs, for the clients that reach it through the proxy."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"redis://127.0.0.1:{self.listener.getsockname()[1]}/0"
+        self.hung = threading.Event()
+        self.sockets: list[socket.socket] = [self.listener]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        with suppress(OSError):
+            while True:
+                client, _ = self.listener.accept()
+                upstream = socket.create_connection(("127.0.0.1", 6379))
+                self.sockets += [client, upstream]
+                for source, target in ((client, upstream), (upstream, client)):
+                    threading.Thread(target=self._pump, args=(source, target), daemon=True).start()
+
+    def _pump(self, source: socket.socket, target: socket.socket) -> None:
+        with suppress(OSError):
+            while data := source.recv(65536):
+                if not self.hung.is_set():
+                    target.sendall(data)
+
+    def close(self) -> None:
+        for open_socket in self.sockets:
+            with suppress(OSError):
+                open_socket.shutdown(socket.SHUT_RDWR)
+            open_socket.close()
+
+
+@contextmanager
+def hanging_proxy() -> Iterator[HangingProxy]:
+    proxy = HangingProxy()
+    try:
+        yield proxy
+    finally:
+        proxy.close()
+
+
+@pytest.mark.django_db
+def test_disarming_on_a_redis_that_hangs_takes_seconds_not_the_socket_timeout(redis_window, settings):
+    with hanging_proxy() as proxy:
+        settings.RACE_WINDOW_BACKEND = proxy.url
+        with race_window.armed(parties=2):
+            proxy.hung.set()
+            time.sleep(2 * RENEW_SECONDS)  # a renewal is under way, and hangs
+            started = time.monotonic()
+        elapsed = time.monotonic() - started
+
+    # At most one renewal's call and the release's, each bounded by the lease's short timeout.
+    bound = redis_backend.CONNECT_TIMEOUT_SECONDS + 2 * redis_backend.LEASE_CALL_TIMEOUT_SECONDS
+    assert elapsed < bound + LATE_SECONDS < redis_backend.SOCKET_TIMEOUT_SECONDS
+
+
+def reach_redis(channel) -> None:
+    """In a child process: reach Redis through the server the parent had made already."""
+    channel.send(redis_backend._server_at(REDIS_URL).client.ping())
+
+
+def test_a_child_forked_while_the_servers_lock_is_held_still_reaches_redis(redis_window):
+    redis_backend.ping(REDIS_URL)
+    context = multiprocessing.get_context("fork")
+    parent_end, child_end = context.Pipe()
+    # As the lease's renewer, or any thread reaching Redis, may hold it at the moment of a fork.
+    with redis_backend._servers_lock:
+        child = context.Process(target=reach_redis, args=(child_end,))
+        child.start()
+    try:
+        assert parent_end.poll(JOIN_SECONDS / 6), "the child is stuck on the lock it was forked with"
+        assert parent_end.recv() is True
+    finally:
+        child.kill()
+        child.join(timeout=JOIN_SECONDS)
 
 
 @pytest.mark.django_db
@@ -323,6 +502,43 @@ def test_a_redis_that_does_not_answer_is_refused_at_start_up(settings):
     with pytest.raises(ImproperlyConfigured, match="Redis at redis://127.0.0.1:.* does not answer") as error:
         race_window.check_settings()
     assert "hunter2" not in str(error.value)
+
+
+def test_a_redis_older_than_6_is_refused_at_start_up(settings, monkeypatch):
+    """Its BLPOP refuses the barrier's fractional timeouts: every held request would fail."""
+    require_redis()
+    settings.RACE_WINDOW_BACKEND = REDIS_URL
+    monkeypatch.setattr(redis.Redis, "info", lambda client, section=None: {"redis_version": "5.0.14"})
+
+    with pytest.raises(ImproperlyConfigured, match="runs Redis 5.0.14, but it needs 6.0 or later"):
+        race_window.check_settings()
+
+
+@pytest.mark.parametrize(
+    ("version", "supported"),
+    [("5.0.14", False), ("6.0.0", True), ("7.0.15", True), ("10.2", True), ("unknown", False)],
+)
+def test_redis_6_or_later_is_supported(version, supported):
+    assert redis_backend.redis_version_supported(version) is supported
+
+
+def test_the_file_backend_never_imports_redis():
+    """redis-py costs every process a fifth of a second at start-up."""
+    modules = subprocess.run(
+        [
+            sys.executable, "-c",
+            "import sys, django; django.setup(); from racewindow import barrier; barrier.current_backend(); "
+            "print(sorted(name for name in sys.modules if name.split('.')[0] == 'redis'))",
+        ],
+        cwd=PROJECT_DIR,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "bank.settings", "RACE_WINDOW_BACKEND": "file"},
+        capture_output=True,
+        text=True,
+        timeout=JOIN_SECONDS,
+        check=True,
+    )  # fmt: skip
+
+    assert modules.stdout.strip() == "[]", modules.stderr
 
 
 @pytest.mark.parametrize("value", ["", "file", " FILE "])
