@@ -21,6 +21,7 @@ from experiment.drivers import Driver, logged_in
 from experiment.plan import RunPlan
 from experiment.runs import arming, check_barrier_used, fire_and_record, lab_accounts, reset_lab_accounts
 from experiment.stats import first_gap, mean_or_none, median_or_none, rate, spread, wilson_interval
+from loadgen.locust.result import LocustRun
 from loadgen.outcomes import Outcome
 from racewindow.barrier import BarrierStats
 
@@ -43,6 +44,8 @@ class TrialOutcome:
     # gap between the first two. None when fewer than two withdrawals went through.
     spread_ms: float | None
     first_gap_ms: float | None
+    # Locust workers the master gave up on during the trial (their requests count indeterminate).
+    lost_workers: int = 0
 
     @property
     def hit(self) -> bool:
@@ -175,6 +178,7 @@ def _trial(
         anomalies=sorted({anomaly.kind for audit in audits for anomaly in audit.anomalies}),
         spread_ms=_milliseconds(spread(arrivals)),
         first_gap_ms=_milliseconds(first_gap(arrivals)),
+        lost_workers=len(load.report.lost_workers) if isinstance(load.report, LocustRun) else 0,
     )
 
 

@@ -21,12 +21,17 @@ import gevent
 
 from loadgen.burst import CONNECT_TIMEOUT_SECONDS
 from loadgen.locust.protocol import (
+    BATCH_SECONDS,
+    FIRE_LEAD_SECONDS,
+    MESSAGE_SLACK_SECONDS,
     Assignment,
     LocustMode,
     Message,
     RunSpec,
     SessionFolder,
     SessionSpec,
+    answers_bound,
+    arming_bound,
     shares,
     write_atomically,
 )
@@ -34,16 +39,9 @@ from loadgen.outcomes import Outcome
 
 logger = logging.getLogger(__name__)
 
-# Beyond the network's own timeouts: what a worker may take to pass a message on.
-MESSAGE_SLACK_SECONDS = 10.0
 POLL_SECONDS = 0.005
 MISSING = "missing"
 RUNNING = "running"
-# How far ahead of sending FIRE the master sets the moment of release: every worker has read its
-# FIRE by then, on a loaded machine too (a later one releases at once).
-FIRE_LEAD_SECONDS = 0.02
-# A little over Locust's interval between two stats reports of a worker.
-STATS_WAIT_SECONDS = 4.0
 
 
 class LabRunError(RuntimeError):
@@ -74,7 +72,7 @@ class LabMaster:
         self.number += spec is not None
         self.spec = spec
         self.ready: dict[str, dict] = {}
-        self.armed: dict[tuple[int, str], int] = {}
+        self.armed: dict[tuple[int, str], bool] = {}
         self.answered: dict[tuple[int | None, str], bool] = {}
         self.last_heard: dict[str, float] = {}
         self.done: set[str] = set()
@@ -99,7 +97,7 @@ class LabMaster:
         self.ready[msg.node_id] = msg.data
 
     def on_armed(self, environment, msg) -> None:
-        self.armed[msg.data["burst"], msg.node_id] = msg.data["primed"]
+        self.armed[msg.data["burst"], msg.node_id] = True
 
     def on_records(self, environment, msg) -> None:
         self.last_heard[msg.node_id] = time.monotonic()
@@ -127,8 +125,6 @@ class LabMaster:
         if error is None:
             while (spec := self._next_spec()) is not None:
                 self.conduct(spec)
-        if self.session.keep_reports:
-            self._await_stats()
         self.environment.process_exit_code = 0 if error is None else 1
         self.environment.runner.quit()
 
@@ -166,6 +162,8 @@ class LabMaster:
         error = None
         try:
             workers = self._prepare()
+            # The run's rate counts its requests, not the log-in and the users' start before them.
+            started_at = time.time()
             if spec.mode is LocustMode.BURST:
                 self._bursts(workers)
             else:
@@ -197,9 +195,8 @@ class LabMaster:
         for worker in workers:
             if self.ready[worker]["error"]:
                 raise LabRunError(f"worker {worker}: {self.ready[worker]['error']}")
-        if spec.mode is LocustMode.STEADY and runner.target_user_count != spec.concurrency:
-            # The users stay between runs, waiting for the next share: only a new count respawns.
-            runner.start(spec.concurrency, spawn_rate=spec.concurrency)
+        if spec.mode is LocustMode.STEADY:
+            self._run_users(spec.concurrency)
         logger.info("lab: run %d: %d worker(s) logged in, the run starts", self.number, len(workers))
         return workers
 
@@ -238,9 +235,30 @@ class LabMaster:
             self._await(parts, self.answered, stage="its burst", burst=burst)
             live = [worker for worker in live if worker not in self.lost]
 
+    def _run_users(self, count: int) -> None:
+        """``count`` users in all, spawned by Locust over the workers; they stay between runs,
+        waiting for the next share, so only a new count (or a lost worker's) spawns again."""
+        runner = self.environment.runner
+        if runner.target_user_count != count or runner.user_count != count:
+            runner.start(count, spawn_rate=count)
+        self._wait_until(
+            lambda: runner.user_count == count and runner.state == RUNNING,
+            timeout=self.spec.worker_wait,
+            failure=lambda: (
+                f"Locust started {runner.user_count} of {count} user(s) in {self.spec.worker_wait:g} s"
+            ),
+        )
+
     def _steady(self, workers: list[str]) -> None:
-        spec = self.spec
-        for worker, part in zip(workers, shares(list(range(spec.requests)), parts=len(workers)), strict=True):
+        spec, clients = self.spec, self.environment.runner.clients
+        # Each worker's share in proportion to its users, so they all finish together.
+        users = {worker: sum(clients[worker].user_classes_count.values()) for worker in workers}
+        seats = [worker for worker in workers for _ in range(users[worker])] or workers
+        by_worker: dict[str, list[int]] = {worker: [] for worker in workers}
+        for seat, part in zip(seats, shares(list(range(spec.requests)), parts=len(seats)), strict=True):
+            by_worker[seat].extend(part)
+        for worker, part in by_worker.items():
+            part.sort()
             self.assigned[worker] = [
                 Assignment(index=index, burst=0, username=spec.username(index)) for index in part
             ]
@@ -248,12 +266,14 @@ class LabMaster:
             self.environment.runner.send_message(
                 Message.SHARE, {"run": self.number, "indices": part}, client_id=worker
             )
-        # Bounded by progress: a worker that sends nothing for a response timeout and more is lost.
-        stall = spec.response_timeout + MESSAGE_SLACK_SECONDS
+        # Bounded by progress: a worker that sends nothing for longer than one request may take
+        # (its connection, its answer, the batching) is lost.
+        stall = spec.response_timeout + CONNECT_TIMEOUT_SECONDS + BATCH_SECONDS + MESSAGE_SLACK_SECONDS
         while True:
             waiting = [w for w in workers if w not in self.done and w not in self.lost]
             if not waiting:
                 return
+            self._check_splatter()
             for worker in waiting:
                 if self._missing(worker):
                     self._lose(worker, "Locust's heartbeat marked it missing")
@@ -264,10 +284,13 @@ class LabMaster:
     def _await(self, parts: dict, answers: dict, *, stage: str, burst: int) -> None:
         """Wait until each worker of ``parts`` has answered, is lost, or the stage's time is up."""
         timeout = (
-            CONNECT_TIMEOUT_SECONDS + self.spec.settle if stage == "arming" else self.spec.response_timeout
-        ) + MESSAGE_SLACK_SECONDS
+            arming_bound(max(map(len, parts.values())), settle=self.spec.settle)
+            if stage == "arming"
+            else answers_bound(response_timeout=self.spec.response_timeout)
+        )
         deadline = time.monotonic() + timeout
         while True:
+            self._check_splatter()
             waiting = [w for w in parts if (burst, w) not in answers and w not in self.lost]
             for worker in waiting:
                 if self._missing(worker):
@@ -282,16 +305,17 @@ class LabMaster:
                 return
             gevent.sleep(POLL_SECONDS)
 
-    def _await_stats(self) -> None:
-        """Give the workers' last stats reports (every 3 s) time to reach Locust's own reports."""
-        stats = self.environment.runner.stats
-        deadline = time.monotonic() + STATS_WAIT_SECONDS
-        while stats.total.num_requests < len(self.records) and time.monotonic() < deadline:
-            gevent.sleep(POLL_SECONDS * 20)
+    def _check_splatter(self) -> None:
+        """Stop the run in progress, not only the session, once splatter is gone or says stop."""
+        if self.folder.stop.exists() or os.getppid() != self.session.parent_pid:
+            raise LabRunError("splatter stopped the session")
 
     def _lose(self, worker: str, reason: str) -> None:
         self.lost[worker] = reason
         logger.warning("lab: worker %s lost: %s", worker, reason)
+        # It may be alive, only late: Locust's own quit stops its users and closes its primed
+        # connections, so nothing it still holds reaches the server after its run was written.
+        self.environment.runner.send_message("quit", client_id=worker)
 
     def _connected(self) -> list[str]:
         return sorted(client.id for client in self.environment.runner.clients.all if client.state != MISSING)
@@ -305,6 +329,7 @@ class LabMaster:
     ) -> None:
         deadline = time.monotonic() + timeout
         while not condition():
+            self._check_splatter()
             if time.monotonic() > deadline:
                 raise LabRunError(failure())
             gevent.sleep(POLL_SECONDS * 20)

@@ -23,9 +23,19 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from loadgen.burst import CONNECT_TIMEOUT_SECONDS
+
 # Every worker reads the users' password from its own environment, never from a command line
 # or a message: the same variable seed_account and splatter read.
 PASSWORD_ENV_VAR = "BANK_PASSWORD"
+# How often a steady worker sends the records it has to the master: what a killed worker takes
+# with it is at most this much of its share, counted indeterminate.
+BATCH_SECONDS = 0.5
+# Beyond the network's own timeouts: what a worker may take to pass a message on.
+MESSAGE_SLACK_SECONDS = 10.0
+# How far ahead of sending FIRE the master sets the moment of release: every worker has read its
+# FIRE by then, on a loaded machine too (a later one releases at once).
+FIRE_LEAD_SECONDS = 0.02
 # The Locust option that names the session folder (the master's only lab option).
 SESSION_OPTION = "--lab-session"
 
@@ -114,6 +124,16 @@ def shares(items: list, *, parts: int) -> list[list]:
     return [items[part::parts] for part in range(parts)]
 
 
+def arming_bound(share: int, *, settle: float) -> float:
+    """The longest a healthy worker takes to prime ``share`` requests: it connects one by one."""
+    return share * CONNECT_TIMEOUT_SECONDS + settle + MESSAGE_SLACK_SECONDS
+
+
+def answers_bound(*, response_timeout: float) -> float:
+    """The longest a healthy worker takes to release a burst and collect its answers."""
+    return FIRE_LEAD_SECONDS + response_timeout + MESSAGE_SLACK_SECONDS
+
+
 @dataclass(frozen=True, kw_only=True)
 class SessionSpec:
     """What the master needs before the first run: how many workers, how long to wait for them."""
@@ -122,8 +142,6 @@ class SessionSpec:
     worker_wait: float
     # splatter's process: the master quits when it is gone, whatever became of the stop file.
     parent_pid: int
-    # Whether Locust's own reports are kept: only then is waiting for its last stats worth it.
-    keep_reports: bool = False
 
 
 @dataclass(frozen=True)

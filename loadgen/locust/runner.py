@@ -23,6 +23,8 @@ from pathlib import Path
 from loadgen.burst import CONNECT_TIMEOUT_SECONDS, DEFAULT_RESPONSE_TIMEOUT_SECONDS, DEFAULT_SETTLE_SECONDS
 from loadgen.errors import LoadError
 from loadgen.locust.protocol import (
+    BATCH_SECONDS,
+    MESSAGE_SLACK_SECONDS,
     PASSWORD_ENV_VAR,
     SESSION_OPTION,
     Form,
@@ -30,6 +32,8 @@ from loadgen.locust.protocol import (
     RunSpec,
     SessionFolder,
     SessionSpec,
+    answers_bound,
+    arming_bound,
     write_atomically,
 )
 from loadgen.locust.result import LocustRun, read_result
@@ -42,7 +46,7 @@ DEFAULT_MASTER_PORT = 5557
 # Workers connect and log in within this: Locust starts in a second or two per process.
 DEFAULT_WORKER_WAIT_SECONDS = 60.0
 WORKER_WAIT_SLACK_SECONDS = 5.0
-# Beyond the master's own bounded waits: its start, its reports, its goodbye to the workers.
+# Beyond the master's own bounded waits: handing over the spec and writing the result.
 RUN_SLACK_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 10.0
 POLL_SECONDS = 0.005
@@ -68,8 +72,8 @@ class LocustSetup:
     local_workers: int | None = 1
     expect_workers: int | None = None
     bind: MasterAddress | None = None
-    # Locust's CSV, JSON and HTML reports and the logs: kept here, one folder per run; None: a
-    # temporary folder, removed after the run.
+    # Locust's CSV, JSON and HTML reports and the logs: kept here, one folder per command; None:
+    # a temporary folder, removed at the end.
     output: Path | None = None
     worker_wait: float = DEFAULT_WORKER_WAIT_SECONDS
     response_timeout: float = DEFAULT_RESPONSE_TIMEOUT_SECONDS
@@ -178,17 +182,18 @@ def locust_session(*, setup: LocustSetup, targets: list[Target], password: str) 
                     workers=setup.workers,
                     worker_wait=setup.worker_wait,
                     parent_pid=os.getpid(),
-                    keep_reports=setup.output is not None,
                 )
             ),
         )
         address = setup.bind or MasterAddress(host="127.0.0.1", port=_free_port())
-        env = {**os.environ, PASSWORD_ENV_VAR: password}
+        # Only the workers log in: the master never sees the password.
+        master_env = {name: value for name, value in os.environ.items() if name != PASSWORD_ENV_VAR}
+        env = {**master_env, PASSWORD_ENV_VAR: password}
         master = processes.enter_context(
             locust_process(
                 _master_argv(setup, folder=folder, address=address, host=targets[0].base_url),
                 log=path / MASTER_LOG,
-                env=env,
+                env=master_env,
             )
         )
         workers = [
@@ -200,8 +205,9 @@ def locust_session(*, setup: LocustSetup, targets: list[Target], password: str) 
         ]
         (path / LOCAL_WORKERS_FILE).write_text(json.dumps([worker.pid for worker in workers]) + "\n")
         session = LocustSession(setup=setup, folder=folder, master=master)
+        # The master waits for the workers to connect, then for Locust to start: twice the wait.
         session._wait_for(
-            folder.ready, timeout=setup.worker_wait + WORKER_WAIT_SLACK_SECONDS, what="see its workers"
+            folder.ready, timeout=2 * setup.worker_wait + WORKER_WAIT_SLACK_SECONDS, what="see its workers"
         )
         ready = json.loads(folder.ready.read_text())
         if ready["error"] is not None:
@@ -242,10 +248,19 @@ def worker_argv(address: MasterAddress) -> list[str]:
 
 
 def _run_timeout(spec: RunSpec) -> float:
-    """One run's bound: the workers' log-in, then every burst's (or request's) own bound."""
-    steps = -(-spec.requests // spec.concurrency) if spec.mode is LocustMode.BURST else spec.requests
-    per_step = spec.response_timeout + CONNECT_TIMEOUT_SECONDS + spec.settle
-    return spec.worker_wait + steps * per_step + RUN_SLACK_SECONDS
+    """One run's bound, beyond the master's own: the workers' log-in and the users' start, then
+    each burst's arming and answers, or each steady user's requests one after another."""
+    rounds = -(-spec.requests // spec.concurrency)
+    if spec.mode is LocustMode.BURST:
+        per_burst = arming_bound(spec.concurrency, settle=spec.settle) + answers_bound(
+            response_timeout=spec.response_timeout
+        )
+        work = rounds * per_burst
+    else:
+        work = (
+            rounds * (CONNECT_TIMEOUT_SECONDS + spec.response_timeout) + BATCH_SECONDS + MESSAGE_SLACK_SECONDS
+        )
+    return 2 * spec.worker_wait + work + RUN_SLACK_SECONDS
 
 
 @contextmanager

@@ -16,17 +16,17 @@ from gevent.queue import Queue
 from loadgen.burst import ConnectionPool, Exchange, RequestRecord, collect, form_request, prime, release
 from loadgen.errors import LoadError
 from loadgen.http_login import log_in_http
-from loadgen.locust.protocol import PASSWORD_ENV_VAR, Assignment, Message, RunSpec
+from loadgen.locust.protocol import BATCH_SECONDS, PASSWORD_ENV_VAR, Assignment, Message, RunSpec
 from loadgen.login import SessionCookies
 from loadgen.outcomes import Outcome
 from loadgen.target import Target, parse_target
 
-# How often a steady worker sends the records it has to the master: what a killed worker takes
-# with it is at most this much of its share, counted indeterminate.
-BATCH_SECONDS = 0.5
 # The release waits for the master's moment by sleeping, then spins for the last stretch, which
 # a sleep would overshoot.
 SPIN_SECONDS = 0.002
+# A moment further ahead than this is a clock far out of step with the master's: release after
+# this long rather than past the master's wait for the answers.
+LONGEST_WAIT_SECONDS = 1.0
 
 
 @dataclass
@@ -64,17 +64,19 @@ class LabWorker:
         runner.register_message(Message.FIRE, self.on_fire, concurrent=True)
         runner.register_message(Message.SHARE, self.on_share)
 
-    def send(self, message: Message, data: dict) -> None:
-        self.environment.runner.send_message(message, {"run": self.run.number, **data})
+    def send(self, run: WorkerRun, message: Message, data: dict) -> None:
+        self.environment.runner.send_message(message, {"run": run.number, **data})
 
     def on_run(self, environment, msg) -> None:
         spec = RunSpec.from_document(msg.data["spec"])
+        if self.run is not None:
+            self.run.pool.close()
         try:
             self.run = WorkerRun(number=msg.data["run"], spec=spec, **self.log_in(spec))
         except LoadError as error:
             environment.runner.send_message(Message.READY, {"run": msg.data["run"], "error": str(error)})
             return
-        self.send(Message.READY, {"error": None, "pid": os.getpid()})
+        self.send(self.run, Message.READY, {"error": None, "pid": os.getpid()})
 
     def log_in(self, spec: RunSpec) -> dict:
         """Each of the spec's users' session at the first app server (they share a database, so a
@@ -101,7 +103,7 @@ class LabWorker:
         # As the burst driver does: time for the server to take in what was sent.
         gevent.sleep(run.spec.settle)
         run.armed[burst] = exchanges
-        self.send(Message.ARMED, {"burst": burst, "primed": sum(exchange.live for exchange in exchanges)})
+        self.send(run, Message.ARMED, {"burst": burst})
 
     def on_fire(self, environment, msg) -> None:
         run, burst = self.run, msg.data["burst"]
@@ -117,6 +119,7 @@ class LabWorker:
                 length=len(exchange.response.body),
             )  # fmt: skip
         self.send(
+            run,
             Message.RECORDS,
             {"burst": burst, "realtime": realtime, "records": [record_document(r) for r in records]},
         )
@@ -145,7 +148,7 @@ class LabWorker:
     def _finish(self, run: WorkerRun) -> None:
         run.done = True
         self._flush(run)
-        self.environment.runner.send_message(Message.DONE, {"run": run.number})
+        self.send(run, Message.DONE, {})
 
     def _send_batches(self, run: WorkerRun) -> None:
         while not run.done:
@@ -155,15 +158,14 @@ class LabWorker:
     def _flush(self, run: WorkerRun) -> None:
         records, run.unsent = run.unsent, []
         if records:
-            self.environment.runner.send_message(
-                Message.RECORDS,
-                {"run": run.number, "burst": None, "records": [record_document(r) for r in records]},
-            )
+            self.send(run, Message.RECORDS, {"burst": None, "records": [record_document(r) for r in records]})
 
 
 def _wait_for(moment: float) -> None:
     """Until the wall clock reads ``moment`` (the master's, on another machine as close as clock
-    synchronisation keeps them): asleep, then spinning for the last two milliseconds."""
+    synchronisation keeps them), a second at most: asleep, then spinning for the last two
+    milliseconds."""
+    moment = min(moment, time.time() + LONGEST_WAIT_SECONDS)
     remaining = moment - time.time()
     if remaining > SPIN_SECONDS:
         gevent.sleep(remaining - SPIN_SECONDS)

@@ -206,6 +206,62 @@ def test_a_killed_worker_is_reported_and_the_audit_still_reconciles(lab_env, loc
     assert "phantom rows" not in account["verdict"] and "missing rows" not in account["verdict"]
 
 
+def test_steady_users_are_respawned_when_a_later_run_asks_for_another_count(lab_env, locust_server):
+    """One master serves every trial: its users stay between runs and follow each run's -c."""
+    result = locust(
+        lab_env, locust_server, "--locust-mode", "steady", "--locust-workers", "2",
+        "--strategy", "atomic_update", "--trials", "2", "-c", "2,4,2", "--format", "json",
+    )  # fmt: skip
+
+    trials = json.loads(result.stdout)["trials"]
+    assert [(t["concurrency"], t["ok"], t["server_errors"], t["lost"]) for t in trials] == [
+        (2, 2, 0, 0), (2, 2, 0, 0), (4, 4, 0, 0), (4, 4, 0, 0), (2, 2, 0, 0), (2, 2, 0, 0),
+    ]  # fmt: skip
+
+
+def test_the_master_and_its_workers_end_when_splatter_is_killed(lab_env, locust_server, tmp_path):
+    output = tmp_path / "locust"
+    splatter_process = subprocess.Popen(
+        [
+            sys.executable, str(PROJECT_DIR / "manage.py"), "splatter", "--url", locust_server.url,
+            "--username", LAB_USER, "--no-input", "--driver", "locust", "--locust-workers", "2",
+            "-n", "100000", "-c", "2", "--locust-output", str(output), "--no-record",
+        ],
+        cwd=PROJECT_DIR, env={**lab_env.env, "BANK_PASSWORD": LAB_PASSWORD},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    session = output / "run-001"
+    try:
+        wait_for(lambda: "the run starts" in read(session / "master.log"))
+        workers = json.loads((session / "local-workers.json").read_text())
+        master = master_of(session)
+        splatter_process.kill()
+        splatter_process.wait(timeout=30)
+        # Within the steady run, not after it: 100,000 requests would take minutes.
+        wait_for(lambda: not any(alive(pid) for pid in [master, *workers]), timeout=60)
+    finally:
+        if splatter_process.poll() is None:
+            splatter_process.kill()
+            splatter_process.wait()
+    assert "splatter stopped the session" in read(session / "result-001.json")
+
+
+def master_of(session: Path) -> int:
+    """The master's process: the one whose command line names the session folder."""
+    found = subprocess.run(["pgrep", "-f", "--", f"--lab-session {session}"], capture_output=True, text=True)
+    (pid,) = found.stdout.split()
+    return int(pid)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # Killed but not yet reaped by its new parent: as good as gone.
+    return "zombie" not in read(Path(f"/proc/{pid}/status")).lower()
+
+
 def test_workers_started_by_hand_join_a_master_that_expects_them(lab_env, locust_server):
     port = free_port()
     with hand_started_worker(port=port, env={**lab_env.env, "BANK_PASSWORD": LAB_PASSWORD}) as worker:

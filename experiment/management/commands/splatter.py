@@ -117,7 +117,7 @@ class Command(BaseCommand):
             "--locust-output",
             type=Path,
             metavar="DIR",
-            help="Keep Locust's CSV, JSON and HTML reports and logs here, a run-NNN folder per run "
+            help="Keep Locust's CSV, JSON and HTML reports and logs here, a run-NNN folder per command "
             "(default: a temporary folder, removed).",
         )
         add("--race-window", action="store_true", help="Arm the deterministic race mode (docs/race-mode.md).")
@@ -157,6 +157,7 @@ class Command(BaseCommand):
                 rows = strategy_matrix(plan=plan, password=password)
                 self.stdout.write(tables.matrix_table(rows))
                 for row in rows:
+                    self._warn_lost_workers(row.run.load.report)
                     self._report_pages(plan, row.run.lab_runs)
             else:
                 self._single(plan, password=password, verbosity=verbosity)
@@ -176,7 +177,8 @@ class Command(BaseCommand):
         every = options["strategy"] == ALL_STRATEGIES
         known = tuple(Strategy) if scenario is None else scenario.strategies
         targets = tuple(
-            parse_target(url, allow_remote=options["allow_remote"]) for url in options["url"].split(",")
+            parse_target(url.strip(), allow_remote=options["allow_remote"])
+            for url in options["url"].split(",")
         )
         bind = options["locust_bind"]
         return RunPlan(
@@ -252,6 +254,13 @@ class Command(BaseCommand):
         # disable=None: a bar on a terminal, nothing in a pipe or a test.
         with tqdm(total=total, unit="trial", file=sys.stderr, disable=None if verbosity else True) as bar:
             report = run_sweep(plan=plan, password=password, on_trial=lambda outcome: bar.update())
+        lost = sum(outcome.lost_workers for outcome in report.outcomes)
+        if lost:
+            self.stderr.write(
+                f"{lost} Locust worker(s) were lost during the trials: the requests they held without an "
+                "answer count as indeterminate, and later trials ran without them.",
+                style_func=self.style.WARNING,
+            )
         if plan.plot is not None:
             from experiment.plot import plot_sweep  # matplotlib takes a second to load: only for --plot
 
