@@ -34,9 +34,8 @@ from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
-from tabulate import tabulate
-
 from bench.harness import PASSWORD, USERNAME, argument_parser, bench_lab, seed_user
+from bench.trial_tables import hit_rate, milliseconds, table
 from experiment.stats import median_or_none, wilson_interval
 from labserver.databases import reached_at, server_port
 from labserver.hosts import Topology, free_port_at, topology
@@ -282,13 +281,13 @@ def report(results: dict, *, database: str) -> None:
     headers = ["driver", "trials", "first two ms, median", f"all {SPREAD_LEVEL} ms, median"]
     table(
         [*headers, "hit rate (95% Wilson)", "5xx"],
-        [(label, s["trials"], _ms(s["median_first_gap_ms"]), _ms(s["median_spread_ms"]), _rate(s),
-          s["server_errors"]) for label, s in results["spread"].items()],
+        [(label, s["trials"], milliseconds(s["median_first_gap_ms"]), milliseconds(s["median_spread_ms"]),
+          hit_rate(s), s["server_errors"]) for label, s in results["spread"].items()],
     )  # fmt: skip
     print("\n### Pair races, -c 2: share of trials that lose one withdrawal\n")
     table(
         ["driver", "trials", "lost one", "hit rate (95% Wilson)", "first two ms, median"],
-        [(label, s["trials"], s["hits"], _rate(s), _ms(s["median_first_gap_ms"]))
+        [(label, s["trials"], s["hits"], hit_rate(s), milliseconds(s["median_first_gap_ms"]))
          for label, s in results["pairs"].items()],
     )  # fmt: skip
     pairs = results["pairs"]
@@ -314,18 +313,6 @@ def report(results: dict, *, database: str) -> None:
             [(level, s["trials"], s["exact"], s["timeouts"], s["server_errors"])
              for level, s in results["deterministic"].items()],
         )  # fmt: skip
-
-
-def table(headers: list[str], rows: list[tuple]) -> None:
-    print(tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True))
-
-
-def _rate(summary: dict) -> str:
-    return f"{summary['hit_rate']:.1%} ({summary['hit_rate_low']:.1%} to {summary['hit_rate_high']:.1%})"
-
-
-def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
 
 
 if __name__ == "__main__":

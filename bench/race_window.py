@@ -22,9 +22,8 @@ import os
 import time
 from pathlib import Path
 
-from tabulate import tabulate
-
 from bench.harness import PASSWORD, USERNAME, argument_parser, bench_lab, seed_user
+from bench.trial_tables import hit_rate, milliseconds, table
 from labserver.lab import Lab, Server
 
 SPREAD_LEVEL = 20
@@ -111,9 +110,9 @@ def report_spread(summaries: list[dict]) -> None:
         [
             (
                 _driver(s),
-                _ms(s["median_first_gap_ms"]),
-                _ms(s["median_spread_ms"]),
-                _rate(s),
+                milliseconds(s["median_first_gap_ms"]),
+                milliseconds(s["median_spread_ms"]),
+                hit_rate(s),
                 s["server_errors"],
             )
             for s in (burst, ab)
@@ -121,7 +120,7 @@ def report_spread(summaries: list[dict]) -> None:
     )
     first_two, ratio = burst["median_first_gap_ms"], ab["median_spread_ms"] / burst["median_spread_ms"]
     print(
-        f"\nFirst two within 1 ms: {'met' if first_two <= 1 else 'NOT met'} ({_ms(first_two)} ms). "
+        f"\nFirst two within 1 ms: {'met' if first_two <= 1 else 'NOT met'} ({milliseconds(first_two)} ms). "
         f"Whole spread: burst {ratio:.2f}x tighter than ab (goal 2x: {'met' if ratio >= 2 else 'NOT met'}).\n"
     )
 
@@ -130,7 +129,10 @@ def report_pairs(summaries: list[dict]) -> None:
     print("### Pair races, -c 2: share of trials that lose one withdrawal\n")
     table(
         ["driver", "trials", "lost one", "hit rate (95% Wilson)", "first two ms, median"],
-        [(_driver(s), s["trials"], s["hits"], _rate(s), _ms(s["median_first_gap_ms"])) for s in summaries],
+        [
+            (_driver(s), s["trials"], s["hits"], hit_rate(s), milliseconds(s["median_first_gap_ms"]))
+            for s in summaries
+        ],
     )
 
 
@@ -154,30 +156,18 @@ def report_sweep(summaries: list[dict]) -> None:
                 s["driver"],
                 s["concurrency"],
                 s["trials"],
-                _rate(s),
+                hit_rate(s),
                 f"{s['mean_lost_fraction']:.2f}",
-                _ms(s["median_spread_ms"]),
+                milliseconds(s["median_spread_ms"]),
             )
             for s in summaries
         ],  # fmt: skip
     )
 
 
-def table(headers: list[str], rows: list[tuple]) -> None:
-    print(tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True))
-
-
 def _driver(summary: dict) -> str:
     level = summary["concurrency"]
     return "burst" if summary["driver"] == "burst" else f"ab -c {level} -n {level}"
-
-
-def _rate(summary: dict) -> str:
-    return f"{summary['hit_rate']:.1%} ({summary['hit_rate_low']:.1%} to {summary['hit_rate_high']:.1%})"
-
-
-def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
 
 
 if __name__ == "__main__":

@@ -289,6 +289,29 @@ def test_splatter_refuses_a_remote_target(module_lab, network_namespaces):
     assert lab_snapshot(module_lab) == before
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        # A remote app server among several (the Locust driver's round-robin).
+        (("--url", f"http://127.0.0.1:8001,{REMOTE_URL}"), "192.0.2.1 is not a loopback address"),
+        # The master's listening address: workers on other machines could reach it.
+        (
+            ("--expect-workers", "1", "--locust-bind", "0.0.0.0:5557"),
+            "--locust-bind 0.0.0.0: the master would listen beyond this machine; pass --allow-remote",
+        ),
+    ],
+)
+def test_the_locust_driver_keeps_to_loopback(module_lab, network_namespaces, args, message):
+    before = lab_snapshot(module_lab)
+
+    result = run_offline(
+        module_lab, "splatter", "--driver", "locust", *args, "--username", LAB_USER, "--no-input"
+    )
+
+    assert_clear_refusal(result, message)
+    assert lab_snapshot(module_lab) == before
+
+
 @pytest.mark.parametrize("driver", ["ab", "burst"])
 def test_allow_remote_lets_the_target_through(module_lab, network_namespaces, driver):
     # Past the guard the driver tries to connect, and finds no network in the namespace.

@@ -58,10 +58,6 @@ def splatter(*args: str) -> str:
             "-c 2 is fewer than the 3 Locust workers",
         ),
         (
-            ("--driver", "locust", "--expect-workers", "1", "--locust-bind", "0.0.0.0:5557"),
-            "--locust-bind 0.0.0.0: the master would listen beyond this machine; pass --allow-remote",
-        ),
-        (
             ("--driver", "locust", "--expect-workers", "1", "--locust-bind", "127.0.0.1:http"),
             "the port must be a number",
         ),
@@ -72,10 +68,6 @@ def splatter(*args: str) -> str:
         (
             ("--url", "http://127.0.0.1:8001,http://127.0.0.1:8002", "--driver", "burst"),
             "Several --url app servers take turns only with --driver locust",
-        ),
-        (
-            ("--driver", "locust", "--url", "http://127.0.0.1:8001,http://10.0.0.2:8001"),
-            "10.0.0.2 is not a loopback address",
         ),
         (("--driver", "locust", "--locust-mode", "fast"), "invalid choice: 'fast'"),
     ],
