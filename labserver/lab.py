@@ -2,7 +2,6 @@
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from labserver.databases import fresh_database
-from labserver.hosts import Host
+from labserver.hosts import Host, free_port_at
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 LOOPBACK = "127.0.0.1"
@@ -126,9 +125,7 @@ def lab(*, workdir: Path, base_database_url: str | None = None) -> Iterator[Lab]
 
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((LOOPBACK, 0))
-        return probe.getsockname()[1]
+    return free_port_at(LOOPBACK)
 
 
 def _wait_until_ready(server: Server, *, path: str) -> None:

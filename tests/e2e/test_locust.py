@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from labserver.lab import PROJECT_DIR, Lab, free_port, lab
+from loadgen.locust.runner import MasterAddress, worker_argv
 from tests.helpers import LAB_PASSWORD, LAB_USER, audit, recorded_runs, seed, splatter
 
 pytestmark = pytest.mark.e2e
@@ -27,7 +28,6 @@ RACE_WINDOW_TIMEOUT = "1"
 HANG_SECONDS = 300
 # Steady mode: enough requests that one worker is still sending when the test kills the other.
 KILL_RUN_REQUESTS = 1200
-LOCUSTFILE = "loadgen/locust/locustfile.py"
 
 
 @pytest.fixture(scope="module")
@@ -295,8 +295,7 @@ def test_a_worker_without_the_password_stops_the_run_before_any_request(lab_env,
 def hand_started_worker(*, port: int, env: dict[str, str]) -> Iterator[subprocess.Popen]:
     """``locust --worker`` as a user starts it on another machine, here on 127.0.0.1."""
     worker = subprocess.Popen(
-        [sys.executable, "-m", "locust", "-f", LOCUSTFILE, "--worker", "--master-host", "127.0.0.1",
-         "--master-port", str(port)],
+        worker_argv(MasterAddress(host="127.0.0.1", port=port)),
         cwd=PROJECT_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
