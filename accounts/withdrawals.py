@@ -2,6 +2,7 @@
 
 import enum
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -190,6 +191,7 @@ def _locking(order: _Order) -> Withdrawal:
 
 def _optimistic(order: _Order) -> Withdrawal:
     for attempt in range(1, OPTIMISTIC_MAX_ATTEMPTS + 1):
+        started = time.monotonic()
         # Read without a lock or a transaction (on SQLite, a transaction here would hold the
         # database's write lock); the write succeeds only if no one wrote in between.
         read = order.read()
@@ -197,7 +199,7 @@ def _optimistic(order: _Order) -> Withdrawal:
             raise order.refuse(read)
         if order.write(read, if_version_unchanged=True):
             return order.result(account_id=read.account_id, before=read.balance, attempts=attempt)
-        back_off(attempt=attempt)
+        back_off(attempt=attempt, lasted=time.monotonic() - started)
     raise WithdrawalConflict(
         f"Conflict: account {read.account_id} changed under {OPTIMISTIC_MAX_ATTEMPTS} attempts in a "
         "row; nothing was withdrawn, try again."
@@ -211,6 +213,7 @@ def _serializable(order: _Order) -> Withdrawal:
     # durable=True guarantees no outer transaction would be retried with us half done.
     account_id = None
     for attempt in range(1, SERIALIZABLE_MAX_ATTEMPTS + 1):
+        started = time.monotonic()
         try:
             with serializable_transaction():
                 read = order.read()
@@ -223,7 +226,7 @@ def _serializable(order: _Order) -> Withdrawal:
             if not is_serialization_failure(error):
                 raise
             logger.info("serializable withdrawal retried after: %s", error)
-            back_off(attempt=attempt)
+            back_off(attempt=attempt, lasted=time.monotonic() - started)
     account = "your account" if account_id is None else f"account {account_id}"
     raise WithdrawalConflict(
         f"Conflict: the database refused to serialize a withdrawal from {account} "

@@ -15,10 +15,14 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # Retried attempts compete with fresh requests that never sleep, so the budget must outlast a
-# queue of them: 20 attempts, each waiting a random 0 to min(64 ms, 2 ms * 2**attempt).
+# queue of them: 20 attempts, each waiting a random 0 to step * min(2**attempt, 32), where the
+# step is how long the refused attempt took (2 ms to 50 ms). Contenders that retry within less
+# than their own duration of each other collide again, so the pause scales with the attempt: on
+# a fast machine (2 ms attempts) it spans up to 64 ms, on a loaded one proportionally more.
 MAX_ATTEMPTS = 20
-RETRY_BASE_DELAY_SECONDS = 0.002
-RETRY_MAX_DELAY_SECONDS = 0.064
+RETRY_MIN_STEP_SECONDS = 0.002
+RETRY_MAX_STEP_SECONDS = 0.05
+RETRY_MAX_DOUBLINGS = 5
 
 # SQLSTATE 40001 (serialization failure) and 40P01 (deadlock) on PostgreSQL; MySQL error
 # codes 1213 (deadlock) and 1205 (lock wait timeout) on MariaDB.
@@ -68,9 +72,15 @@ def is_serialization_failure(error: DatabaseError) -> bool:
     return bool(args) and args[0] in _RETRYABLE_MYSQL_CODES
 
 
-def back_off(*, attempt: int) -> None:
+def retry_span(*, attempt: int, lasted: float) -> float:
+    """The longest pause before the attempt after ``attempt``, which took ``lasted`` seconds."""
+    step = min(max(lasted, RETRY_MIN_STEP_SECONDS), RETRY_MAX_STEP_SECONDS)
+    return step * 2 ** min(attempt, RETRY_MAX_DOUBLINGS)
+
+
+def back_off(*, attempt: int, lasted: float) -> None:
     # Full jitter: spreading the retries apart is what lets one of them win next time.
-    time.sleep(random.uniform(0, min(RETRY_MAX_DELAY_SECONDS, RETRY_BASE_DELAY_SECONDS * 2**attempt)))
+    time.sleep(random.uniform(0, retry_span(attempt=attempt, lasted=lasted)))
 
 
 class StillRefused(Exception):
@@ -83,11 +93,12 @@ def retried(attempt: Callable[[], T], *, what: str) -> T:
     MAX_ATTEMPTS. ``attempt`` must run in a transaction of its own, so that a refusal rolls all
     of it back and the retry starts afresh."""
     for number in range(1, MAX_ATTEMPTS + 1):
+        started = time.monotonic()
         try:
             return attempt()
         except DatabaseError as error:
             if not is_serialization_failure(error):
                 raise
             logger.info("%s retried after: %s", what, error)
-            back_off(attempt=number)
+            back_off(attempt=number, lasted=time.monotonic() - started)
     raise StillRefused(f"the database refused {what} {MAX_ATTEMPTS} times in a row")

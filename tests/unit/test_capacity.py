@@ -120,7 +120,7 @@ def test_serializable_gives_up_after_its_last_attempt_and_adds_no_one(
     attempts = []
     failure = OperationalError("could not serialize access")
     failure.__cause__ = _SerializationFailure()
-    monkeypatch.setattr(serializable, "back_off", lambda *, attempt: None)
+    monkeypatch.setattr(serializable, "back_off", lambda **_: None)
 
     with (
         database_unchanged(),
