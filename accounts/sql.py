@@ -17,7 +17,7 @@ from accounts.statements import (
     DEBIT_RETURNING,
     INSERT_LEDGER_ROW,
     LEDGER_COLUMNS,
-    READ_BACK,
+    RECORD_DEBIT,
     SET_BALANCE,
     SET_BALANCE_IF_VERSION,
 )
@@ -32,18 +32,24 @@ _DEBIT_AND_RECORD = f"""
 """
 
 
-def _set_and_record(update: str) -> str:
-    """``update`` and the ledger row in one PostgreSQL statement: the row only if it wrote."""
-    return f"""
-        WITH written AS ({update} RETURNING id)
+# The locking strategies' write on PostgreSQL: the balance and its ledger row in one statement.
+_SET_BALANCE_AND_RECORD = f"""
+    WITH written AS ({SET_BALANCE} RETURNING id)
+    INSERT INTO accounts_transaction {LEDGER_COLUMNS}
+    SELECT id, %s, %s, %s, %s, %s, %s FROM written
+"""
+# optimistic's write on PostgreSQL, answering in the same statement whether it wrote and, if it
+# did not, the row as it found it: a retry can start from there without reading it again.
+_SET_BALANCE_IF_VERSION_AND_RECORD = f"""
+    WITH written AS ({SET_BALANCE_IF_VERSION} RETURNING id),
+    recorded AS (
         INSERT INTO accounts_transaction {LEDGER_COLUMNS}
         SELECT id, %s, %s, %s, %s, %s, %s FROM written
         RETURNING id
-    """
-
-
-_SET_BALANCE_AND_RECORD = _set_and_record(SET_BALANCE)
-_SET_BALANCE_IF_VERSION_AND_RECORD = _set_and_record(SET_BALANCE_IF_VERSION)
+    )
+    SELECT EXISTS (SELECT FROM recorded), id, current, minimum, version
+    FROM accounts_account WHERE id = %s
+"""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,28 +58,12 @@ class Debit:
     balance: int
 
 
-def debit_first_account(*, user_id: int, amount: int) -> Debit | None:
-    """Take ``amount`` from the user's first account unless that would go below its minimum:
-    the balance left, or None when nothing was taken (no account, or not enough in it).
-
-    Call it inside a transaction: on MariaDB the balance is read back by a second statement.
-    """
-    with connection.cursor() as cursor:
-        if connection.vendor == "mysql":
-            cursor.execute(DEBIT, [amount, user_id, amount])
-            if cursor.rowcount == 0:
-                return None
-            cursor.execute(READ_BACK, [user_id])
-        else:
-            cursor.execute(DEBIT_RETURNING, [amount, user_id, amount])
-        row = cursor.fetchone()
-    return None if row is None else Debit(account_id=row[0], balance=row[1])
-
-
 def debit_and_record(
     *, user_id: int, amount: int, strategy: str, request_started_at: datetime
 ) -> Debit | None:
-    """``debit_first_account()`` and, if it took the money, the ledger row, together or not at all."""
+    """Take ``amount`` from the user's first account unless that would go below its minimum,
+    and write its ledger row, together or not at all: the balance left, or None when nothing
+    was taken (no account, or not enough in it)."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(
@@ -82,57 +72,123 @@ def debit_and_record(
             )
             row = cursor.fetchone()
         return None if row is None else Debit(account_id=row[0], balance=row[1])
-    with transaction.atomic():
-        debited = debit_first_account(user_id=user_id, amount=amount)
-        if debited is not None:
-            insert_ledger_row(
-                account_id=debited.account_id,
-                amount=amount,
-                before=debited.balance + amount,
-                after=debited.balance,
-                strategy=strategy,
-                request_started_at=request_started_at,
+    if connection.vendor == "mysql":
+        adapt = connection.ops.adapt_datetimefield_value
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(DEBIT, [amount, user_id, amount])
+            if cursor.rowcount == 0:
+                return None
+            cursor.execute(
+                RECORD_DEBIT,
+                [amount, amount, strategy, adapt(request_started_at), adapt(timezone.now()), user_id],
             )
+            account_id, balance = cursor.fetchone()
+        return Debit(account_id=account_id, balance=balance)
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(DEBIT_RETURNING, [amount, user_id, amount])
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        debited = Debit(account_id=row[0], balance=row[1])
+        insert_ledger_row(
+            account_id=debited.account_id,
+            amount=amount,
+            before=debited.balance + amount,
+            after=debited.balance,
+            strategy=strategy,
+            request_started_at=request_started_at,
+        )
     return debited
 
 
 def set_balance_and_record(
-    *,
-    account_id: int,
-    amount: int,
-    before: int,
-    version: int | None = None,
-    strategy: str,
-    request_started_at: datetime,
-) -> bool:
-    """Write ``before - amount`` as the balance and its ledger row, together or not at all;
-    with ``version``, only if the row still has that version. True if they were written.
+    *, account_id: int, amount: int, before: int, strategy: str, request_started_at: datetime
+) -> None:
+    """Write ``before - amount`` as the balance and its ledger row, together or not at all.
 
     In the caller's transaction if there is one (no SAVEPOINT), else on their own.
     """
     after = before - amount
-    update, update_params = (
-        (SET_BALANCE, [after, account_id])
-        if version is None
-        else (SET_BALANCE_IF_VERSION, [after, account_id, version])
-    )
     if connection.vendor == "postgresql":
-        one_statement = _SET_BALANCE_AND_RECORD if version is None else _SET_BALANCE_IF_VERSION_AND_RECORD
         with connection.cursor() as cursor:
             cursor.execute(
-                one_statement,
-                [*update_params, amount, before, after, strategy, request_started_at, timezone.now()],
+                _SET_BALANCE_AND_RECORD,
+                [after, account_id, amount, before, after, strategy, request_started_at, timezone.now()],
             )
-            return cursor.fetchone() is not None
+        return
+    _write_and_record(
+        SET_BALANCE,
+        [after, account_id],
+        account_id=account_id,
+        amount=amount,
+        before=before,
+        strategy=strategy,
+        request_started_at=request_started_at,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class VersionedWrite:
+    written: bool
+    # When not written, on PostgreSQL: (id, balance, minimum, version) as the write found them,
+    # None if the account is gone. None on the other databases, which do not answer it.
+    found: tuple[int, int, int, int] | None = None
+
+
+def set_balance_and_record_if_version(
+    *, account_id: int, amount: int, before: int, version: int, strategy: str, request_started_at: datetime
+) -> VersionedWrite:
+    """``set_balance_and_record()`` only if the account still has ``version``; on their own."""
+    after = before - amount
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _SET_BALANCE_IF_VERSION_AND_RECORD,
+                [
+                    *(after, account_id, version),
+                    *(amount, before, after, strategy, request_started_at, timezone.now()),
+                    account_id,
+                ],
+            )
+            row = cursor.fetchone()
+        if row is None:
+            return VersionedWrite(written=False)
+        written, *found = row
+        return VersionedWrite(written=written, found=None if written else tuple(found))
+    written = _write_and_record(
+        SET_BALANCE_IF_VERSION,
+        [after, account_id, version],
+        account_id=account_id,
+        amount=amount,
+        before=before,
+        strategy=strategy,
+        request_started_at=request_started_at,
+    )
+    return VersionedWrite(written=written)
+
+
+def _write_and_record(
+    update: str,
+    params: list,
+    *,
+    account_id: int,
+    amount: int,
+    before: int,
+    strategy: str,
+    request_started_at: datetime,
+) -> bool:
+    """``update`` and, if it changed the row, the ledger row: in the caller's transaction if
+    there is one (no SAVEPOINT), else in one of their own. True if they were written."""
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
-        cursor.execute(update, update_params)
+        cursor.execute(update, params)
         if cursor.rowcount == 0:
             return False
         insert_ledger_row(
             account_id=account_id,
             amount=amount,
             before=before,
-            after=after,
+            after=before - amount,
             strategy=strategy,
             request_started_at=request_started_at,
         )

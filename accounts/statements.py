@@ -12,15 +12,16 @@ DEBIT = """
 """
 # SQLite 3.35+ and PostgreSQL answer the balance with the UPDATE itself.
 DEBIT_RETURNING = DEBIT + "RETURNING id, current"
-# MariaDB 10.11 has no UPDATE ... RETURNING: read the row back under the lock our UPDATE holds.
-READ_BACK = """
-    SELECT id, current FROM accounts_account
-    WHERE id = (SELECT MIN(id) FROM accounts_account WHERE user_id = %s)
-"""
-
-
 LEDGER_COLUMNS = "(holder_id, amount, balance_before, balance, strategy, request_started_at, created_at)"
 INSERT_LEDGER_ROW = f"INSERT INTO accounts_transaction {LEDGER_COLUMNS} VALUES (%s, %s, %s, %s, %s, %s, %s)"
+# MariaDB 10.11 has no UPDATE ... RETURNING, but has INSERT ... RETURNING (10.5+): after DEBIT,
+# the ledger row copies the balance from the row our UPDATE holds locked, and answers it.
+RECORD_DEBIT = f"""
+    INSERT INTO accounts_transaction {LEDGER_COLUMNS}
+    SELECT id, %s, current + %s, current, %s, %s, %s FROM accounts_account
+    WHERE id = (SELECT MIN(id) FROM accounts_account WHERE user_id = %s)
+    RETURNING holder_id, balance
+"""
 # The locking strategies' write, once their read has decided; optimistic's only if the version
 # it read is still the row's.
 SET_BALANCE = "UPDATE accounts_account SET current = %s WHERE id = %s"

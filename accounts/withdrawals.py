@@ -13,7 +13,13 @@ from django.db import DatabaseError, transaction
 
 from accounts.models import Account
 from accounts.selectors import account_for_user, balance_for_user
-from accounts.sql import debit_and_record, insert_ledger_row, set_balance_and_record
+from accounts.sql import (
+    VersionedWrite,
+    debit_and_record,
+    insert_ledger_row,
+    set_balance_and_record,
+    set_balance_and_record_if_version,
+)
 from bank.serializable import MAX_ATTEMPTS, back_off, is_serialization_failure, serializable_transaction
 
 logger = logging.getLogger(__name__)
@@ -117,14 +123,24 @@ class _Order:
             f"{self.amount} would take it below its minimum of {read.minimum}."
         )
 
-    def write(self, read: "_Balance", *, if_version_unchanged: bool = False) -> bool:
+    def write(self, read: "_Balance") -> None:
         """The balance ``read`` decided on and its ledger row, together or not at all (one
-        statement on PostgreSQL); with ``if_version_unchanged``, only if no one wrote since."""
-        return set_balance_and_record(
+        statement on PostgreSQL)."""
+        set_balance_and_record(
             account_id=read.account_id,
             amount=self.amount,
             before=read.balance,
-            version=read.version if if_version_unchanged else None,
+            strategy=self.strategy.value,
+            request_started_at=self.request_started_at,
+        )
+
+    def write_if_unchanged(self, read: "_Balance") -> VersionedWrite:
+        """``write()``, only if no one wrote the account since ``read``."""
+        return set_balance_and_record_if_version(
+            account_id=read.account_id,
+            amount=self.amount,
+            before=read.balance,
+            version=read.version,
             strategy=self.strategy.value,
             request_started_at=self.request_started_at,
         )
@@ -190,16 +206,25 @@ def _locking(order: _Order) -> Withdrawal:
 
 
 def _optimistic(order: _Order) -> Withdrawal:
+    # Read without a lock or a transaction (on SQLite, a transaction here would hold the
+    # database's write lock); the write succeeds only if no one wrote in between.
+    read = order.read()
     for attempt in range(1, OPTIMISTIC_MAX_ATTEMPTS + 1):
         started = time.monotonic()
-        # Read without a lock or a transaction (on SQLite, a transaction here would hold the
-        # database's write lock); the write succeeds only if no one wrote in between.
-        read = order.read()
         if read.balance - order.amount < read.minimum:
             raise order.refuse(read)
-        if order.write(read, if_version_unchanged=True):
+        outcome = order.write_if_unchanged(read)
+        if outcome.written:
             return order.result(account_id=read.account_id, before=read.balance, attempts=attempt)
-        back_off(attempt=attempt, lasted=time.monotonic() - started)
+        if attempt == OPTIMISTIC_MAX_ATTEMPTS:
+            break
+        if attempt == 1 and outcome.found is not None:
+            # PostgreSQL answered the row as the failed write found it: most first conflicts are
+            # one rival who has just committed, so the first retry goes at once from there.
+            read = _Balance(*outcome.found)
+        else:
+            back_off(attempt=attempt, lasted=time.monotonic() - started)
+            read = order.read()
     raise WithdrawalConflict(
         f"Conflict: account {read.account_id} changed under {OPTIMISTIC_MAX_ATTEMPTS} attempts in a "
         "row; nothing was withdrawn, try again."

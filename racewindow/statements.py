@@ -6,7 +6,7 @@ request waits at the barrier of what that statement touched. For a read, that is
 the statement's parameters, so requests that read the same row race each other and no one else;
 for a write, whose parameters carry the values written, the table alone. A request is held
 once, at the first point it reaches. A read of a table the request has written already (a
-read-back, such as MariaDB's after its conditional UPDATE) decides nothing and is not counted.
+read-back after a conditional UPDATE) decides nothing and is not counted.
 """
 
 import hashlib

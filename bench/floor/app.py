@@ -8,8 +8,9 @@ does the database work Django's path does, statement for statement, and nothing 
   ``django.core.signing`` does, then the user row (``is_active``, and the session's password hash
   as ``django.contrib.auth.get_user`` checks it);
 - GET: the user's first account's balance;
-- POST: in one transaction, the conditional debit (``UPDATE ... RETURNING``; MariaDB: UPDATE, then
-  a read-back), the ledger row, COMMIT. The statements are the lab's own (accounts/statements.py,
+- POST: in one transaction, the conditional debit (``UPDATE ... RETURNING``) and the ledger row
+  (MariaDB: the UPDATE, then the ledger row copying the balance, ``INSERT ... RETURNING`` it),
+  COMMIT. The statements are the lab's own (accounts/statements.py,
   which imports nothing).
 
 What it leaves out is what Django adds: request and response objects, URL routing, the other
@@ -34,7 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from accounts.statements import DEBIT, DEBIT_RETURNING, INSERT_LEDGER_ROW, READ_BACK
+from accounts.statements import DEBIT, DEBIT_RETURNING, INSERT_LEDGER_ROW, RECORD_DEBIT
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent.parent
 WITHDRAW_PATH = "/accounts/withdraw/"
@@ -106,23 +107,26 @@ class Database:
         """The balance left, or None when nothing was taken (no account, or not enough in it)."""
         self.execute(self.begin, ())
         try:
-            debited = self.debit(user_id=user_id, amount=amount)
-            if debited is not None:
-                account_id, after = debited
-                row = (account_id, amount, after + amount, after, LEDGER_STRATEGY, started_at, self.now())
-                self.execute(INSERT_LEDGER_ROW, row)
+            debited = self.debit_and_record(user_id=user_id, amount=amount, started_at=started_at)
         except BaseException:
             self.execute("ROLLBACK", ())
             raise
         self.execute("COMMIT" if debited else "ROLLBACK", ())
         return None if debited is None else debited[1]
 
-    def debit(self, *, user_id: int, amount: int) -> tuple[int, int] | None:
-        if self.has_update_returning:
-            return self.execute(DEBIT_RETURNING, (amount, user_id, amount)).fetchone()
-        if self.execute(DEBIT, (amount, user_id, amount)).rowcount == 0:
-            return None
-        return self.execute(READ_BACK, (user_id,)).fetchone()
+    def debit_and_record(self, *, user_id: int, amount: int, started_at: object) -> tuple[int, int] | None:
+        """(account id, balance left) once debited and recorded, or None; in the caller's transaction."""
+        if not self.has_update_returning:
+            if self.execute(DEBIT, (amount, user_id, amount)).rowcount == 0:
+                return None
+            record = (amount, amount, LEDGER_STRATEGY, started_at, self.now(), user_id)
+            return self.execute(RECORD_DEBIT, record).fetchone()
+        debited = self.execute(DEBIT_RETURNING, (amount, user_id, amount)).fetchone()
+        if debited is not None:
+            account_id, after = debited
+            row = (account_id, amount, after + amount, after, LEDGER_STRATEGY, started_at, self.now())
+            self.execute(INSERT_LEDGER_ROW, row)
+        return debited
 
 
 class PostgresDatabase(Database):

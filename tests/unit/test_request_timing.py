@@ -141,8 +141,7 @@ def _at(second: int | None):
             3,
             4,
         ),
-        # atomic_update on MariaDB: the conditional UPDATE reads as it writes; the read-back after it
-        # does not move the read.
+        # A conditional UPDATE reads as it writes; a read-back after it does not move the read.
         (
             ["UPDATE `accounts_account` SET current = current - 1", "SELECT current FROM `accounts_account`"],
             1,

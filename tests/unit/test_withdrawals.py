@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 from django.contrib.auth.models import User
 from django.db import IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -278,28 +279,29 @@ def test_naive_under_threads_records_every_success_and_never_takes_more(make_acc
 
 
 class Rival:
-    """Another request that withdraws 1 right after ours has read the balance, every time.
+    """Another request that withdraws 1 after ours has read the balance and before it writes,
+    every time.
 
-    Installed with ``connection.execute_wrapper(rival)``, it runs after each read of the account
-    table, between a strategy's read and its write, where the race window holds a request. The
-    rival is a real withdrawal (``strategy``) in a transaction of its own that commits before
-    ours writes: on a thread with its own connection, except on SQLite, where our transaction
-    holds the write lock from BEGIN (IMMEDIATE) so no other connection can write inside it;
-    there the rival commits inside our transaction (a savepoint), which leaves our check to see
-    the same thing. (Optimistic reads outside any transaction: its rival commits on its own
-    there too.)
+    Installed with ``connection.execute_wrapper(rival)``, it runs before each write of the
+    account table, after the read the write was decided on (a SELECT, or on PostgreSQL the row
+    optimistic's failed write answered), where the race window holds a request. The rival is a
+    real withdrawal (``strategy``) in a transaction of its own that commits before ours writes:
+    on a thread with its own connection, except on SQLite, where our transaction holds the
+    write lock from BEGIN (IMMEDIATE) so no other connection can write inside it; there the
+    rival commits inside our transaction (a savepoint), which leaves our write to see the same
+    thing.
     """
 
-    def __init__(self, *, account: Account, strategy: Strategy) -> None:
+    def __init__(self, *, account: Account, strategy: Strategy, times: int | None = None) -> None:
         self.account_id = account.pk
         self.strategy = strategy
+        self.times = times
         self.withdrawals: list[Withdrawal] = []
         self._running = False
 
     def __call__(self, execute, sql, params, many, context):
-        result = execute(sql, params, many, context)
         # Not during the rival's own statements.
-        if not self._running and sql.lstrip().upper().startswith("SELECT") and Account._meta.db_table in sql:
+        if not self._running and len(self.withdrawals) != self.times and _writes_the_account(sql):
             self._running = True
             try:
                 if connection.vendor == "sqlite":
@@ -308,7 +310,7 @@ class Rival:
                     self._withdraw_on_another_connection(self.account_id)
             finally:
                 self._running = False
-        return result
+        return execute(sql, params, many, context)
 
     def _withdraw(self, account_id: int) -> None:
         account = Account.objects.get(pk=account_id)
@@ -332,6 +334,13 @@ class Rival:
         thread.join(timeout=JOIN_TIMEOUT_SECONDS)
         assert not thread.is_alive(), "the rival withdrawal is stuck"
         assert errors == []
+
+
+def _writes_the_account(sql: str) -> bool:
+    statement = sql.lstrip().upper().replace('"', "").replace("`", "")
+    return (
+        statement.startswith(("UPDATE", "WITH")) and f"UPDATE {Account._meta.db_table.upper()}" in statement
+    )
 
 
 def assert_only_the_rival_withdrew(account: Account, rival: Rival, *, attempts: int) -> None:
@@ -360,6 +369,27 @@ def test_optimistic_gives_up_after_its_last_attempt_and_withdraws_nothing(make_a
     assert_only_the_rival_withdrew(account, rival, attempts=OPTIMISTIC_MAX_ATTEMPTS)
     account.refresh_from_db()
     assert account.version == OPTIMISTIC_MAX_ATTEMPTS
+
+
+@pytest.mark.django_db(transaction=True)
+def test_optimistic_retries_a_lost_race_from_the_row_its_failed_write_found_on_postgresql(make_account):
+    account = make_account(opening=1_000)
+    rival = Rival(account=account, strategy=Strategy.OPTIMISTIC, times=1)
+
+    with connection.execute_wrapper(rival), CaptureQueriesContext(connection) as queries:
+        withdrawal = withdraw(
+            user=account.user, amount=5, strategy=Strategy.OPTIMISTIC, request_started_at=STARTED_AT
+        )
+
+    assert (withdrawal.attempts, withdrawal.balance_before, withdrawal.balance_after) == (2, 999, 994)
+    reads = [query for query in queries if query["sql"].lstrip().upper().startswith("SELECT")]
+    # PostgreSQL's failed write answered the row as it found it; MariaDB reads it again. (On
+    # SQLite the rival's own statements run on our connection, so they count here too.)
+    if connection.vendor != "sqlite":
+        assert len(reads) == (1 if connection.vendor == "postgresql" else 2)
+    account.refresh_from_db()
+    assert (account.current, account.version) == (994, 2)
+    assert audit_account(account=account).verdict == "OK"
 
 
 @pytest.mark.django_db(transaction=True)
