@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import NamedTuple
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connection, transaction
 
 from accounts.models import Account
 from accounts.selectors import account_for_user, balance_for_user
@@ -251,7 +251,11 @@ def _serializable(order: _Order) -> Withdrawal:
             if not is_serialization_failure(error):
                 raise
             logger.info("serializable withdrawal retried after: %s", error)
-            back_off(attempt=attempt, lasted=time.monotonic() - started)
+            # PostgreSQL refuses our write once a rival's update of the row has committed (it
+            # waits for the rival to end first), so a new snapshot already sees it: the first
+            # retry goes at once. MariaDB's deadlock victim retries against a rival still running.
+            if attempt > 1 or connection.vendor != "postgresql":
+                back_off(attempt=attempt, lasted=time.monotonic() - started)
     account = "your account" if account_id is None else f"account {account_id}"
     raise WithdrawalConflict(
         f"Conflict: the database refused to serialize a withdrawal from {account} "
