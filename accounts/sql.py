@@ -39,16 +39,21 @@ _SET_BALANCE_AND_RECORD = f"""
     SELECT id, %s, %s, %s, %s, %s, %s FROM written
 """
 # optimistic's write on PostgreSQL, answering in the same statement whether it wrote and, if it
-# did not, the row as it found it: a retry can start from there without reading it again.
+# did not, the row as it is now: the locking read waits for a rival still writing it and returns
+# the newest committed version (READ COMMITTED), so a retry can start from there at once.
 _SET_BALANCE_IF_VERSION_AND_RECORD = f"""
     WITH written AS ({SET_BALANCE_IF_VERSION} RETURNING id),
     recorded AS (
         INSERT INTO accounts_transaction {LEDGER_COLUMNS}
         SELECT id, %s, %s, %s, %s, %s, %s FROM written
         RETURNING id
+    ),
+    found AS (
+        SELECT id, current, minimum, version FROM accounts_account
+        WHERE id = %s AND NOT EXISTS (SELECT FROM written)
+        FOR UPDATE
     )
-    SELECT EXISTS (SELECT FROM recorded), id, current, minimum, version
-    FROM accounts_account WHERE id = %s
+    SELECT EXISTS (SELECT FROM recorded), found.* FROM (SELECT) AS one_row LEFT JOIN found ON true
 """
 
 
@@ -131,8 +136,8 @@ def set_balance_and_record(
 @dataclass(frozen=True, kw_only=True)
 class VersionedWrite:
     written: bool
-    # When not written, on PostgreSQL: (id, balance, minimum, version) as the write found them,
-    # None if the account is gone. None on the other databases, which do not answer it.
+    # When not written, on PostgreSQL: (id, balance, minimum, version) as they are now, None if
+    # the account is gone. None on the other databases, which do not answer it.
     found: tuple[int, int, int, int] | None = None
 
 
@@ -151,11 +156,8 @@ def set_balance_and_record_if_version(
                     account_id,
                 ],
             )
-            row = cursor.fetchone()
-        if row is None:
-            return VersionedWrite(written=False)
-        written, *found = row
-        return VersionedWrite(written=written, found=None if written else tuple(found))
+            written, *found = cursor.fetchone()
+        return VersionedWrite(written=written, found=None if written or found[0] is None else tuple(found))
     written = _write_and_record(
         SET_BALANCE_IF_VERSION,
         [after, account_id, version],

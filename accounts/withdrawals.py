@@ -219,8 +219,8 @@ def _optimistic(order: _Order) -> Withdrawal:
         if attempt == OPTIMISTIC_MAX_ATTEMPTS:
             break
         if attempt == 1 and outcome.found is not None:
-            # PostgreSQL answered the row as the failed write found it: most first conflicts are
-            # one rival who has just committed, so the first retry goes at once from there.
+            # PostgreSQL answered the row as it is now, after any rival still writing it: most
+            # first conflicts are one rival, so the first retry goes at once from there.
             read = _Balance(*outcome.found)
         else:
             back_off(attempt=attempt, lasted=time.monotonic() - started)

@@ -119,11 +119,11 @@ def describe(statement: str) -> str:
     kind = words[0].upper() if words else ""
     table_after = {"SELECT": "FROM", "UPDATE": "UPDATE", "INSERT": "INTO", "DELETE": "FROM"}.get(kind)
     uppercase = [word.upper().strip("(") for word in words]
-    if kind == "WITH":  # data-modifying CTEs: every statement it holds, as one
+    if kind == "WITH":  # data-modifying CTEs: every write it holds, as one statement
         written = (
             f"{word} {words[i + 1 + (word == 'INSERT')]}"
             for i, word in enumerate(uppercase)
-            if word in ("UPDATE", "INSERT")
+            if word in ("UPDATE", "INSERT") and uppercase[i - 1] != "FOR"
         )
         return " + ".join(written)
     if table_after not in uppercase:

@@ -383,7 +383,7 @@ def test_optimistic_retries_a_lost_race_from_the_row_its_failed_write_found_on_p
 
     assert (withdrawal.attempts, withdrawal.balance_before, withdrawal.balance_after) == (2, 999, 994)
     reads = [query for query in queries if query["sql"].lstrip().upper().startswith("SELECT")]
-    # PostgreSQL's failed write answered the row as it found it; MariaDB reads it again. (On
+    # PostgreSQL's failed write answered the row as it is now; MariaDB reads it again. (On
     # SQLite the rival's own statements run on our connection, so they count here too.)
     if connection.vendor != "sqlite":
         assert len(reads) == (1 if connection.vendor == "postgresql" else 2)
