@@ -208,9 +208,9 @@ def _locking(order: _Order) -> Withdrawal:
 def _optimistic(order: _Order) -> Withdrawal:
     # Read without a lock or a transaction (on SQLite, a transaction here would hold the
     # database's write lock); the write succeeds only if no one wrote in between.
+    started = time.monotonic()
     read = order.read()
     for attempt in range(1, OPTIMISTIC_MAX_ATTEMPTS + 1):
-        started = time.monotonic()
         if read.balance - order.amount < read.minimum:
             raise order.refuse(read)
         outcome = order.write_if_unchanged(read)
@@ -222,8 +222,10 @@ def _optimistic(order: _Order) -> Withdrawal:
             # PostgreSQL answered the row as it is now, after any rival still writing it: most
             # first conflicts are one rival, so the first retry goes at once from there.
             read = _Balance(*outcome.found)
+            started = time.monotonic()
         else:
             back_off(attempt=attempt, lasted=time.monotonic() - started)
+            started = time.monotonic()
             read = order.read()
     raise WithdrawalConflict(
         f"Conflict: account {read.account_id} changed under {OPTIMISTIC_MAX_ATTEMPTS} attempts in a "
@@ -251,9 +253,12 @@ def _serializable(order: _Order) -> Withdrawal:
             if not is_serialization_failure(error):
                 raise
             logger.info("serializable withdrawal retried after: %s", error)
-            # PostgreSQL refuses our write once a rival's update of the row has committed (it
-            # waits for the rival to end first), so a new snapshot already sees it: the first
-            # retry goes at once. MariaDB's deadlock victim retries against a rival still running.
+            # On one row, PostgreSQL usually refuses our write once a rival's update of it has
+            # committed (it waits for the rival to end first), so a new snapshot already sees
+            # it: the first retry goes at once. MariaDB's deadlock victim retries against a
+            # rival still running. No pause after the last attempt.
+            if attempt == SERIALIZABLE_MAX_ATTEMPTS:
+                break
             if attempt > 1 or connection.vendor != "postgresql":
                 back_off(attempt=attempt, lasted=time.monotonic() - started)
     account = "your account" if account_id is None else f"account {account_id}"

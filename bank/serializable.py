@@ -15,10 +15,11 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # Retried attempts compete with fresh requests that never sleep, so the budget must outlast a
-# queue of them: 20 attempts, each waiting a random 0 to step * min(2**attempt, 32), where the
-# step is how long the refused attempt took (2 ms to 50 ms). Contenders that retry within less
-# than their own duration of each other collide again, so the pause scales with the attempt: on
-# a fast machine (2 ms attempts) it spans up to 64 ms, on a loaded one proportionally more.
+# queue of them: 20 attempts, each but the last followed by a random pause of 0 to
+# step * min(2**attempt, 32), the step being how long the refused attempt took (2 ms to 50 ms).
+# Contenders that retry within less than their own duration of each other collide again, so
+# the pause scales with the attempt: on a fast machine (2 ms attempts) it spans up to 64 ms, on
+# a loaded one proportionally more.
 MAX_ATTEMPTS = 20
 RETRY_MIN_STEP_SECONDS = 0.002
 RETRY_MAX_STEP_SECONDS = 0.05
@@ -100,5 +101,6 @@ def retried(attempt: Callable[[], T], *, what: str) -> T:
             if not is_serialization_failure(error):
                 raise
             logger.info("%s retried after: %s", what, error)
-            back_off(attempt=number, lasted=time.monotonic() - started)
+            if number < MAX_ATTEMPTS:
+                back_off(attempt=number, lasted=time.monotonic() - started)
     raise StillRefused(f"the database refused {what} {MAX_ATTEMPTS} times in a row")

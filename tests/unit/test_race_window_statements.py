@@ -101,7 +101,7 @@ def test_a_window_armed_elsewhere_holds_where_it_says_not_the_default(make_accou
 
 @pytest.mark.django_db(transaction=True)
 def test_a_read_back_after_a_write_is_not_held(make_account):
-    # MariaDB's atomic_update reads the balance back after its conditional UPDATE: no decision.
+    # A read of the balance after a conditional UPDATE (a read-back) decides nothing.
     account = make_account()
     with race_window.armed(parties=1) as barrier:
         with holding(window=barrier.window) as statement_hold, connection.cursor() as cursor:

@@ -288,8 +288,8 @@ class Rival:
     real withdrawal (``strategy``) in a transaction of its own that commits before ours writes:
     on a thread with its own connection, except on SQLite, where our transaction holds the
     write lock from BEGIN (IMMEDIATE) so no other connection can write inside it; there the
-    rival commits inside our transaction (a savepoint), which leaves our write to see the same
-    thing.
+    rival runs inside our transaction (in a savepoint, or as part of it), which leaves our
+    write to see the same thing.
     """
 
     def __init__(self, *, account: Account, strategy: Strategy, times: int | None = None) -> None:
@@ -336,6 +336,13 @@ class Rival:
         assert errors == []
 
 
+def recorded_pauses(monkeypatch) -> list[dict]:
+    """The retry pauses a withdrawal asks for, recorded instead of slept."""
+    pauses: list[dict] = []
+    monkeypatch.setattr(withdrawals, "back_off", lambda **pause: pauses.append(pause))
+    return pauses
+
+
 def _writes_the_account(sql: str) -> bool:
     statement = sql.lstrip().upper().replace('"', "").replace("`", "")
     return (
@@ -354,10 +361,11 @@ def assert_only_the_rival_withdrew(account: Account, rival: Rival, *, attempts: 
 
 
 @pytest.mark.django_db(transaction=True)
-def test_optimistic_gives_up_after_its_last_attempt_and_withdraws_nothing(make_account):
+def test_optimistic_gives_up_after_its_last_attempt_and_withdraws_nothing(make_account, monkeypatch):
     account = make_account(opening=1_000)
     # Another optimistic withdrawal bumps the version between our read and our write.
     rival = Rival(account=account, strategy=Strategy.OPTIMISTIC)
+    pauses = recorded_pauses(monkeypatch)
 
     with connection.execute_wrapper(rival), pytest.raises(WithdrawalConflict) as conflict:
         withdraw(user=account.user, amount=5, strategy=Strategy.OPTIMISTIC, request_started_at=STARTED_AT)
@@ -369,6 +377,11 @@ def test_optimistic_gives_up_after_its_last_attempt_and_withdraws_nothing(make_a
     assert_only_the_rival_withdrew(account, rival, attempts=OPTIMISTIC_MAX_ATTEMPTS)
     account.refresh_from_db()
     assert account.version == OPTIMISTIC_MAX_ATTEMPTS
+    # No pause after the last attempt; on PostgreSQL none before the first retry either, which
+    # starts from the row the failed write answered.
+    first_paused = 2 if connection.vendor == "postgresql" else 1
+    assert [pause["attempt"] for pause in pauses] == list(range(first_paused, OPTIMISTIC_MAX_ATTEMPTS))
+    assert all(pause["lasted"] > 0 for pause in pauses)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -393,8 +406,9 @@ def test_optimistic_retries_a_lost_race_from_the_row_its_failed_write_found_on_p
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_conflict_is_answered_409_and_withdraws_nothing(client, make_account):
+def test_a_conflict_is_answered_409_and_withdraws_nothing(client, make_account, monkeypatch):
     account = make_account(opening=1_000)
+    recorded_pauses(monkeypatch)
     client.force_login(account.user)
     rival = Rival(account=account, strategy=Strategy.OPTIMISTIC)
 
@@ -426,6 +440,7 @@ def test_serializable_gives_up_after_its_last_attempt_and_withdraws_nothing(make
     else:
         pytest.skip("SQLite runs serializable withdrawals one at a time: none can fail to serialize")
     before = database_snapshot()
+    pauses = recorded_pauses(monkeypatch)
 
     with contextlib.ExitStack() as stack:
         if rival is None:
@@ -446,6 +461,9 @@ def test_serializable_gives_up_after_its_last_attempt_and_withdraws_nothing(make
         assert database_snapshot() == before
     else:
         assert_only_the_rival_withdrew(account, rival, attempts=attempts)
+    # PostgreSQL's first retry goes at once (the rival has committed); none after the last.
+    first_paused = 2 if connection.vendor == "postgresql" else 1
+    assert [pause["attempt"] for pause in pauses] == list(range(first_paused, attempts))
 
 
 @contextlib.contextmanager
