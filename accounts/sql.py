@@ -6,10 +6,12 @@ statement at a fraction of the ORM's Python work per request (the ledger row: bu
 instance and compiling its INSERT take longer than SQLite takes to write it).
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from accounts.statements import (
@@ -79,7 +81,7 @@ def debit_and_record(
         return None if row is None else Debit(account_id=row[0], balance=row[1])
     if connection.vendor == "mysql":
         adapt = connection.ops.adapt_datetimefield_value
-        with transaction.atomic(), connection.cursor() as cursor:
+        with _transaction_of_their_own(), connection.cursor() as cursor:
             cursor.execute(DEBIT, [amount, user_id, amount])
             if cursor.rowcount == 0:
                 return None
@@ -182,7 +184,7 @@ def _write_and_record(
 ) -> bool:
     """``update`` and, if it changed the row, the ledger row: in the caller's transaction if
     there is one (no SAVEPOINT), else in one of their own. True if they were written."""
-    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+    with _transaction_of_their_own(), connection.cursor() as cursor:
         cursor.execute(update, params)
         if cursor.rowcount == 0:
             return False
@@ -195,6 +197,34 @@ def _write_and_record(
             request_started_at=request_started_at,
         )
     return True
+
+
+@contextmanager
+def _transaction_of_their_own() -> Iterator[None]:
+    """The statements inside run in one transaction: the caller's if there is one (no
+    SAVEPOINT), else their own.
+
+    On MariaDB, outside any atomic block, that is START TRANSACTION ... COMMIT: two round trips
+    where Django's ``atomic()`` sends three (``SET autocommit=0``, COMMIT, ``SET autocommit=1``),
+    and the connection never leaves autocommit mode. Only plain statements may run inside: no
+    ``atomic()`` and no ``on_commit()``, which would not know a transaction is open.
+    """
+    if connection.vendor != "mysql" or connection.in_atomic_block or not connection.get_autocommit():
+        with transaction.atomic(savepoint=False):
+            yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("START TRANSACTION")
+        try:
+            yield
+        except BaseException:
+            # The failure stays the error the caller sees. A connection it broke cannot roll
+            # back, and its server has dropped the transaction: Django marked the connection and
+            # closes it at the end of the request.
+            with suppress(DatabaseError):
+                cursor.execute("ROLLBACK")
+            raise
+        cursor.execute("COMMIT")
 
 
 def insert_ledger_row(

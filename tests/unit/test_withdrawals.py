@@ -156,6 +156,26 @@ def test_safe_strategies_roll_the_balance_back_when_the_ledger_row_fails(
     with database_unchanged(), pytest.raises(IntegrityError):
         withdraw(user=account.user, amount=1, strategy=strategy, request_started_at=None)
 
+    # Nothing is left open on the connection, and the next request's withdrawal goes through.
+    assert (connection.get_autocommit(), connection.in_atomic_block) == (True, False)
+    assert not _transaction_open_on_the_server()
+    assert (
+        withdraw(user=account.user, amount=1, strategy=strategy, request_started_at=STARTED_AT).balance_after
+        == 999
+    )
+
+
+def _transaction_open_on_the_server() -> bool:
+    if connection.vendor == "mysql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT @@in_transaction")
+            return bool(cursor.fetchone()[0])
+    if connection.vendor == "postgresql":
+        from psycopg import pq
+
+        return connection.connection.info.transaction_status != pq.TransactionStatus.IDLE
+    return connection.connection.in_transaction
+
 
 @pytest.mark.parametrize("strategy", ALL_STRATEGY_PARAMS)
 @pytest.mark.parametrize("amount", [0, -1, MAX_WITHDRAWAL_AMOUNT + 1])
