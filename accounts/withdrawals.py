@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import NamedTuple
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, transaction
 
 from accounts.models import Account
 from accounts.selectors import account_for_user, balance_for_user
@@ -218,15 +218,14 @@ def _optimistic(order: _Order) -> Withdrawal:
             return order.result(account_id=read.account_id, before=read.balance, attempts=attempt)
         if attempt == OPTIMISTIC_MAX_ATTEMPTS:
             break
-        if attempt == 1 and outcome.found is not None:
-            # PostgreSQL answered the row as it is now, after any rival still writing it: most
-            # first conflicts are one rival, so the first retry goes at once from there.
-            read = _Balance(*outcome.found)
-            started = time.monotonic()
-        else:
+        # Most first conflicts are one rival, who has committed by now: our failed write
+        # waited for its row lock (PostgreSQL, InnoDB) or its commit (SQLite's write lock).
+        # So the first retry goes at once, from the row as PostgreSQL's failed write answered
+        # it, or from a new read; later ones back off first.
+        if attempt > 1:
             back_off(attempt=attempt, lasted=time.monotonic() - started)
-            started = time.monotonic()
-            read = order.read()
+        started = time.monotonic()
+        read = _Balance(*outcome.found) if attempt == 1 and outcome.found is not None else order.read()
     raise WithdrawalConflict(
         f"Conflict: account {read.account_id} changed under {OPTIMISTIC_MAX_ATTEMPTS} attempts in a "
         "row; nothing was withdrawn, try again."
@@ -255,11 +254,12 @@ def _serializable(order: _Order) -> Withdrawal:
             logger.info("serializable withdrawal retried after: %s", error)
             # On one row, PostgreSQL usually refuses our write once a rival's update of it has
             # committed (it waits for the rival to end first), so a new snapshot already sees
-            # it: the first retry goes at once. MariaDB's deadlock victim retries against a
-            # rival still running. No pause after the last attempt.
+            # it; MariaDB's deadlock victim, retried at once, queues its share lock behind the
+            # winner's and reads once the winner commits. So the first retry goes at once;
+            # later ones back off first. No pause after the last attempt.
             if attempt == SERIALIZABLE_MAX_ATTEMPTS:
                 break
-            if attempt > 1 or connection.vendor != "postgresql":
+            if attempt > 1:
                 back_off(attempt=attempt, lasted=time.monotonic() - started)
     account = "your account" if account_id is None else f"account {account_id}"
     raise WithdrawalConflict(

@@ -397,10 +397,8 @@ def test_optimistic_gives_up_after_its_last_attempt_and_withdraws_nothing(make_a
     assert_only_the_rival_withdrew(account, rival, attempts=OPTIMISTIC_MAX_ATTEMPTS)
     account.refresh_from_db()
     assert account.version == OPTIMISTIC_MAX_ATTEMPTS
-    # No pause after the last attempt; on PostgreSQL none before the first retry either, which
-    # starts from the row the failed write answered.
-    first_paused = 2 if connection.vendor == "postgresql" else 1
-    assert [pause["attempt"] for pause in pauses] == list(range(first_paused, OPTIMISTIC_MAX_ATTEMPTS))
+    # No pause before the first retry, which goes at once, nor after the last attempt.
+    assert [pause["attempt"] for pause in pauses] == list(range(2, OPTIMISTIC_MAX_ATTEMPTS))
     assert all(pause["lasted"] > 0 for pause in pauses)
 
 
@@ -481,9 +479,8 @@ def test_serializable_gives_up_after_its_last_attempt_and_withdraws_nothing(make
         assert database_snapshot() == before
     else:
         assert_only_the_rival_withdrew(account, rival, attempts=attempts)
-    # PostgreSQL's first retry goes at once (the rival has committed); none after the last.
-    first_paused = 2 if connection.vendor == "postgresql" else 1
-    assert [pause["attempt"] for pause in pauses] == list(range(first_paused, attempts))
+    # The first retry goes at once, and there is no pause after the last attempt.
+    assert [pause["attempt"] for pause in pauses] == list(range(2, attempts))
 
 
 @contextlib.contextmanager
