@@ -7,11 +7,11 @@ instance and compiling its INSERT take longer than SQLite takes to write it).
 """
 
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import DatabaseError, connection, transaction
+from django.db import Error, connection, transaction
 from django.utils import timezone
 
 from accounts.statements import (
@@ -217,14 +217,16 @@ def _transaction_of_their_own() -> Iterator[None]:
         cursor.execute("START TRANSACTION")
         try:
             yield
+            cursor.execute("COMMIT")
         except BaseException:
-            # The failure stays the error the caller sees. A connection it broke cannot roll
-            # back, and its server has dropped the transaction: Django marked the connection and
-            # closes it at the end of the request.
-            with suppress(DatabaseError):
+            # The failure stays the error the caller sees. As Django's atomic() does, a
+            # connection that cannot roll back is closed, so no later statement can run inside
+            # the half-done transaction (the server drops it with the connection).
+            try:
                 cursor.execute("ROLLBACK")
+            except Error:
+                connection.close()
             raise
-        cursor.execute("COMMIT")
 
 
 def insert_ledger_row(

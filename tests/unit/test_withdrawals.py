@@ -165,6 +165,18 @@ def test_safe_strategies_roll_the_balance_back_when_the_ledger_row_fails(
     )
 
 
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("strategy", SAFE_STRATEGY_PARAMS)
+def test_a_refused_withdrawal_leaves_no_transaction_open(make_account, strategy, database_unchanged):
+    account = make_account(opening=0)
+
+    with database_unchanged(), pytest.raises(InsufficientFunds):
+        withdraw(user=account.user, amount=1, strategy=strategy, request_started_at=STARTED_AT)
+
+    assert (connection.get_autocommit(), connection.in_atomic_block) == (True, False)
+    assert not _transaction_open_on_the_server()
+
+
 def _transaction_open_on_the_server() -> bool:
     if connection.vendor == "mysql":
         with connection.cursor() as cursor:
@@ -403,7 +415,7 @@ def test_optimistic_gives_up_after_its_last_attempt_and_withdraws_nothing(make_a
 
 
 @pytest.mark.django_db(transaction=True)
-def test_optimistic_retries_a_lost_race_from_the_row_its_failed_write_found_on_postgresql(make_account):
+def test_optimistic_retries_a_lost_race_at_once_from_the_row_as_it_is_now(make_account):
     account = make_account(opening=1_000)
     rival = Rival(account=account, strategy=Strategy.OPTIMISTIC, times=1)
 
