@@ -30,6 +30,8 @@ MAX_WITHDRAWAL_AMOUNT = 1_000_000
 # Retried attempts compete with fresh requests that never sleep (bank/serializable.py).
 OPTIMISTIC_MAX_ATTEMPTS = MAX_ATTEMPTS
 SERIALIZABLE_MAX_ATTEMPTS = MAX_ATTEMPTS
+# The log line of a withdrawal that ran out of attempts.
+GAVE_UP = "withdrawal gave up"
 
 
 class Strategy(enum.StrEnum):
@@ -226,7 +228,7 @@ def _optimistic(order: _Order) -> Withdrawal:
             back_off(attempt=attempt, lasted=time.monotonic() - started)
         started = time.monotonic()
         read = _Balance(*outcome.found) if attempt == 1 and outcome.found is not None else order.read()
-    raise WithdrawalConflict(
+    raise _gave_up(
         f"Conflict: account {read.account_id} changed under {OPTIMISTIC_MAX_ATTEMPTS} attempts in a "
         "row; nothing was withdrawn, try again."
     )
@@ -262,10 +264,17 @@ def _serializable(order: _Order) -> Withdrawal:
             if attempt > 1:
                 back_off(attempt=attempt, lasted=time.monotonic() - started)
     account = "your account" if account_id is None else f"account {account_id}"
-    raise WithdrawalConflict(
+    raise _gave_up(
         f"Conflict: the database refused to serialize a withdrawal from {account} "
         f"{SERIALIZABLE_MAX_ATTEMPTS} times in a row; nothing was withdrawn, try again."
     )
+
+
+def _gave_up(reason: str) -> WithdrawalConflict:
+    # Logged, unlike a refusal for want of funds: how often clients are told to try again is how
+    # hot an account runs (bench/throughput.py counts these lines).
+    logger.warning("%s: %s", GAVE_UP, reason)
+    return WithdrawalConflict(reason)
 
 
 _IMPLEMENTATIONS: dict[Strategy, Callable[[_Order], Withdrawal]] = {

@@ -8,6 +8,9 @@ Django's query log (``CaptureQueriesContext``) misses what the driver sends by i
 COMMIT on PostgreSQL, ``SET autocommit`` on MariaDB, the connection health check (a ``SELECT 1``
 or a ping) that ``CONN_HEALTH_CHECKS`` runs once per request. Here each driver reports what goes
 over its connection: SQLite's trace callback, libpq's protocol trace, and MySQLdb's own calls.
+Each entry is one exchange with the server, a round trip (SQLite's are calls in-process): one
+statement, or a MariaDB batch of several sent as one query, listed joined by `` + `` (as is
+PostgreSQL's data-modifying ``WITH``, one statement that writes two tables).
 tests/unit/test_statement_budgets.py pins these figures.
 """
 
@@ -114,7 +117,10 @@ def _mysqldb_calls(driver, *, into: list[str]) -> Iterator[None]:
 
 def describe(statement: str) -> str:
     """A statement as its kind and table (``SELECT django_session``, ``UPDATE accounts_account``),
-    or whole if it names none (``BEGIN``, ``SELECT 1``, ``ping``): short enough to compare and print."""
+    or whole if it names none (``BEGIN``, ``SELECT 1``, ``ping``): short enough to compare and print.
+    Several statements sent as one (a MariaDB batch) are each described, joined by `` + ``."""
+    if ";" in statement.rstrip("; \n"):
+        return " + ".join(describe(part) for part in statement.split(";") if part.strip())
     words = re.sub(r"[\"`]", "", statement).split()
     kind = words[0].upper() if words else ""
     table_after = {"SELECT": "FROM", "UPDATE": "UPDATE", "INSERT": "INTO", "DELETE": "FROM"}.get(kind)
@@ -167,7 +173,7 @@ def main() -> None:
             rows.append((case, len(sent), "; ".join(sent)))
         connection.close()
     print(f"database {args.database}: statements per request, as the database receives them\n")
-    print(tabulate(rows, headers=["case", "statements", "in order"], tablefmt="github"))
+    print(tabulate(rows, headers=["case", "round trips", "in order"], tablefmt="github"))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ KINDS = (READ, WRITE, ANY)
 DEFAULT = "accounts_account"
 _TABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _WRITE_VERBS = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+_TRANSACTION_START = re.compile(r"\s*(?:START\s+TRANSACTION|BEGIN)\s*;", re.IGNORECASE)
 _WRITE_IN_WITH = re.compile(r"\bAS\s*\(\s*(?:INSERT|UPDATE|DELETE)\b", re.IGNORECASE)
 
 
@@ -54,7 +55,11 @@ def parse(value: str) -> tuple[ParkPoint, ...]:
 
 def statement_kind(sql: str) -> str:
     """READ or WRITE: a WITH whose query writes (PostgreSQL's UPDATE ... RETURNING in a CTE) writes;
-    a locking read (SELECT ... FOR UPDATE) reads."""
+    a locking read (SELECT ... FOR UPDATE) reads; a batch that opens a transaction (MariaDB's
+    ``START TRANSACTION; UPDATE ...; COMMIT`` in one query) is the kind of the statement after it."""
+    opened = _TRANSACTION_START.match(sql)
+    if opened:
+        sql = sql[opened.end() :]
     verb = sql.lstrip()[:7].upper()
     if verb.startswith(_WRITE_VERBS):
         return WRITE

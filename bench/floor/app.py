@@ -8,10 +8,11 @@ does the database work Django's path does, statement for statement, and nothing 
   ``django.core.signing`` does, then the user row (``is_active``, and the session's password hash
   as ``django.contrib.auth.get_user`` checks it);
 - GET: the user's first account's balance;
-- POST: in one transaction, the conditional debit (``UPDATE ... RETURNING``) and the ledger row
-  (MariaDB: the UPDATE, then the ledger row copying the balance, ``INSERT ... RETURNING`` it),
-  COMMIT. The statements are the lab's own (accounts/statements.py,
-  which imports nothing).
+- POST: the conditional debit and its ledger row, together or not at all, as atomic_update
+  sends them: SQLite, in one IMMEDIATE transaction, ``UPDATE ... RETURNING`` then the INSERT;
+  PostgreSQL, one statement (the UPDATE in a WITH, the INSERT taking its row); MariaDB, one batch
+  (START TRANSACTION, the UPDATE, the ledger row copying the balance with ``INSERT ... RETURNING``,
+  COMMIT). The statements are the lab's own (accounts/statements.py, which imports nothing).
 
 What it leaves out is what Django adds: request and response objects, URL routing, the other
 middleware (CSRF too: the floor only ever serves the benchmark, on loopback), model instances,
@@ -35,7 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from accounts.statements import DEBIT, DEBIT_RETURNING, INSERT_LEDGER_ROW, RECORD_DEBIT
+from accounts.statements import DEBIT, DEBIT_AND_RECORD, DEBIT_RETURNING, INSERT_LEDGER_ROW, RECORD_DEBIT
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent.parent
 WITHDRAW_PATH = "/accounts/withdraw/"
@@ -58,9 +59,6 @@ _BALANCE = "SELECT current FROM accounts_account WHERE user_id = %s ORDER BY id 
 class Database:
     """One persistent connection and the floor's statements on it. SQLite's flavour is the base:
     the PRAGMAs and IMMEDIATE transactions of bank/settings.py, timestamps as Django writes them."""
-
-    begin = "BEGIN IMMEDIATE"
-    has_update_returning = True
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -105,32 +103,26 @@ class Database:
 
     def withdraw(self, *, user_id: int, amount: int, started_at: object) -> int | None:
         """The balance left, or None when nothing was taken (no account, or not enough in it)."""
-        self.execute(self.begin, ())
+        self.execute("BEGIN IMMEDIATE", ())
         try:
-            debited = self.debit_and_record(user_id=user_id, amount=amount, started_at=started_at)
+            debited = self.execute(DEBIT_RETURNING, (amount, user_id, amount)).fetchone()
+            if debited is not None:
+                account_id, after = debited
+                row = (account_id, amount, after + amount, after, LEDGER_STRATEGY, started_at, self.now())
+                self.execute(INSERT_LEDGER_ROW, row)
         except BaseException:
             self.execute("ROLLBACK", ())
             raise
-        self.execute("COMMIT" if debited else "ROLLBACK", ())
+        self.execute("COMMIT", ())
         return None if debited is None else debited[1]
-
-    def debit_and_record(self, *, user_id: int, amount: int, started_at: object) -> tuple[int, int] | None:
-        """(account id, balance left) once debited and recorded, or None; in the caller's transaction."""
-        if not self.has_update_returning:
-            if self.execute(DEBIT, (amount, user_id, amount)).rowcount == 0:
-                return None
-            record = (amount, amount, LEDGER_STRATEGY, started_at, self.now(), user_id)
-            return self.execute(RECORD_DEBIT, record).fetchone()
-        debited = self.execute(DEBIT_RETURNING, (amount, user_id, amount)).fetchone()
-        if debited is not None:
-            account_id, after = debited
-            row = (account_id, amount, after + amount, after, LEDGER_STRATEGY, started_at, self.now())
-            self.execute(INSERT_LEDGER_ROW, row)
-        return debited
 
 
 class PostgresDatabase(Database):
-    begin = "BEGIN"
+    def withdraw(self, *, user_id: int, amount: int, started_at: object) -> int | None:
+        """One statement, atomic by itself, as the lab sends it."""
+        row = (amount, user_id, amount, amount, amount, LEDGER_STRATEGY, started_at, self.now())
+        debited = self.execute(DEBIT_AND_RECORD, row).fetchone()
+        return None if debited is None else debited[1]
 
     def connect(self):
         import psycopg
@@ -150,8 +142,20 @@ class PostgresDatabase(Database):
 class MySQLDatabase(Database):
     """MariaDB at READ COMMITTED, as bank/settings.py asks; it has no UPDATE ... RETURNING."""
 
-    begin = "START TRANSACTION"
-    has_update_returning = False
+    def withdraw(self, *, user_id: int, amount: int, started_at: object) -> int | None:
+        """One batch, as the lab sends it: the transaction, the debit, its ledger row and COMMIT."""
+        record = (amount, amount, LEDGER_STRATEGY, started_at, self.now(), user_id)
+        batch = f"START TRANSACTION; {DEBIT}; {RECORD_DEBIT}; COMMIT"
+        cursor = self.execute(batch, (amount, user_id, amount, *record))
+        try:
+            cursor.nextset()
+            cursor.nextset()
+            debited = cursor.fetchone()
+            cursor.nextset()
+        except BaseException:
+            self.execute("ROLLBACK", ())
+            raise
+        return None if debited is None else debited[1]
 
     def connect(self):
         import MySQLdb

@@ -53,6 +53,11 @@ def test_nonsense_park_points_are_refused_with_the_expected_form(value):
         ("WITH debited AS (UPDATE accounts_account SET current = 1 RETURNING id) INSERT INTO t", "write"),
         ("WITH recent AS (SELECT 1) SELECT * FROM recent", "read"),
         ("WITH mine AS (SELECT id FROM accounts_account FOR UPDATE) SELECT * FROM mine", "read"),
+        (
+            "START TRANSACTION;\n UPDATE accounts_account SET current = 1;\nINSERT INTO t SELECT 1;\nCOMMIT",
+            "write",
+        ),
+        ("start  transaction; SELECT current FROM accounts_account; COMMIT", "read"),
     ],
 )
 def test_statement_kinds(sql, kind):

@@ -15,6 +15,7 @@ from accounts import withdrawals
 from accounts.audit import audit_account
 from accounts.models import Account, Transaction
 from accounts.withdrawals import (
+    GAVE_UP,
     MAX_WITHDRAWAL_AMOUNT,
     OPTIMISTIC_MAX_ATTEMPTS,
     SAFE_STRATEGIES,
@@ -27,6 +28,7 @@ from accounts.withdrawals import (
     WithdrawalRefused,
     withdraw,
 )
+from racewindow.park_points import WRITE, statement_kind
 from tests.helpers import ALL_STRATEGY_PARAMS, PASSWORD, SAFE_STRATEGY_PARAMS, STARTED_AT, database_snapshot
 
 THREADS = 8
@@ -175,6 +177,30 @@ def test_a_refused_withdrawal_leaves_no_transaction_open(make_account, strategy,
 
     assert (connection.get_autocommit(), connection.in_atomic_block) == (True, False)
     assert not _transaction_open_on_the_server()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("strategy", [Strategy.ATOMIC_UPDATE, Strategy.OPTIMISTIC])
+def test_what_wraps_the_write_sees_it_end_once_committed(make_account, strategy):
+    """The race window and the lab report's marks wrap each statement: on PostgreSQL and MariaDB
+    these writes are one exchange with the server, a statement or a batch, so when it returns the
+    withdrawal is committed, every result read and the connection free for the next statement."""
+    if connection.vendor == "sqlite":
+        pytest.skip("SQLite writes the balance and the ledger row as two statements of one transaction")
+    account = make_account(opening=1_000)
+    open_after_writes = []
+
+    def after_each_write(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if statement_kind(sql) == WRITE:
+            open_after_writes.append(_transaction_open_on_the_server())
+        return result
+
+    with connection.execute_wrapper(after_each_write):
+        withdraw(user=account.user, amount=1, strategy=strategy, request_started_at=STARTED_AT)
+
+    assert open_after_writes == [False]
+    assert Transaction.objects.filter(holder=account).count() == 1
 
 
 def _transaction_open_on_the_server() -> bool:
@@ -376,10 +402,10 @@ def recorded_pauses(monkeypatch) -> list[dict]:
 
 
 def _writes_the_account(sql: str) -> bool:
-    statement = sql.lstrip().upper().replace('"', "").replace("`", "")
-    return (
-        statement.startswith(("UPDATE", "WITH")) and f"UPDATE {Account._meta.db_table.upper()}" in statement
-    )
+    # As the race window tells a write: a MariaDB batch is the kind of its statement after
+    # START TRANSACTION.
+    statement = sql.upper().replace('"', "").replace("`", "")
+    return statement_kind(sql) == WRITE and f"UPDATE {Account._meta.db_table.upper()}" in statement
 
 
 def assert_only_the_rival_withdrew(account: Account, rival: Rival, *, attempts: int) -> None:
@@ -393,7 +419,7 @@ def assert_only_the_rival_withdrew(account: Account, rival: Rival, *, attempts: 
 
 
 @pytest.mark.django_db(transaction=True)
-def test_optimistic_gives_up_after_its_last_attempt_and_withdraws_nothing(make_account, monkeypatch):
+def test_optimistic_gives_up_after_its_last_attempt_and_withdraws_nothing(make_account, monkeypatch, caplog):
     account = make_account(opening=1_000)
     # Another optimistic withdrawal bumps the version between our read and our write.
     rival = Rival(account=account, strategy=Strategy.OPTIMISTIC)
@@ -406,6 +432,7 @@ def test_optimistic_gives_up_after_its_last_attempt_and_withdraws_nothing(make_a
         f"Conflict: account {account.pk} changed under {OPTIMISTIC_MAX_ATTEMPTS} attempts in a row; "
         "nothing was withdrawn, try again."
     )
+    assert_logged_once(caplog, f"{GAVE_UP}: {conflict.value}")
     assert_only_the_rival_withdrew(account, rival, attempts=OPTIMISTIC_MAX_ATTEMPTS)
     account.refresh_from_db()
     assert account.version == OPTIMISTIC_MAX_ATTEMPTS
@@ -452,7 +479,9 @@ def test_a_conflict_is_answered_409_and_withdraws_nothing(client, make_account, 
 
 
 @pytest.mark.django_db(transaction=True)
-def test_serializable_gives_up_after_its_last_attempt_and_withdraws_nothing(make_account, monkeypatch):
+def test_serializable_gives_up_after_its_last_attempt_and_withdraws_nothing(
+    make_account, monkeypatch, caplog
+):
     account = make_account(opening=1_000)
     if connection.vendor == "postgresql":
         # A rival that commits an update of the row we read: PostgreSQL fails our UPDATE with
@@ -487,12 +516,22 @@ def test_serializable_gives_up_after_its_last_attempt_and_withdraws_nothing(make
         f"Conflict: the database refused to serialize a withdrawal from account {account.pk} "
         f"{attempts} times in a row; nothing was withdrawn, try again."
     )
+    assert_logged_once(caplog, f"{GAVE_UP}: {conflict.value}")
     if rival is None:
         assert database_snapshot() == before
     else:
         assert_only_the_rival_withdrew(account, rival, attempts=attempts)
     # The first retry goes at once, and there is no pause after the last attempt.
     assert [pause["attempt"] for pause in pauses] == list(range(2, attempts))
+
+
+def assert_logged_once(caplog: pytest.LogCaptureFixture, message: str) -> None:
+    """The server's log holds ``message`` once, as a warning of the withdrawal service."""
+    assert [
+        (record.name, record.levelname, record.getMessage())
+        for record in caplog.records
+        if record.name == "accounts.withdrawals" and record.levelname != "INFO"
+    ] == [("accounts.withdrawals", "WARNING", message)]
 
 
 @contextlib.contextmanager
