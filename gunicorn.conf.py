@@ -1,6 +1,7 @@
 """Gunicorn settings for the lab: `gunicorn -c gunicorn.conf.py` (override any with flags)."""
 
 import os
+import sys
 
 wsgi_app = "bank.wsgi:application"
 bind = os.environ.get("BANK_BIND", "127.0.0.1:8001")
@@ -15,3 +16,28 @@ graceful_timeout = 10
 errorlog = "-"
 loglevel = "info"
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
+
+
+def on_starting(server) -> None:
+    """Refuse to start on settings the lab refuses (the race window's, DATABASE_URL), with the one
+    sentence that says what to fix, once, in the master: left to the workers, each would fail to
+    boot with that sentence buried under its own traceback, and Gunicorn's after it."""
+    if server.app.app_uri != wsgi_app:
+        return  # another application on these settings (the bench's floor) reads none of them
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bank.settings")
+    from django.core.exceptions import ImproperlyConfigured
+
+    from racewindow.barrier import check_settings
+
+    try:
+        check_settings()
+    except ImproperlyConfigured as error:
+        sys.exit(f"ImproperlyConfigured: {error}")
+
+
+def when_ready(server) -> None:
+    """Load the lab once, here in the master, so that each worker forks with Django set up instead
+    of importing it again (about 0.4 s of CPU a worker). Gunicorn's own preload_app would load it
+    before on_starting could refuse bad settings with one sentence."""
+    if server.app.app_uri == wsgi_app:
+        server.app.wsgi()

@@ -32,6 +32,9 @@ class AnomalyKind(enum.StrEnum):
 
 
 EXAMPLE_LEDGER_IDS = 5
+# The `schema` of an account's audit document, as docs/json-schema.json names it: a renamed or
+# removed field takes a new version (and a migration of the audits lab runs keep).
+ACCOUNT_AUDIT_SCHEMA = "account-audit/1"
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,7 @@ class ClientOutcomes:
 
     runs: int
     ok: int
-    failed: int
+    refused: int
     indeterminate: int
     lowest_final: int
     highest_final: int
@@ -92,7 +95,7 @@ class AccountAudit:
 
 def audit_document(audit: AccountAudit) -> dict:
     """The audit as plain data: what ``audit_transactions --format json`` prints, and a lab run keeps."""
-    return {**asdict(audit), "verdict": audit.verdict}
+    return {"schema": ACCOUNT_AUDIT_SCHEMA, **asdict(audit), "verdict": audit.verdict}
 
 
 def headline_rows(document: dict) -> list[tuple[str, object]]:
@@ -120,7 +123,7 @@ def headline_rows(document: dict) -> list[tuple[str, object]]:
         rows += [
             (
                 "client: ok / refused / indeterminate",
-                f"{client['ok']} / {client['failed']} / {client['indeterminate']}",
+                f"{client['ok']} / {client['refused']} / {client['indeterminate']}",
             ),
             ("client: allowed final balance", f"[{client['lowest_final']}, {client['highest_final']}]"),
         ]
@@ -407,7 +410,7 @@ def _client_outcomes(runs: QuerySet, *, openings: dict[int, int]) -> dict[int, C
         .annotate(
             runs=Count("id"),
             ok_total=Sum("ok"),
-            failed_total=Sum("failed"),
+            refused_total=Sum("failed"),
             indeterminate_total=Sum("indeterminate"),
             ok_amount=Sum(F("ok") * F("amount")),
             indeterminate_amount=Sum(F("indeterminate") * F("amount")),
@@ -417,7 +420,7 @@ def _client_outcomes(runs: QuerySet, *, openings: dict[int, int]) -> dict[int, C
         group["account"]: ClientOutcomes(
             runs=group["runs"],
             ok=group["ok_total"],
-            failed=group["failed_total"],
+            refused=group["refused_total"],
             indeterminate=group["indeterminate_total"],
             lowest_final=openings[group["account"]] - group["ok_amount"] - group["indeterminate_amount"],
             highest_final=openings[group["account"]] - group["ok_amount"],

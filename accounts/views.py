@@ -4,7 +4,7 @@ from django.views import View
 from accounts.forms import parse_withdrawal_request
 from accounts.selectors import account_for_user
 from accounts.withdrawals import AccountNotFound, WithdrawalRefused, withdraw
-from bank.form_posts import NOT_LOGGED_IN, BadForm, HttpResponseConflict, refuse_unreadable_post
+from bank.form_posts import NOT_LOGGED_IN, BadForm, HttpResponseConflict, read_form, refuse_unreadable_post
 
 NO_ACCOUNT = "You have no account: create one with `manage.py seed_account`.\n"
 
@@ -27,7 +27,7 @@ class WithdrawView(View):
         if refusal is not None:
             return refusal
         try:
-            parsed = parse_withdrawal_request(query=request.GET, body=request.POST)
+            parsed = parse_withdrawal_request(query=request.GET, body=read_form(request))
         except BadForm as error:
             return HttpResponseBadRequest(f"{error}\n", content_type="text/plain")
         try:

@@ -11,7 +11,18 @@ from django.views import View
 NOT_LOGGED_IN = "Log in first: POST your username and password to /auth/login/.\n"
 CHUNKED_BODY = "Send the form with a Content-Length header: a chunked body is not read.\n"
 NOT_A_FORM = "Send the fields as a form: Content-Type: application/x-www-form-urlencoded.\n"
-NOT_UTF8 = "Send the form encoded as UTF-8 (charset=utf-8, or no charset).\n"
+NOT_UTF8 = (
+    "The lab reads forms and query strings as UTF-8 only: send charset=utf-8 in the Content-Type, "
+    "or no charset.\n"
+)
+NOT_UTF8_TEXT = (
+    "The form holds bytes that are not UTF-8 (raw, %-escaped or base64-encoded): send every field "
+    "as UTF-8 text."
+)
+STRATEGY_IN_FORM = "Send strategy in the query string (?strategy=NAME), not in the form."
+QUERY_TAKES_STRATEGY_ONLY = "The query string takes strategy alone (?strategy=NAME); {name!r} is not read."
+# What Django's parsers leave in place of bytes that are not UTF-8.
+REPLACEMENT_CHARACTER = "\ufffd"
 URLENCODED = "application/x-www-form-urlencoded"
 # Django parses multipart bodies for POST only; any other method's body is read as urlencoded.
 POST_CONTENT_TYPES = (URLENCODED, "multipart/form-data")
@@ -41,11 +52,7 @@ def refuse_unreadable_post(request) -> HttpResponse | None:
     readable = POST_CONTENT_TYPES if request.method == "POST" else (URLENCODED,)
     if request.body and request.content_type not in readable:
         return HttpResponseUnsupportedMediaType(NOT_A_FORM, content_type="text/plain")
-    # Django refuses a POST in another charset itself; a PATCH's body is read here as UTF-8, and
-    # a charset Python knows but that encodes no text (rot13, base64) would fail any parser.
-    charset = (request.encoding or "utf-8").lower().replace("_", "-")
-    if request.method != "POST" and charset not in ("utf-8", "utf8"):
-        return HttpResponseBadRequest(NOT_UTF8, content_type="text/plain")
+    # A charset other than UTF-8 never gets this far: bank/charset.py refuses it for every endpoint.
     return None
 
 
@@ -60,6 +67,31 @@ def single_field(values: QueryDict, name: str, *, default: str) -> str:
     if len(given) > 1:
         raise BadForm(f"{name} was given {len(given)} times; send it once.")
     return given[0] if given else default
+
+
+def read_form(request) -> QueryDict:
+    """The form of a request ``refuse_unreadable_post`` let through, POSTed or PATCHed.
+
+    BadForm when the form is not UTF-8 text: Django reads it with the bytes that are not UTF-8
+    replaced (U+FFFD), or a raw body that is not UTF-8 as Latin-1, and would store what the client
+    never wrote. BadForm too for a strategy anywhere but the query string, and for anything else in
+    the query string (``strategy[]``, ``amount``): either would go unread, and the endpoint would
+    run its default (the naive strategy, the default amount) instead of what was asked.
+    """
+    # Django parses a form body for POST only; any other method's is read here, as UTF-8.
+    body = request.POST if request.method == "POST" else QueryDict(request.body, encoding="utf-8")
+    try:
+        request.body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadForm(NOT_UTF8_TEXT) from None
+    if any(REPLACEMENT_CHARACTER in text for name, values in body.lists() for text in (name, *values)):
+        raise BadForm(NOT_UTF8_TEXT)
+    stray = sorted(name for name in request.GET if name != "strategy")
+    if stray:
+        raise BadForm(QUERY_TAKES_STRATEGY_ONLY.format(name=stray[0]))
+    if "strategy" in body:
+        raise BadForm(STRATEGY_IN_FORM)
+    return body
 
 
 # What the scenarios name things with: voucher codes, activity names, invoice numbers, keys.
@@ -111,11 +143,8 @@ class FormPostView(View):
         refusal = refuse_unreadable_post(request)
         if refusal is not None:
             return refusal
-        # Django parses a form body for POST only; any other method's is read here, as a UTF-8
-        # form (refuse_unreadable_post has refused every other kind of body).
-        body = request.POST if request.method == "POST" else QueryDict(request.body, encoding="utf-8")
         try:
-            parsed = self.parse(query=request.GET, body=body)
+            parsed = self.parse(query=request.GET, body=read_form(request))
         except BadForm as error:
             return HttpResponseBadRequest(f"{error}\n", content_type="text/plain")
         return self.perform(request, parsed)

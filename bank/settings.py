@@ -101,23 +101,6 @@ TEMPLATES = [
 DATABASES = {
     "default": database_from_url(os.environ.get("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
 }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    DATABASES["default"]["ENGINE"] = "bank.sqlite"
-    # WAL lets readers run beside the writer; the busy timeout makes writers queue instead of
-    # failing; IMMEDIATE takes the write lock at BEGIN, so a read-then-write atomic block cannot
-    # fail with "database is locked" when it upgrades (SQLite ignores select_for_update).
-    DATABASES["default"]["OPTIONS"] = {
-        "transaction_mode": "IMMEDIATE",
-        "timeout": 20,
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-    }
-elif DATABASES["default"]["ENGINE"] == "django.db.backends.mysql":
-    # InnoDB's own default (REPEATABLE READ) still loses updates; say READ COMMITTED explicitly.
-    DATABASES["default"]["OPTIONS"] = {
-        "isolation_level": "read committed",
-        "charset": "utf8mb4",
-    }
-
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = []

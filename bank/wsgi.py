@@ -4,6 +4,8 @@ import os
 
 from django.core.wsgi import get_wsgi_application
 
+from bank.charset import utf8_only
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bank.settings")
 
-application = get_wsgi_application()
+application = utf8_only(get_wsgi_application())

@@ -183,7 +183,7 @@ class BenchLab:
                 document = self.splatter(
                     [server.url], driver, "--trials", str(share), "-c", str(level), "--format", "json"
                 )
-                outcomes[driver.label] += document["trials"]
+                outcomes[driver.label] += document["runs"]
         return {label: summary(found) for label, found in outcomes.items()}
 
     def steady(self, server: Server, *, requests: int, concurrency: int, rounds: int) -> dict:
@@ -241,7 +241,7 @@ class BenchLab:
             )  # fmt: skip
         by_level = {}
         for level in DETERMINISTIC_LEVELS:
-            found = [t for t in document["trials"] if t["concurrency"] == level]
+            found = [t for t in document["runs"] if t["concurrency"] == level]
             by_level[level] = {
                 "trials": len(found),
                 "exact": sum(t["lost"] == level - 1 for t in found),

@@ -140,7 +140,7 @@ def report_deterministic(deterministic: dict) -> None:
     print("\n### Deterministic mode (RACE_WINDOW=armed, burst, naive)\n")
     rows = []
     for level in DETERMINISTIC_LEVELS:
-        level_trials = [t for t in deterministic["trials"] if t["concurrency"] == level]
+        level_trials = [t for t in deterministic["runs"] if t["concurrency"] == level]
         exact = sum(t["lost"] == level - 1 for t in level_trials)
         timeouts = deterministic["race_window"][str(level)]["timeouts"]
         rows.append((level, len(level_trials), exact, f"{exact / len(level_trials):.0%}", timeouts))

@@ -89,7 +89,7 @@ class AbDriver:
         outcomes = Counter(
             {
                 Outcome.OK: report.ok,
-                Outcome.FAIL: report.client_errors,
+                Outcome.REFUSED: report.client_errors,
                 Outcome.INDETERMINATE: report.indeterminate,
             }
         )

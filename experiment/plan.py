@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from accounts.management.arguments import ascii_int
 from accounts.withdrawals import MAX_WITHDRAWAL_AMOUNT, Strategy
 from loadgen.locust.protocol import LocustMode
 from loadgen.locust.runner import LocustSetup, MasterAddress
@@ -326,10 +327,10 @@ class RunPlan:
 def parse_levels(value: str) -> tuple[int, ...]:
     """-c as argparse reads it: one number, or a comma-separated list of levels."""
     try:
-        return tuple(int(part) for part in value.split(","))
-    except ValueError:
+        return tuple(ascii_int(part) for part in value.split(","))
+    except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(
-            f"{value!r} is not a number or a comma-separated list of numbers, like 2,5,10"
+            f"{value!r} is not a number or a comma-separated list of numbers in ASCII digits, like 2,5,10"
         ) from None
 
 

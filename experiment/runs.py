@@ -170,7 +170,7 @@ def _record_client_runs(
             amount=amount,
             requests=load.requests if single else sum(outcomes.values()),
             ok=outcomes[Outcome.OK],
-            failed=outcomes[Outcome.FAIL],
+            failed=outcomes[Outcome.REFUSED],
             indeterminate=outcomes[Outcome.INDETERMINATE],
             started_at=started_at,
             finished_at=timezone.now(),

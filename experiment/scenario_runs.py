@@ -41,13 +41,13 @@ class ScenarioSummary:
 
     driver: DriverName
     strategy: str
-    level: int
+    concurrency: int
     trials: int
     hits: int
     hit_rate: float
-    ci_low: float
-    ci_high: float
-    violations_mean: float | None
+    hit_rate_low: float
+    hit_rate_high: float
+    mean_violations: float | None
     # Naive under an armed window: trials whose violations are exactly the scenario's formula.
     exact: int | None
     server_errors: int
@@ -119,13 +119,13 @@ def summarise(runs: list[ScenarioRun], *, scenario: Scenario, race_window: bool)
             ScenarioSummary(
                 driver=driver,
                 strategy=strategy,
-                level=level,
+                concurrency=level,
                 trials=len(group),
                 hits=hits,
                 hit_rate=rate(hits=hits, trials=len(group)),
-                ci_low=low,
-                ci_high=high,
-                violations_mean=mean_or_none(run.violations for run in group),
+                hit_rate_low=low,
+                hit_rate_high=high,
+                mean_violations=mean_or_none(run.violations for run in group),
                 exact=exact if predicted else None,
                 server_errors=sum(run.load.server_errors for run in group),
             )

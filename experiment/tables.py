@@ -19,6 +19,11 @@ from loadgen.outcomes import Outcome
 from racewindow.barrier import BarrierStats
 from scenarios.audit import scenario_audit_document
 
+# The `schema` of each JSON document splatter prints, as docs/json-schema.json names them: a
+# renamed or removed field takes a new version.
+TRIALS_SCHEMA = "splatter-trials/1"
+SCENARIO_SCHEMA = "splatter-scenario/1"
+
 MATRIX_HEADERS = [
     "strategy",
     "ok",
@@ -110,10 +115,11 @@ def sweep_table(report: SweepReport) -> str:
 
 
 def sweep_document(report: SweepReport) -> dict:
-    """The sweep as JSON: per-level summaries, every trial, and the race window's figures."""
+    """The sweep as JSON: per-level summaries, every trial's run, and the race window's figures."""
     return {
+        "schema": TRIALS_SCHEMA,
         "summaries": [asdict(summary) for summary in report.summaries],
-        "trials": [
+        "runs": [
             {**asdict(outcome), "hit": outcome.hit, "lost_fraction": outcome.lost_fraction}
             for outcome in report.outcomes
         ],
@@ -160,7 +166,7 @@ def _burst_rows(report: BurstRun) -> list[tuple]:
         if steady
         else ("bursts x size", f"{report.bursts} x {report.burst_size}"),
         ("ok (2xx)", outcomes[Outcome.OK]),
-        ("refused (4xx, or never sent)", outcomes[Outcome.FAIL]),
+        ("refused (4xx, or never sent)", outcomes[Outcome.REFUSED]),
         ("indeterminate (5xx, no answer)", outcomes[Outcome.INDETERMINATE]),
         ("statuses", statuses or "-"),
         ("requests/s", f"{report.requests_per_second:.1f}"),
@@ -190,6 +196,9 @@ def lost_worker_lines(report: AbReport | BurstRun) -> list[str]:
     return [
         f"Locust worker {worker.id} (pid {worker.pid}) was lost ({worker.lost}): {worker.unanswered} of "
         f"its {worker.requests} request(s) got no answer to it and count as indeterminate."
+        if worker.requests
+        else f"Locust worker {worker.id} (pid {worker.pid}) was lost ({worker.lost}) before it was handed "
+        "a request: the others sent its share."
         for worker in report.lost_workers
     ]
 
@@ -224,7 +233,7 @@ def scenario_runs_table(runs: list[ScenarioRun]) -> str:
             run.level,
             run.load.requests,
             totals[Outcome.OK],
-            totals[Outcome.FAIL],
+            totals[Outcome.REFUSED],
             totals[Outcome.INDETERMINATE],
             run.load.server_errors,
         ]
@@ -252,12 +261,12 @@ def scenario_sweep_table(summaries: list[ScenarioSummary]) -> str:
         (
             s.driver,
             s.strategy,
-            s.level,
+            s.concurrency,
             s.trials,
             s.hits,
             f"{s.hit_rate:.1%}",
-            f"{s.ci_low:.1%}-{s.ci_high:.1%}",
-            "-" if s.violations_mean is None else f"{s.violations_mean:.2f}",
+            f"{s.hit_rate_low:.1%}-{s.hit_rate_high:.1%}",
+            "-" if s.mean_violations is None else f"{s.mean_violations:.2f}",
             "-" if s.exact is None else f"{s.exact} of {s.trials}",
             s.server_errors,
         )
@@ -269,6 +278,7 @@ def scenario_sweep_table(summaries: list[ScenarioSummary]) -> str:
 def scenario_document(runs: list[ScenarioRun], summaries: list[ScenarioSummary]) -> dict:
     """Scenario runs as JSON: per-level summaries, and every run with its outcomes and audit."""
     return {
+        "schema": SCENARIO_SCHEMA,
         "summaries": [asdict(summary) for summary in summaries],
         "runs": [
             {

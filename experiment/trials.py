@@ -35,7 +35,7 @@ class TrialOutcome:
     concurrency: int
     trial: int
     ok: int
-    failed: int
+    refused: int
     indeterminate: int
     server_errors: int
     lost: int
@@ -171,7 +171,7 @@ def _trial(
         concurrency=level,
         trial=trial,
         ok=totals[Outcome.OK],
-        failed=totals[Outcome.FAIL],
+        refused=totals[Outcome.REFUSED],
         indeterminate=totals[Outcome.INDETERMINATE],
         server_errors=load.server_errors,
         lost=sum(audit.lost_withdrawals for audit in audits),

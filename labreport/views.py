@@ -74,7 +74,8 @@ def _ledger_kept(run, requests) -> bool:
 
 
 def _window_number(text: str, *, count: int) -> int | None:
-    if not text.isdigit() or not 1 <= int(text) <= count:
+    # ASCII digits only: isdigit() passes a superscript (²) that int() refuses.
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= count:
         return None
     return int(text)
 

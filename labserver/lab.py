@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from labserver.databases import fresh_database
+from labserver.databases import copied_database, fresh_database
 from labserver.hosts import Host, free_port_at
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -101,17 +101,22 @@ class Lab:
             )  # fmt: skip
         server = Server(url=f"http://{address}:{port}", process=process, log_path=log_path)
         try:
-            _wait_until_ready(server, path=ready_path)
+            _wait_until_ready(server, path=ready_path, workers=workers)
             yield server
         finally:
             _stop(process)
 
 
 @contextmanager
-def lab(*, workdir: Path, base_database_url: str | None = None) -> Iterator[Lab]:
-    """A fresh database of the kind ``base_database_url`` names (default: SQLite), migrated."""
-    base_database_url = base_database_url or os.environ.get("DATABASE_URL")
-    with fresh_database(base_url=base_database_url, workdir=workdir) as database_url:
+def lab(*, workdir: Path, base_database_url: str | None = None, template: Lab | None = None) -> Iterator[Lab]:
+    """A fresh database of the kind ``base_database_url`` names (default: SQLite), migrated; or,
+    with ``template``, a copy of that lab's database (nothing may use the template meanwhile)."""
+    if template is not None:
+        database = copied_database(source_url=template.database_url, workdir=workdir)
+    else:
+        base_database_url = base_database_url or os.environ.get("DATABASE_URL")
+        database = fresh_database(base_url=base_database_url, workdir=workdir)
+    with database as database_url:
         env = {
             **os.environ,
             "DATABASE_URL": database_url,
@@ -120,7 +125,8 @@ def lab(*, workdir: Path, base_database_url: str | None = None) -> Iterator[Lab]
         }
         env.pop("DJANGO_DEBUG", None)
         prepared = Lab(database_url=database_url, env=env, workdir=workdir)
-        prepared.manage("migrate", "--verbosity", "0")
+        if template is None:
+            prepared.manage("migrate", "--verbosity", "0")
         yield prepared
 
 
@@ -128,21 +134,33 @@ def free_port() -> int:
     return free_port_at(LOOPBACK)
 
 
-def _wait_until_ready(server: Server, *, path: str) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+def _wait_until_ready(server: Server, *, path: str, workers: int) -> None:
+    """Until ``path`` answers and every worker is up: a test that holds K requests at once, or
+    counts the workers, must not find some of them still being forked."""
+    deadline, answered = time.monotonic() + READY_TIMEOUT_SECONDS, False
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
             raise LabError(f"Gunicorn exited with {server.process.returncode}:\n{server.log()}")
-        try:
-            urllib.request.urlopen(f"{server.url}{path}", timeout=2).close()
+        answered = answered or _answers(server, path=path)
+        if answered and len(_children(server.process.pid)) >= workers:
             return
-        except urllib.error.HTTPError as answer:  # an answer all the same, unless the app failed
-            if answer.code < 500:
-                return
-            time.sleep(0.2)
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            time.sleep(0.2)
-    raise LabError(f"Gunicorn did not answer within {READY_TIMEOUT_SECONDS} s:\n{server.log()}")
+        time.sleep(0.05)
+    late = f"Gunicorn and its {workers} worker(s) were not up within {READY_TIMEOUT_SECONDS} s"
+    raise LabError(f"{late}:\n{server.log()}")
+
+
+def _answers(server: Server, *, path: str) -> bool:
+    try:
+        urllib.request.urlopen(f"{server.url}{path}", timeout=2).close()
+    except urllib.error.HTTPError as answer:  # an answer all the same, unless the app failed
+        return answer.code < 500
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False
+    return True
+
+
+def _children(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
 
 
 def _stop(process: subprocess.Popen) -> None:

@@ -4,7 +4,7 @@ For each burst it opens one connection per request and sends every request but i
 The body is a form, so the server cannot finish reading any of them: it holds them all. After a
 short pause for the server to take them in, every final byte goes out in one tight loop with
 TCP_NODELAY, so the requests complete at the server within microseconds of one another, where
-ab's start up to milliseconds apart. What each request got back is recorded (ok, fail or
+ab's start up to milliseconds apart. What each request got back is recorded (ok, refused or
 indeterminate, as the checker expects) with its client-side times.
 
 The three phases (``prime``, ``release``, ``collect``) are public: a Locust worker runs them on its
@@ -293,10 +293,10 @@ def outcome_of(*, status: int | None, sent: bool) -> Outcome:
     if status is not None and 200 <= status < 300:
         return Outcome.OK
     if status is not None and 400 <= status < 500:
-        return Outcome.FAIL
+        return Outcome.REFUSED
     if status is None and not sent:
         # Nothing reached the server, so nothing can have happened there.
-        return Outcome.FAIL
+        return Outcome.REFUSED
     return Outcome.INDETERMINATE
 
 
@@ -466,7 +466,11 @@ class _Response:
     def _parse_head(self, head: str) -> None:
         status_line, *lines = head.split("\r\n")
         parts = status_line.split(" ", 2)
-        if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
+        if (
+            len(parts) < 2
+            or not parts[0].startswith("HTTP/")
+            or not (parts[1].isascii() and parts[1].isdigit())
+        ):
             raise ValueError(f"not an HTTP status line: {status_line[:80]!r}")
         self.version, self.status = parts[0], int(parts[1])
         for line in lines:

@@ -112,10 +112,13 @@ def server_mode() -> RaceWindow | str | None:
         return None
     if not settings.DEBUG and not getattr(settings, "ALLOW_RACE_WINDOW_WITHOUT_DEBUG", False):
         raise ImproperlyConfigured(REFUSED_WITHOUT_DEBUG)
+    timeout = str(getattr(settings, "RACE_WINDOW_TIMEOUT", DEFAULT_TIMEOUT_SECONDS))
     try:
-        timeout = float(getattr(settings, "RACE_WINDOW_TIMEOUT", DEFAULT_TIMEOUT_SECONDS))
+        # int() and float() read any script's digits ('٣' as 3): numbers are written in ASCII here.
+        if not (value.isascii() and timeout.isascii()):
+            raise ValueError("numbers are written in ASCII digits")
         window = RaceWindow(
-            parties=1 if value == ARMED else int(value), timeout=timeout, at=default_park_points()
+            parties=1 if value == ARMED else int(value), timeout=float(timeout), at=default_park_points()
         )
     except ValueError as error:
         raise ImproperlyConfigured(
@@ -139,9 +142,9 @@ def backend_url() -> str | None:
     value = str(getattr(settings, "RACE_WINDOW_BACKEND", "") or "").strip()
     if value.lower() in ("", FILE_BACKEND):
         return None
-    if not _redis_backend().is_redis_url(value):
-        # Only the scheme: the rest may carry a password.
-        raise ImproperlyConfigured(UNKNOWN_BACKEND.format(value=value.split("://")[0] + "://..."))
+    redis_backend = _redis_backend()
+    if not redis_backend.is_redis_url(value):
+        raise ImproperlyConfigured(UNKNOWN_BACKEND.format(value=redis_backend.describe(value)))
     return value
 
 

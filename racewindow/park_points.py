@@ -13,6 +13,8 @@ READ, WRITE, ANY = "read", "write", "any"
 KINDS = (READ, WRITE, ANY)
 DEFAULT = "accounts_account"
 _TABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+# ASCII digits: isdigit() passes a superscript (²) that int() refuses, int() reads Arabic digits.
+_OCCURRENCE = re.compile(r"[0-9]+")
 _WRITE_VERBS = ("INSERT", "UPDATE", "DELETE", "REPLACE")
 _TRANSACTION_START = re.compile(r"\s*(?:START\s+TRANSACTION|BEGIN)\s*;", re.IGNORECASE)
 _WRITE_IN_WITH = re.compile(r"\bAS\s*\(\s*(?:INSERT|UPDATE|DELETE)\b", re.IGNORECASE)
@@ -42,7 +44,12 @@ def parse(value: str) -> tuple[ParkPoint, ...]:
     for item in value.split(","):
         parts = item.strip().split(":")
         table, kind, occurrence = parts[0], *(parts[1:] + [READ, "1"][len(parts) - 1 :])[:2]
-        if len(parts) > 3 or not _TABLE.fullmatch(table) or kind not in KINDS or not occurrence.isdigit():
+        if (
+            len(parts) > 3
+            or not _TABLE.fullmatch(table)
+            or kind not in KINDS
+            or not _OCCURRENCE.fullmatch(occurrence)
+        ):
             raise ValueError(
                 f"{item.strip()!r} is not a park point: write table[:read|write|any[:occurrence]], "
                 "e.g. accounts_account or accounts_account:write:1"

@@ -28,6 +28,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import socket
 import threading
 import time
@@ -61,6 +62,9 @@ LEASE_CALL_TIMEOUT_SECONDS = 1.0
 # integer"), and every held request would fail.
 MIN_REDIS_VERSION = (6, 0)
 SCAN_BATCH = 500
+# A URL's scheme and the slashes after it; what follows, up to the last '@', is its userinfo.
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:/*")
+_QUERY_OR_FRAGMENT = re.compile(r"[?#]")
 
 LEASE_LOST = (
     "The race window's lease in Redis lapsed while it was armed (this process stalled for longer "
@@ -165,10 +169,14 @@ return 0
 
 
 def is_redis_url(value: str) -> bool:
-    """redis:// or rediss://, and a database number if any (redis-py would quietly ignore one
-    that is not a number, and use database 0)."""
-    parts = urlsplit(value)
-    return parts.scheme in SCHEMES and (parts.path.strip("/") == "" or parts.path.strip("/").isdigit())
+    """redis:// or rediss://, and a database number if any, in ASCII digits (redis-py would quietly
+    ignore one that is not a number, and use database 0)."""
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # an IPv6 address with its bracket left open, say
+        return False
+    database = parts.path.strip("/")
+    return parts.scheme in SCHEMES and (database == "" or (database.isascii() and database.isdigit()))
 
 
 def namespace(database: dict) -> str:
@@ -178,9 +186,18 @@ def namespace(database: dict) -> str:
 
 
 def describe(url: str) -> str:
-    """The URL without its password, for messages."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
+    """``url`` as messages show it, its password masked (redis://user:***@host:6379/0), however
+    malformed the rest: a mistyped URL (redis:/user:PASSWORD@host) still hides it."""
+    credentials, at, location = url.rpartition("@")
+    # Query arguments (?password=...) reach redis-py too: they are left out.
+    location = _QUERY_OR_FRAGMENT.split(location, maxsplit=1)[0]
+    if not at:
+        return location
+    scheme = _SCHEME.match(credentials)
+    prefix = scheme.group() if scheme else ""
+    user, colon, _ = credentials[len(prefix) :].partition(":")
+    # user:password shows the user; a lone userinfo may be the password itself.
+    return f"{prefix}{user}:***@{location}" if colon else f"{prefix}***@{location}"
 
 
 def ping(url: str) -> None:

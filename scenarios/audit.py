@@ -3,6 +3,10 @@ in one shape, so ``audit_transactions --scenario`` and the lab report print any 
 
 from dataclasses import asdict, dataclass, field
 
+# The `schema` of a scenario's audit document, as docs/json-schema.json names it: a renamed or
+# removed field takes a new version.
+SCENARIO_AUDIT_SCHEMA = "scenario-audit/1"
+
 
 @dataclass(frozen=True)
 class Violation:
@@ -30,7 +34,8 @@ class ScenarioAudit:
 
 
 def scenario_audit_document(audit: ScenarioAudit) -> dict:
-    """The audit as plain data: what ``audit_transactions --scenario NAME --format json`` prints."""
+    """The audit as plain data: what ``audit_transactions --scenario NAME --format json`` prints,
+    and each scenario run of ``splatter --format json`` carries."""
     document = asdict(audit)
     document["figures"] = dict(audit.figures)
-    return {**document, "verdict": audit.verdict}
+    return {"schema": SCENARIO_AUDIT_SCHEMA, **document, "verdict": audit.verdict}

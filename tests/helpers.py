@@ -21,6 +21,8 @@ from labreport.models import LabRun, RecordedRequest
 from labserver.lab import Lab, Server
 from loadgen.login import SessionCookies, log_in
 from loadgen.target import parse_target
+from tests.json_schema import valid
+from tests.lab_database import command, dumped
 
 # The user every end-to-end and hardening lab seeds, and the password of every test user.
 LAB_USER = "lab-user"
@@ -74,8 +76,8 @@ def require_ab() -> None:
 
 
 def seed(lab_env: Lab, *, balance: int = 1_000_000, minimum: int = 0, username: str = LAB_USER) -> None:
-    lab_env.manage(
-        "seed_account", "--username", username, "--balance", str(balance), "--minimum", str(minimum),
+    command(
+        lab_env, "seed_account", "--username", username, "--balance", str(balance), "--minimum", str(minimum),
         "--no-input", env={"BANK_PASSWORD": LAB_PASSWORD},
     )  # fmt: skip
 
@@ -113,15 +115,15 @@ def recorded_runs(output: str) -> list[dict[str, int]]:
 def audit(lab_env: Lab, *, username: str | None = None) -> dict:
     """The checker's JSON report of one account: the lab's only one, or ``username``'s."""
     scope = ["--username", username] if username else []
-    (account,) = json.loads(lab_env.manage("audit_transactions", *scope, "--format", "json").stdout)
+    document = json.loads(command(lab_env, "audit_transactions", *scope, "--format", "json"))
+    (account,) = valid(document, kind="account-audits")
     return account
 
 
 def lab_snapshot(lab_env: Lab) -> list[dict]:
     """Every account, ledger row, client run, lab run and every scenario's rows of the lab's
     database, as dumpdata sees it."""
-    labels = [config.label for config in _scenario_apps()]
-    return json.loads(lab_env.manage("dumpdata", "accounts", "labreport", *labels).stdout)
+    return dumped(lab_env, "accounts", "labreport", *(config.label for config in _scenario_apps()))
 
 
 def log_in_lab_user(server: Server, workdir: Path, *, username: str = LAB_USER) -> SessionCookies:

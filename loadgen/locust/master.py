@@ -59,6 +59,9 @@ class LabMaster:
         self.workers: list[str] = []
         # Workers lost in an earlier run: no later run waits for them.
         self.gone: dict[str, str] = {}
+        # Each worker's process id, from its first READY: a worker lost before it answers a later
+        # run's READY is still named by it.
+        self.pids: dict[str, int] = {}
         self.number = 0
         self._start_run(None)
         runner = environment.runner
@@ -95,6 +98,8 @@ class LabMaster:
 
     def on_ready(self, environment, msg) -> None:
         self.ready[msg.node_id] = msg.data
+        if msg.data.get("pid") is not None:
+            self.pids[msg.node_id] = msg.data["pid"]
 
     def on_armed(self, environment, msg) -> None:
         self.armed[msg.data["burst"], msg.node_id] = True
@@ -178,20 +183,24 @@ class LabMaster:
 
     def _prepare(self) -> list[str]:
         """Send each live worker the run, wait until each has logged its users in; in steady
-        mode, have Locust run the run's number of users."""
+        mode, have Locust run the run's number of users.
+
+        A worker that died since the last run is lost in this one, as one that dies during it:
+        once Locust's heartbeat marks it missing, the run goes on with the others.
+        """
         spec, runner = self.spec, self.environment.runner
-        workers = [worker for worker in self.workers if worker not in self.gone and not self._missing(worker)]
-        if not workers:
-            raise LabRunError(f"no worker is left of the {len(self.workers)} this session started with")
+        workers = self._still_here([worker for worker in self.workers if worker not in self.gone])
         for worker in workers:
             runner.send_message(Message.RUN, {"run": self.number, "spec": asdict(spec)}, client_id=worker)
         self._wait_until(
-            lambda: all(worker in self.ready for worker in workers),
+            lambda: all(worker in self.ready for worker in self._still_here(workers)),
             timeout=spec.worker_wait,
             failure=lambda: (
-                f"{len(self.ready)} of {len(workers)} worker(s) logged in within {spec.worker_wait:g} s"
+                f"{len(self.ready)} of {len(self._still_here(workers))} worker(s) logged in within "
+                f"{spec.worker_wait:g} s"
             ),
         )
+        workers = self._still_here(workers)
         for worker in workers:
             if self.ready[worker]["error"]:
                 raise LabRunError(f"worker {worker}: {self.ready[worker]['error']}")
@@ -199,6 +208,17 @@ class LabMaster:
             self._run_users(spec.concurrency)
         logger.info("lab: run %d: %d worker(s) logged in, the run starts", self.number, len(workers))
         return workers
+
+    def _still_here(self, workers: list[str]) -> list[str]:
+        """``workers`` but those lost in this run, losing any Locust's heartbeat marks missing
+        before it has logged in; LabRunError when none is left."""
+        for worker in workers:
+            if worker not in self.lost and worker not in self.ready and self._missing(worker):
+                self._lose(worker, "Locust's heartbeat marked it missing")
+        here = [worker for worker in workers if worker not in self.lost]
+        if not here:
+            raise LabRunError(f"no worker is left of the {len(self.workers)} this session started with")
+        return here
 
     def _bursts(self, workers: list[str]) -> None:
         spec = self.spec
@@ -352,17 +372,21 @@ class LabMaster:
                     worker=None,
                     reason=None,
                 )
+        # Every worker handed a request, then any lost before it was handed one.
         workers = [
             {
                 "id": worker,
-                "pid": self.ready.get(worker, {}).get("pid"),
+                "pid": self.pids.get(worker),
                 "requests": len(assignments),
                 "answered": sum(
                     1 for a in assignments if self.records.get(a.index, {}).get("worker") == worker
                 ),
                 "lost": self.lost.get(worker),
             }
-            for worker, assignments in self.assigned.items()
+            for worker, assignments in [
+                *self.assigned.items(),
+                *((worker, []) for worker in self.lost if worker not in self.assigned),
+            ]
         ]
         document = {
             "error": error,
@@ -379,12 +403,12 @@ class LabMaster:
 
 def unanswered(assignment: Assignment, *, worker: str | None, reason: str | None) -> dict:
     """The record of a request no worker answered for: indeterminate if a worker held it, a
-    failure (never sent) if none did."""
+    refusal (never sent) if none did."""
     return {
         "burst": assignment.burst,
         "index": assignment.index,
         "username": assignment.username,
-        "outcome": (Outcome.FAIL if worker is None else Outcome.INDETERMINATE).value,
+        "outcome": (Outcome.REFUSED if worker is None else Outcome.INDETERMINATE).value,
         "status": None,
         "balance": None,
         "primed_at": None,

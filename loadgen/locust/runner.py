@@ -93,10 +93,10 @@ def parse_bind(value: str, *, allow_remote: bool = False) -> MasterAddress:
         host, _, port = value.rpartition(":")
     else:  # a host alone, IPv6 included
         host, port = value, ""
-    try:
-        number = int(port) if port else DEFAULT_MASTER_PORT
-    except ValueError:
-        raise LoadError(f"--locust-bind {value!r}: the port must be a number, like 0.0.0.0:5557.") from None
+    # ASCII digits alone: int() would read any script's digits ('٣' as 3).
+    if port and not (port.isascii() and port.isdigit()):
+        raise LoadError(f"--locust-bind {value!r}: the port must be a number, like 0.0.0.0:5557.")
+    number = int(port) if port else DEFAULT_MASTER_PORT
     if not host or not 1 <= number <= 65_535:
         raise LoadError(
             f"--locust-bind {value!r}: give an address and a port from 1 to 65535, like 0.0.0.0:5557."

@@ -7,9 +7,9 @@ from tests.helpers import require_ab, seed
 
 
 @pytest.fixture
-def lab_env(tmp_path) -> Lab:
+def lab_env(tmp_path, lab_template) -> Lab:
     """A fresh, migrated database of the kind DATABASE_URL names (SQLite by default)."""
-    with lab(workdir=tmp_path) as prepared:
+    with lab(workdir=tmp_path, template=lab_template) as prepared:
         yield prepared
 
 

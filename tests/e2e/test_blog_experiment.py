@@ -8,7 +8,7 @@ from tests.helpers import audit, splatter
 
 # Statistical, and the same on every database: test_strategies.py's matrix proves naive loses on
 # each of them, deterministically.
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.usefixtures("needs_ab")]
+pytestmark = [pytest.mark.e2e, pytest.mark.database_independent, pytest.mark.usefixtures("needs_ab")]
 
 # The blog's -c 3 lost 20-50 of 100 here; at -c 10 -n 500 a run that loses nothing has not
 # been seen in hundreds of runs, so a zero means the race window is gone, not bad luck.

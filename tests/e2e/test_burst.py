@@ -11,7 +11,9 @@ import pytest
 
 from accounts.withdrawals import SAFE_STRATEGIES
 from labserver.lab import Lab, lab
-from tests.helpers import LAB_PASSWORD, LAB_USER, audit, splatter
+from tests.helpers import LAB_PASSWORD, LAB_USER, audit, seed, splatter
+from tests.json_schema import valid
+from tests.lab_database import command, dumped
 
 pytestmark = pytest.mark.e2e
 
@@ -25,13 +27,11 @@ SECOND_USER = f"{LAB_USER}-2"
 
 
 @pytest.fixture(scope="module")
-def burst_lab(tmp_path_factory):
+def burst_lab(tmp_path_factory, lab_template):
     """One lab for the module: a migrated database, two seeded users, a Gunicorn on it."""
-    with lab(workdir=tmp_path_factory.mktemp("burst-lab")) as prepared:
+    with lab(workdir=tmp_path_factory.mktemp("burst-lab"), template=lab_template) as prepared:
         for username in (LAB_USER, SECOND_USER):
-            prepared.manage(
-                "seed_account", "--username", username, "--no-input", env={"BANK_PASSWORD": LAB_PASSWORD}
-            )
+            seed(prepared, username=username)
         yield prepared
 
 
@@ -44,12 +44,12 @@ def burst_server(burst_lab):
 @pytest.fixture
 def lab_env(burst_lab):
     """The module's lab, its accounts reset to their opening balance, ledgers and runs cleared."""
-    burst_lab.manage("reset_balances", "--no-input")
+    command(burst_lab, "reset_balances", "--no-input")
     return burst_lab
 
 
 def dump(lab_env: Lab, model: str) -> list[dict]:
-    return [row["fields"] for row in json.loads(lab_env.manage("dumpdata", model).stdout)]
+    return [row["fields"] for row in dumped(lab_env, model)]
 
 
 def test_every_request_is_answered_and_the_history_matches_the_ledger(lab_env, burst_server, tmp_path):
@@ -61,7 +61,7 @@ def test_every_request_is_answered_and_the_history_matches_the_ledger(lab_env, b
 
     history = json.loads(history_path.read_text())
     entries = history["history"]
-    assert history["outcomes"] == {"ok": REQUESTS, "fail": 0, "indeterminate": 0}
+    assert history["outcomes"] == {"ok": REQUESTS, "refused": 0, "indeterminate": 0}
     assert [entry["status"] for entry in entries] == [200] * REQUESTS
     assert Counter(entry["burst"] for entry in entries) == {
         burst: BURST for burst in range(REQUESTS // BURST)
@@ -121,7 +121,8 @@ def test_without_ab_the_lab_falls_back_to_the_burst_driver_and_says_so(lab_env, 
     assert audit(lab_env, username=LAB_USER)["client"]["ok"] == 4
 
 
-@pytest.mark.slow  # hit rates, intervals and a plot: statistics of the drivers, not of the database
+# Hit rates, intervals and a plot: statistics of the drivers, not of the database.
+@pytest.mark.database_independent
 @pytest.mark.usefixtures("needs_ab")
 def test_trials_compare_drivers_as_json_and_as_a_plot(lab_env, burst_server, tmp_path):
     plot = tmp_path / "sweep.png"
@@ -130,22 +131,22 @@ def test_trials_compare_drivers_as_json_and_as_a_plot(lab_env, burst_server, tmp
         "--format", "json", "--plot", str(plot),
     )  # fmt: skip
 
-    report = json.loads(result.stdout)
+    report = valid(json.loads(result.stdout), kind="splatter-trials")
     assert [(s["driver"], s["concurrency"], s["trials"]) for s in report["summaries"]] == [
         ("ab", 2, 3),
         ("burst", 2, 3),
         ("ab", 4, 3),
         ("burst", 4, 3),
     ]
-    assert len(report["trials"]) == 12
-    for trial in report["trials"]:
+    assert len(report["runs"]) == 12
+    for trial in report["runs"]:
         assert trial["ok"] == trial["concurrency"] and trial["indeterminate"] == 0
         # A trial that lost a withdrawal is a hit, and says what it lost.
         assert not trial["lost"] or (trial["hit"] and "lost withdrawals" in trial["anomalies"]), trial
     for summary in report["summaries"]:
         trials = [
             trial
-            for trial in report["trials"]
+            for trial in report["runs"]
             if (trial["driver"], trial["concurrency"]) == (summary["driver"], summary["concurrency"])
         ]
         assert summary["hits"] == sum(trial["hit"] for trial in trials)
@@ -175,22 +176,23 @@ def test_a_trial_is_a_hit_exactly_when_its_audit_finds_an_anomaly(lab_env, burst
         "--format", "json", username=LOW_USER,
     )  # fmt: skip
 
-    report = json.loads(result.stdout)
-    assert len(report["trials"]) == trials * 5
-    for trial in report["trials"]:
+    report = valid(json.loads(result.stdout), kind="splatter-trials")
+    assert len(report["runs"]) == trials * 5
+    for trial in report["runs"]:
         if trial["strategy"] == "naive":
-            assert (trial["ok"], trial["failed"], trial["hit"]) == (2, 0, True), trial
+            assert (trial["ok"], trial["refused"], trial["hit"]) == (2, 0, True), trial
             # Lost (both read 1), or not lost but overdrawn (the second read 0).
             overdrawn = trial["lost"] == 0 and "overdrafts" in trial["anomalies"]
             assert trial["lost"] == 1 or overdrawn, trial
         else:
-            assert (trial["ok"], trial["failed"], trial["lost"]) == (1, 1, 0), trial
+            assert (trial["ok"], trial["refused"], trial["lost"]) == (1, 1, 0), trial
             assert (trial["hit"], trial["anomalies"]) == (False, []), trial
     hits = {summary["strategy"]: (summary["hits"], summary["hit_rate"]) for summary in report["summaries"]}
     assert hits == {"naive": (trials, 1.0), **{strategy: (0, 0.0) for strategy in SAFE_STRATEGIES}}
 
 
-@pytest.mark.slow  # the table of a sweep; the strategies are proven on each database elsewhere
+# The table of a sweep; the strategies are proven on each database elsewhere.
+@pytest.mark.database_independent
 def test_trials_print_one_row_per_driver_strategy_and_level(lab_env, burst_server):
     result = splatter(
         lab_env, burst_server, "--driver", "burst", "--trials", "2", "-c", "2,3", "--strategy", "all"

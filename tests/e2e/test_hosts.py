@@ -4,12 +4,16 @@ and nothing left behind."""
 
 import subprocess
 import urllib.request
+from urllib.parse import urlencode
 
 import pytest
 
+from accounts.withdrawals import Strategy
 from labserver.databases import reached_at, server_port
-from labserver.hosts import topology, unavailable_reason
-from tests.helpers import require, seed
+from labserver.hosts import Host, topology, unavailable_reason
+from loadgen.login import read_cookie_jar
+from loadgen.target import LOGIN_PATH, withdrawal_post
+from tests.helpers import LAB_PASSWORD, LAB_USER, audit, require, seed
 
 # TEST-NET-3 (RFC 5737): documentation only, and outside every simulated host's one route.
 OUTSIDE_ADDRESS = "203.0.113.7"
@@ -34,7 +38,28 @@ def _connect_from(host, address: str, port: int) -> subprocess.CompletedProcess:
     return subprocess.run(host.argv(["python3", "-c", script]), capture_output=True, text=True, timeout=30)
 
 
-def test_an_app_host_serves_the_lab_to_a_client_host_and_the_hub(lab_env, hosts):
+def _curl_from(host: Host, url: str, *options: str, config: str | None = None) -> tuple[str, str]:
+    """curl run on ``host``: the body it was answered, and "STATUS REMOTE_IP". ``config`` goes to
+    curl on its standard input (``--config -``), as loadgen/login.py sends the password."""
+    fetched = subprocess.run(
+        host.argv(["curl", "--silent", "--show-error", "--write-out", "\n%{http_code} %{remote_ip}",
+                   *options, *(["--config", "-"] if config is not None else []), url]),
+        input=config, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert fetched.returncode == 0, fetched.stderr
+    body, _, answer = fetched.stdout.rpartition("\n")
+    return body, answer
+
+
+OPENING_BALANCE = 1_000
+AMOUNTS = (7, 5)
+
+
+def test_a_client_host_logs_in_and_withdraws_on_an_app_host_whose_database_is_behind_the_hub(
+    lab_env, hosts, tmp_path
+):
+    # Every step after the login page reads or writes the database (the user, the session, the
+    # account and its ledger): on PostgreSQL and MariaDB, through the hub's forward.
     app, client = hosts.hosts["app"], hosts.hosts["client"]
     port = server_port(lab_env.database_url)
     database_url = (
@@ -42,19 +67,44 @@ def test_an_app_host_serves_the_lab_to_a_client_host_and_the_hub(lab_env, hosts)
         if port is None
         else reached_at(lab_env.database_url, address=hosts.hub_address, port=hosts.forward(port=port))
     )
-    seed(lab_env)
+    seed(lab_env, balance=OPENING_BALANCE)
+    anonymous, session = tmp_path / "anonymous.txt", tmp_path / "session.txt"
     with lab_env.serve(workers=1, host=app, env={"DATABASE_URL": database_url}) as server:
         assert server.url == f"http://{app.address}:8000"
-        with urllib.request.urlopen(f"{server.url}/auth/login/", timeout=10) as answer:
+        login_url = f"{server.url}{LOGIN_PATH}"
+        with urllib.request.urlopen(login_url, timeout=10) as answer:
             assert answer.status == 200
-        fetched = subprocess.run(
-            client.argv(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{remote_ip}",
-                         f"{server.url}/auth/login/"]),
-            capture_output=True, text=True, timeout=30,
+        _, page = _curl_from(client, login_url, "--output", "/dev/null", "--cookie-jar", str(anonymous))
+        csrftoken = read_cookie_jar(anonymous)["csrftoken"]
+        form = urlencode({"csrfmiddlewaretoken": csrftoken, "username": LAB_USER, "password": LAB_PASSWORD})
+        _, logged_in = _curl_from(
+            client, login_url,
+            "--output", "/dev/null", "--cookie", str(anonymous), "--cookie-jar", str(session),
+            config=f'header = "X-CSRFToken: {csrftoken}"\ndata-binary = "{form}"\n',
         )  # fmt: skip
-    assert fetched.stdout == f"200 {app.address}", fetched.stderr
+        # Django rotates the CSRF token at login: the session jar holds the one to send now.
+        token = read_cookie_jar(session)["csrftoken"]
+        logged_in_as = ("--cookie", str(session), "--header", f"X-CSRFToken: {token}")
+        posts = [withdrawal_post(strategy=Strategy.LOCKING, amount=amount) for amount in AMOUNTS]
+        withdrawals = [
+            _curl_from(client, server.url + post.path_and_query, *logged_in_as, "--data", post.body)
+            for post in posts
+        ]
+    assert (page, logged_in) == (f"200 {app.address}", f"302 {app.address}")
+    # Each answer is the balance the withdrawal left, and the database on the hub shows them.
+    assert withdrawals == [
+        (str(OPENING_BALANCE - AMOUNTS[0]), f"200 {app.address}"),
+        (str(OPENING_BALANCE - sum(AMOUNTS)), f"200 {app.address}"),
+    ]
+    account = audit(lab_env)
+    assert (account["final"], account["ledger_rows"], account["anomalies"]) == (
+        OPENING_BALANCE - sum(AMOUNTS),
+        len(AMOUNTS),
+        [],
+    )
 
 
+@pytest.mark.database_independent
 def test_a_host_reaches_nothing_outside_its_subnet(hosts):
     client = hosts.hosts["client"]
     assert _connect_from(client, hosts.hub_address, 1).stderr.strip().startswith("ConnectionRefusedError")
@@ -64,6 +114,7 @@ def test_a_host_reaches_nothing_outside_its_subnet(hosts):
     assert "ConnectionRefusedError" in _connect_from(client, "127.0.0.1", 6379).stderr
 
 
+@pytest.mark.database_independent
 def test_the_delay_is_netems_or_says_why_not(hosts):
     qdiscs = subprocess.run(
         hosts.hosts["app"].argv(["tc", "qdisc", "show", "dev", "eth0"]), capture_output=True, text=True
@@ -75,6 +126,7 @@ def test_the_delay_is_netems_or_says_why_not(hosts):
         assert "netem" in qdiscs and "delay 200us" in qdiscs.replace("0.2ms", "200us")
 
 
+@pytest.mark.database_independent
 def test_nothing_is_left_behind():
     reason = unavailable_reason()
     require(reason is None, f"cannot simulate hosts on this machine: {reason}")
@@ -88,6 +140,7 @@ def test_nothing_is_left_behind():
     assert f" {hub}/" not in subprocess.run(["ip", "-o", "-4", "addr"], capture_output=True, text=True).stdout
 
 
+@pytest.mark.database_independent
 def test_names_are_checked_before_anything_is_built():
     with pytest.raises(ValueError, match="distinct host names"), topology(names=("app", "app")):
         pass

@@ -6,7 +6,6 @@ Headless Chromium from Debian's packages (tests/browser.py). LAB_REPORT_SCREENSH
 the deterministic run's page there: that is how docs/lab-report.png is made.
 """
 
-import json
 import os
 import re
 from collections import Counter
@@ -19,6 +18,7 @@ from selenium.webdriver.support.wait import WebDriverWait
 from labserver.lab import lab
 from tests.browser import PAGE_LOAD_TIMEOUT, headless_chromium
 from tests.helpers import LAB_PASSWORD, LAB_USER, audit, seed, splatter
+from tests.lab_database import dumped
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("needs_ab")]
 
@@ -33,8 +33,8 @@ RACE_WINDOW_TIMEOUT = "5"
 
 
 @pytest.fixture(scope="module")
-def race_lab(tmp_path_factory):
-    with lab(workdir=tmp_path_factory.mktemp("report-lab")) as prepared:
+def race_lab(tmp_path_factory, lab_template):
+    with lab(workdir=tmp_path_factory.mktemp("report-lab"), template=lab_template) as prepared:
         yield prepared
 
 
@@ -54,10 +54,7 @@ def run_page(output: str) -> str:
 
 
 def ledger(lab_env) -> list[dict]:
-    return [
-        {"id": row["pk"], **row["fields"]}
-        for row in json.loads(lab_env.manage("dumpdata", "accounts.transaction").stdout)
-    ]
+    return [{"id": row["pk"], **row["fields"]} for row in dumped(lab_env, "accounts.transaction")]
 
 
 def check_page_against_the_ledger(browser, lab_env, *, refused: int) -> dict:

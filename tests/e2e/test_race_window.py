@@ -3,14 +3,20 @@ concurrent naive withdrawals lose exactly K-1, and the safe strategies lose none
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from labserver.lab import LabError, lab
-from tests.helpers import audit, seed, splatter
+from tests.e2e.arming import armed_window
+from tests.helpers import audit, recorded_runs, splatter
+from tests.json_schema import valid
+from tests.lab_database import command
 
 pytestmark = pytest.mark.e2e
 
+# Every account's opening balance, as tests.helpers.seed leaves it.
+OPENING = 1_000_000
 WORKERS = 8
 RACE_MODE = {"RACE_WINDOW": "armed", "DJANGO_DEBUG": "1"}
 # Generous for the naive runs: the window closes as soon as all K have read, so a long
@@ -23,9 +29,8 @@ HANG_SECONDS = 180
 
 
 @pytest.fixture(scope="module")
-def race_lab(tmp_path_factory):
-    with lab(workdir=tmp_path_factory.mktemp("race-lab")) as prepared:
-        seed(prepared)
+def race_lab(tmp_path_factory, seeded_lab_template):
+    with lab(workdir=tmp_path_factory.mktemp("race-lab"), template=seeded_lab_template) as prepared:
         yield prepared
 
 
@@ -38,7 +43,7 @@ def race_server(race_lab):
 
 @pytest.fixture
 def lab_env(race_lab):
-    race_lab.manage("reset_balances", "--no-input")
+    command(race_lab, "reset_balances", "--no-input")
     return race_lab
 
 
@@ -53,9 +58,9 @@ def test_naive_loses_exactly_all_but_one_in_every_trial(lab_env, race_server):
         "--race-window-timeout", NAIVE_TIMEOUT, "--format", "json",
     )  # fmt: skip
 
-    report = json.loads(result.stdout)
-    assert len(report["trials"]) == 10
-    for trial in report["trials"]:
+    report = valid(json.loads(result.stdout), kind="splatter-trials")
+    assert len(report["runs"]) == 10
+    for trial in report["runs"]:
         level = trial["concurrency"]
         assert (trial["ok"], trial["lost"]) == (level, level - 1), trial
     for level in (2, WORKERS):
@@ -76,9 +81,9 @@ def test_safe_strategies_lose_nothing_and_never_hang(lab_env, race_server):
     result = burst(lab_env, race_server, *sweep, "--race-window", "--race-window-timeout", str(SAFE_TIMEOUT))
     elapsed = time.monotonic() - started
 
-    report = json.loads(result.stdout)
-    for trial in report["trials"]:
-        assert trial["ok"] + trial["failed"] == parties and trial["indeterminate"] == 0, trial
+    report = valid(json.loads(result.stdout), kind="splatter-trials")
+    for trial in report["runs"]:
+        assert trial["ok"] + trial["refused"] == parties and trial["indeterminate"] == 0, trial
         if trial["strategy"] == "naive":
             assert trial["lost"] == parties - 1, trial
         else:
@@ -91,7 +96,7 @@ def test_safe_strategies_lose_nothing_and_never_hang(lab_env, race_server):
 
 
 def test_a_fixed_window_needs_no_arming(race_lab):
-    race_lab.manage("reset_balances", "--no-input")
+    command(race_lab, "reset_balances", "--no-input")
     # A window closes as soon as its 3 have read: the long timeout only spares a slow machine.
     fixed_window = {"RACE_WINDOW": "3", "RACE_WINDOW_TIMEOUT": "5", "DJANGO_DEBUG": "1"}
     with race_lab.serve(workers=3, env=fixed_window) as server:
@@ -147,3 +152,86 @@ def test_the_server_holds_requests_where_the_client_says(lab_env, race_server):
     )
     assert result.returncode == 1
     assert "check that the park points (--race-window-at" in result.stderr
+
+
+# The account's first write. atomic_update and optimistic send it as one statement that commits
+# by itself on PostgreSQL, and as one batch from START TRANSACTION to COMMIT on MariaDB: a request
+# is held there after its COMMIT. On SQLite the same write runs inside transaction.atomic(), which
+# holds the writer queue: a request is held there before its COMMIT, and the others queue behind it.
+AT_THE_WRITE = "accounts_account:write"
+# The held requests of the order test wait for the test; this only bounds a test that fails to.
+HOLD_TIMEOUT = 10
+
+
+def writes_inside_a_transaction(lab_env) -> bool:
+    """SQLite, where the strategies' write is not a statement, or a batch, that commits by itself."""
+    return lab_env.database_url.startswith("sqlite")
+
+
+@pytest.mark.parametrize("strategy", ["atomic_update", "optimistic"])
+def test_a_write_park_point_holds_each_withdrawal_once_and_loses_none(lab_env, race_server, strategy):
+    parties, in_transaction = 3, writes_inside_a_transaction(lab_env)
+    result = burst(
+        lab_env, race_server, "--strategy", strategy, "-n", str(parties), "-c", str(parties),
+        "--race-window", "--race-window-at", AT_THE_WRITE,
+        "--race-window-timeout", str(SAFE_TIMEOUT) if in_transaction else NAIVE_TIMEOUT,
+    )  # fmt: skip
+
+    if in_transaction:
+        # Each held alone, the writer queue the others wait in still its own: each window closed
+        # by the timeout.
+        held = f"held {parties} request(s) in {parties} window(s), {parties} closed by the timeout"
+    else:
+        # Committed, then held: nothing keeps the others from their write, and all meet at once
+        # (optimistic's losers too: a write that changed nothing reaches the point all the same).
+        held = f"held {parties} request(s) in 1 window(s), 0 closed by the timeout"
+    assert held in result.stdout, result.stdout
+    (run,) = recorded_runs(result.stdout)
+    assert run["ok"] + run["refused"] == parties and run["indeterminate"] == 0, run
+    account = audit(lab_env)
+    assert (account["ledger_rows"], account["lost_withdrawals"], account["verdict"]) == (run["ok"], 0, "OK")
+
+
+@pytest.mark.parametrize("strategy", ["atomic_update", "optimistic"])
+def test_a_write_park_point_holds_after_the_commit_where_the_write_commits_itself(
+    lab_env, race_server, strategy
+):
+    """While the window holds them, the account already shows the withdrawals' writes and ledger
+    rows on PostgreSQL and MariaDB. On SQLite it shows nothing of the one held: one, since the one
+    held keeps the writer queue."""
+    in_transaction = writes_inside_a_transaction(lab_env)
+    requests = 1 if in_transaction else 3
+    # One party more than there are requests: the window stays open until the test closes it.
+    with (
+        armed_window(lab_env, parties=requests + 1, timeout=HOLD_TIMEOUT, at=AT_THE_WRITE) as window,
+        ThreadPoolExecutor(max_workers=1) as pool,
+    ):
+        fired = pool.submit(
+            burst, lab_env, race_server, "--strategy", strategy, "-n", str(requests), "-c", str(requests)
+        )
+        held = wait_for(lambda: (state := window.state()).held == requests and state)
+        window.release()
+        result = fired.result(timeout=HANG_SECONDS)
+
+    assert held.windows == 0  # still held, every one, when the account was read
+    written = OPENING - held.balance
+    if in_transaction:
+        assert (written, held.ledger_rows) == (0, 0)
+    elif strategy == "atomic_update":
+        assert (written, held.ledger_rows) == (requests, requests)
+    else:
+        # Those whose version was still the row's wrote, the first at least, each with its row.
+        assert 1 <= written == held.ledger_rows <= requests, held
+    (run,) = recorded_runs(result.stdout)
+    assert run["ok"] + run["refused"] == requests and run["indeterminate"] == 0, run
+    account = audit(lab_env)
+    assert (account["ledger_rows"], account["lost_withdrawals"], account["verdict"]) == (run["ok"], 0, "OK")
+
+
+def wait_for(condition, *, timeout: float = HANG_SECONDS):
+    """``condition()``'s first true value, polled until ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+    return value

@@ -1,11 +1,16 @@
 """Race mode across app servers: two Gunicorns on one lab database hold each other's requests at
 one barrier, in Redis (as servers on several hosts would) or in files (same host). K naive
 withdrawals split between the two lose exactly K-1 in every trial; the safe strategies lose none,
-never hang and answer no 5xx."""
+never hang and answer no 5xx. A Redis of the test's own, killed while it holds requests, or under
+splatter mid-run: each held request is answered 503 with the reason and changes nothing, and
+splatter says the window failed."""
 
 import dataclasses
+import http.client
 import json
+import re
 import select
+import shutil
 import subprocess
 import sys
 import time
@@ -16,12 +21,15 @@ from contextlib import contextmanager, suppress
 import pytest
 import redis
 
-from labserver.lab import PROJECT_DIR, Lab, Server, lab
+from bank.database_url import database_from_url
+from labserver.lab import PROJECT_DIR, Lab, Server, free_port, lab
 from loadgen.burst import BurstSession, RequestRecord, run_bursts
 from loadgen.http_login import log_in_http
 from loadgen.target import parse_target, withdrawal_post
-from racewindow.barrier import BarrierStats
-from tests.helpers import LAB_PASSWORD, LAB_USER, REDIS_URL, audit, require_redis, seed
+from racewindow.barrier import MAX_TIMEOUT_SECONDS, BarrierStats
+from racewindow.redis_backend import RedisBackend, namespace
+from tests.helpers import LAB_PASSWORD, LAB_USER, REDIS_URL, audit, require, require_redis, seed
+from tests.lab_database import command
 
 pytestmark = pytest.mark.e2e
 
@@ -50,9 +58,9 @@ with armed(parties={parties}, timeout={timeout}) as barrier:
 
 
 @pytest.fixture(scope="module")
-def race_lab(tmp_path_factory) -> Iterator[Lab]:
+def race_lab(tmp_path_factory, lab_template) -> Iterator[Lab]:
     """A lab database of its own: its name, so its barrier's namespace, is unique to this run."""
-    with lab(workdir=tmp_path_factory.mktemp("race-lab-redis")) as prepared:
+    with lab(workdir=tmp_path_factory.mktemp("race-lab-redis"), template=lab_template) as prepared:
         seed(prepared, balance=OPENING)
         try:
             yield prepared
@@ -92,7 +100,7 @@ def redis_servers(race_lab) -> Iterator[tuple[Server, Server]]:
 
 @pytest.fixture
 def lab_env(race_lab) -> Lab:
-    race_lab.manage("reset_balances", "--no-input")
+    command(race_lab, "reset_balances", "--no-input")
     return race_lab
 
 
@@ -257,3 +265,161 @@ def test_splatter_arms_the_servers_redis_barrier_with_the_same_setting(lab_env, 
     refused = lab_env.manage("splatter", *args, "--race-window", env=other_backend, check=False)
     assert refused.returncode == 1
     assert "the server held no request" in refused.stderr
+
+
+@dataclasses.dataclass(frozen=True)
+class PrivateRedis:
+    url: str
+    process: subprocess.Popen
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait(timeout=HANG_SECONDS)
+
+
+@pytest.fixture
+def private_redis(tmp_path) -> Iterator[PrivateRedis]:
+    """A redis-server of the test's own, on a free loopback port, for a test that kills it."""
+    require(
+        shutil.which("redis-server") is not None,
+        "redis-server is not installed (apt-get install redis-server)",
+    )
+    port = free_port()
+    process = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    server = PrivateRedis(url=f"redis://127.0.0.1:{port}/0", process=process)
+    try:
+        wait_for(lambda: answers(server.url))
+        yield server
+    finally:
+        server.kill()
+
+
+def answers(url: str) -> bool:
+    with redis.Redis.from_url(url, socket_timeout=1) as client:
+        try:
+            return client.ping()
+        except redis.ConnectionError:
+            return False
+
+
+def race_mode_on(private: PrivateRedis) -> dict[str, str]:
+    return {"RACE_WINDOW": "armed", "DJANGO_DEBUG": "1", "RACE_WINDOW_BACKEND": private.url}
+
+
+# What a server in race mode answers each request its Redis failed (racewindow/middleware.py);
+# what Redis said varies with the moment it died.
+UNAVAILABLE = (
+    r"The race window's barrier is unavailable \(The race window's Redis at {url} \(RACE_WINDOW_BACKEND\) "
+    r"does not answer, or refuses us \(.+\): start it, check its password, or point RACE_WINDOW_BACKEND "
+    r"at one that runs\.\), so this request stopped where it would have been held\. This lab server "
+    r"holds requests on purpose \(RACE_WINDOW\): bring its Redis back, or restart the server without "
+    r"RACE_WINDOW\.\n"
+)
+
+
+@pytest.mark.parametrize("strategy", ["naive", "locking"])
+def test_a_redis_that_dies_while_requests_are_held_answers_each_503_and_changes_nothing(
+    lab_env, private_redis, strategy
+):
+    requests = 3
+    # naive's are held together, after their read; locking's first is held holding the row's lock,
+    # inside its transaction, and the others wait for the lock in the database.
+    held = requests if strategy == "naive" else 1
+    with (
+        lab_env.serve(workers=requests + 1, env=race_mode_on(private_redis)) as server,
+        # One party more than there are requests: only Redis's death ends the wait, not the window.
+        armed_lab(
+            lab_env, backend=private_redis.url, parties=requests + 1, timeout=MAX_TIMEOUT_SECONDS
+        ) as arming,
+        ThreadPoolExecutor(max_workers=1) as pool,
+    ):
+        answered = pool.submit(withdraw_at_once, server, strategy=strategy, requests=requests)
+        wait_for(lambda: arming.stats().held == held)
+        private_redis.kill()
+        answers_ = answered.result(timeout=HANG_SECONDS)
+
+    unavailable = re.compile(UNAVAILABLE.format(url=re.escape(private_redis.url)), re.DOTALL)
+    assert [status for status, _ in answers_] == [503] * requests, answers_
+    assert all(unavailable.fullmatch(body) for _, body in answers_), answers_
+    # Each stopped where it was held, or would have been: no write, no ledger row, no transaction
+    # left open (the next withdrawal runs).
+    account = audit(lab_env)
+    assert (account["final"], account["ledger_rows"]) == (OPENING, 0), account
+    assert "Traceback" not in server.log()
+
+
+def test_splatter_says_the_race_window_failed_when_its_redis_dies_mid_run(lab_env, private_redis):
+    env = race_mode_on(private_redis)
+    with lab_env.serve(workers=3, env=env) as server:
+        splatter_process = subprocess.Popen(
+            [
+                sys.executable, str(PROJECT_DIR / "manage.py"), "splatter", "--url", server.url,
+                "--username", LAB_USER, "--no-input", "--driver", "burst", "--strategy", "locking",
+                "-n", "2", "-c", "2", "--race-window", "--race-window-timeout", str(MAX_TIMEOUT_SECONDS),
+            ],
+            cwd=PROJECT_DIR, env={**lab_env.env, **env, "BANK_PASSWORD": LAB_PASSWORD},
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            # locking's first withdrawal waits at the barrier holding the row's lock: alone, until
+            # the timeout, far longer than the kill takes.
+            barrier = RedisBackend(
+                url=private_redis.url, prefix=namespace(database_from_url(lab_env.database_url))
+            )
+            wait_for(lambda: barrier.stats().held == 1)
+            private_redis.kill()
+            stdout, stderr = splatter_process.communicate(timeout=HANG_SECONDS)
+        finally:
+            if splatter_process.poll() is None:
+                splatter_process.kill()
+                splatter_process.communicate()
+
+    port = private_redis.url.split(":")[2].split("/")[0]
+    assert splatter_process.returncode == 1, stdout
+    assert stderr == (
+        "CommandError: The race window failed during the run: The race window's Redis at "
+        f"{private_redis.url} (RACE_WINDOW_BACKEND) does not answer, or refuses us (Error 111 connecting "
+        f"to 127.0.0.1:{port}. Connection refused.): start it, check its password, or point "
+        "RACE_WINDOW_BACKEND at one that runs.\n"
+    )
+    # The run is recorded all the same, as the server answered it: both 503 (indeterminate for the
+    # checker), neither written.
+    account = audit(lab_env)
+    assert (account["final"], account["ledger_rows"]) == (OPENING, 0), account
+    client = account["client"]
+    assert (client["ok"], client["indeterminate"]) == (0, 2), client
+
+
+def withdraw_at_once(server: Server, *, strategy: str, requests: int) -> list[tuple[int, str]]:
+    """``requests`` withdrawals of 1 at once, each on a connection of its own: each one's status
+    and body."""
+    target = parse_target(server.url)
+    cookies = log_in_http(target=target, username=LAB_USER, password=LAB_PASSWORD)
+    post = withdrawal_post(strategy=strategy, amount=1)
+    headers = {
+        "Cookie": cookies.cookie_header,
+        "X-CSRFToken": cookies.csrftoken,
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
+
+    def withdraw(_) -> tuple[int, str]:
+        connection = http.client.HTTPConnection(target.host, target.port, timeout=HANG_SECONDS)
+        try:
+            connection.request(post.method, post.path_and_query, body=post.body, headers=headers)
+            answer = connection.getresponse()
+            return answer.status, answer.read().decode()
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=requests) as pool:
+        return list(pool.map(withdraw, range(requests)))
+
+
+def wait_for(condition, *, timeout: float = HANG_SECONDS) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)

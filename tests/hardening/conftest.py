@@ -3,14 +3,12 @@
 import pytest
 
 from labserver.lab import Lab, Server, lab
-from tests.helpers import seed
 
 
 @pytest.fixture(scope="module")
-def module_lab(tmp_path_factory) -> Lab:
+def module_lab(tmp_path_factory, seeded_lab_template) -> Lab:
     """A fresh, migrated database with the lab user seeded, shared by one test module."""
-    with lab(workdir=tmp_path_factory.mktemp("lab")) as prepared:
-        seed(prepared)
+    with lab(workdir=tmp_path_factory.mktemp("lab"), template=seeded_lab_template) as prepared:
         yield prepared
 
 

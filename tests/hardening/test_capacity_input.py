@@ -12,6 +12,7 @@ from scenarios.capacity.participation import Strategy
 from scenarios.capacity.provisioning import LAB_ACTIVITY
 from tests.hardening.lab_http import request
 from tests.helpers import lab_snapshot, log_in_lab_user
+from tests.lab_database import command
 
 pytestmark = pytest.mark.e2e
 
@@ -20,7 +21,7 @@ JOIN = "/scenarios/capacity/join/"
 
 @pytest.fixture(scope="module")
 def session(module_lab, module_server, tmp_path_factory) -> SessionCookies:
-    module_lab.manage("seed_scenario", "capacity", "--limit", "1")
+    command(module_lab, "seed_scenario", "capacity", "--limit", "1")
     return log_in_lab_user(module_server, tmp_path_factory.mktemp("login"))
 
 
@@ -72,7 +73,7 @@ def test_joining_a_full_activity_is_refused_with_a_reason(module_lab, module_ser
         )
         assert lab_snapshot(module_lab) == before
     finally:
-        module_lab.manage("reset_scenario", "capacity", "--no-input")
+        command(module_lab, "reset_scenario", "capacity", "--no-input")
 
 
 def test_anonymous_joining_is_refused(module_server, unchanged):

@@ -17,6 +17,7 @@ import pytest
 from labserver.databases import fresh_database
 from labserver.lab import LOOPBACK, PROJECT_DIR, free_port
 from tests.helpers import LAB_PASSWORD, LAB_USER, lab_snapshot, require
+from tests.lab_database import command, dumped
 
 pytestmark = pytest.mark.e2e
 
@@ -154,7 +155,7 @@ def test_each_bad_database_url_says_what_is_wrong(module_lab, url, message):
 @pytest.fixture
 def ledger_to_lose(module_lab) -> list[dict]:
     """Ledger rows a reset would delete, so a reset that went on would show; the snapshot."""
-    module_lab.manage("fill_ledger", "--rows", "5", "--accounts", "1", "--prefix", "reset-guard")
+    command(module_lab, "fill_ledger", "--rows", "5", "--accounts", "1", "--prefix", "reset-guard")
     snapshot = lab_snapshot(module_lab)
     assert any(row["model"] == "accounts.transaction" for row in snapshot)
     return snapshot
@@ -190,7 +191,7 @@ def test_seed_account_left_at_its_password_prompt_is_cancelled(module_lab, key):
     )
 
     assert (returncode, output) == (1, "CommandError: No password was typed; nothing was changed.")
-    assert "typist" not in module_lab.manage("dumpdata", "auth.user").stdout
+    assert not [user for user in dumped(module_lab, "auth.user") if user["fields"]["username"] == "typist"]
     assert lab_snapshot(module_lab) == before
 
 

@@ -23,6 +23,7 @@ from accounts.middleware import BODY_CUT_SHORT
 from labserver.lab import Server
 from loadgen.login import SessionCookies
 from tests.helpers import lab_snapshot, log_in_lab_user
+from tests.tcp_state import wait_until_read_by_server
 
 pytestmark = pytest.mark.e2e
 
@@ -31,9 +32,6 @@ TIMEOUT_SECONDS = 15
 # A client that stopped before the end of "amount=70&" (10 bytes): what came reads as amount=7.
 KILLED_BODY = b"amount=70&"
 KILLED_AFTER = 8
-# Long enough for an idle worker to take the connection and read its head: an RST that came
-# first would make the kernel drop the unread request, and there would be no request to refuse.
-SETTLE_SECONDS = 0.5
 
 # Run as its own process and SIGKILLed, as a crashed or killed client is: it sends the head and
 # part of the body, says so, and waits to be killed. Its kernel then closes the connection.
@@ -42,7 +40,7 @@ import socket, sys, time
 host, port, data = sys.argv[1], int(sys.argv[2]), bytes.fromhex(sys.argv[3])
 client = socket.create_connection((host, port))
 client.sendall(data)
-print("sent", flush=True)
+print("sent from", client.getsockname()[1], flush=True)
 time.sleep(600)
 """
 
@@ -131,8 +129,11 @@ def test_a_body_cut_short_by_a_killed_client_is_refused(logged_server, session, 
         stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
     )  # fmt: skip
     try:
-        assert client.stdout.readline() == "sent\n"
-        time.sleep(SETTLE_SECONDS)  # a worker now waits for the rest of the body
+        said = client.stdout.readline().split()
+        assert said[:2] == ["sent", "from"], said
+        # A worker must be waiting for the rest of the body before the client dies: an RST that
+        # came first would make the kernel drop the unread request, with nothing left to refuse.
+        wait_until_read_by_server(server_port=parts.port, client_port=int(said[2]))
     finally:
         client.kill()  # SIGKILL: no chance to close anything itself
         client.wait(timeout=TIMEOUT_SECONDS)
@@ -146,7 +147,9 @@ def test_a_body_cut_short_by_an_abort_is_refused(logged_server, session, unchang
     seen = len(withdrawal_statuses(logged_server))
     client = connect(logged_server)
     client.sendall(head(logged_server, session, content_length=len(KILLED_BODY)) + KILLED_BODY[:KILLED_AFTER])
-    time.sleep(SETTLE_SECONDS)
+    wait_until_read_by_server(
+        server_port=urlsplit(logged_server.url).port, client_port=client.getsockname()[1]
+    )
     # Linger on, with a zero timeout: close() sends an RST instead of a FIN.
     client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     client.close()

@@ -13,6 +13,7 @@ from labserver.lab import Server
 from loadgen.login import SessionCookies
 from tests.hardening.lab_http import request, set_cookie
 from tests.helpers import LAB_PASSWORD, lab_snapshot, log_in_lab_user
+from tests.lab_database import command
 
 pytestmark = pytest.mark.e2e
 
@@ -31,12 +32,17 @@ def session(module_server, tmp_path_factory) -> SessionCookies:
 @pytest.fixture(scope="module")
 def orphan_session(module_lab, module_server, tmp_path_factory) -> SessionCookies:
     """The session of a user deleted after logging in: their account stays, with no owner."""
-    module_lab.manage(
-        "seed_account", "--username", ORPHAN_USER, "--no-input", env={"BANK_PASSWORD": LAB_PASSWORD}
+    command(
+        module_lab,
+        "seed_account",
+        "--username",
+        ORPHAN_USER,
+        "--no-input",
+        env={"BANK_PASSWORD": LAB_PASSWORD},
     )
     orphan = log_in_lab_user(module_server, tmp_path_factory.mktemp("orphan"), username=ORPHAN_USER)
-    module_lab.manage(
-        "shell", "-c",
+    command(
+        module_lab, "shell", "-c",
         f"from django.contrib.auth.models import User; User.objects.get(username={ORPHAN_USER!r}).delete()",
     )  # fmt: skip
     return orphan

@@ -11,6 +11,7 @@ from scenarios.get_or_create.forms import FULL_NAME_ERROR, STRATEGY_ERROR
 from scenarios.get_or_create.provisioning import LAB_REPOSITORY
 from tests.hardening.lab_http import request
 from tests.helpers import LAB_USER, lab_snapshot, log_in_lab_user
+from tests.lab_database import command
 
 pytestmark = pytest.mark.e2e
 
@@ -31,7 +32,7 @@ for _ in range(2):
 
 @pytest.fixture(scope="module")
 def session(module_lab, module_server, tmp_path_factory) -> SessionCookies:
-    module_lab.manage("seed_scenario", "get_or_create")
+    command(module_lab, "seed_scenario", "get_or_create")
     cookies = log_in_lab_user(module_server, tmp_path_factory.mktemp("login"))
     created = request(module_server.url, "POST", SYNC, body=f"full_name={LAB_REPOSITORY}", session=cookies)
     assert (created.status, created.text.split(":")[0]) == (200, f"Repository {LAB_REPOSITORY} created")
@@ -102,7 +103,7 @@ def test_a_chunked_or_non_form_body_is_refused(module_server, session, unchanged
 def test_a_name_left_twice_answers_500_to_naive_and_is_found_by_serializable(
     module_lab, module_server, session
 ):
-    module_lab.manage("shell", "--command", MAKE_DUPLICATES)
+    command(module_lab, "shell", "--command", MAKE_DUPLICATES)
     before = lab_snapshot(module_lab)
 
     def sync(strategy: str):

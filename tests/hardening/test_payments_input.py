@@ -10,6 +10,7 @@ from scenarios.payments.forms import INVOICE_ERROR, KEY_ERROR, STRATEGY_ERROR
 from scenarios.payments.provisioning import LAB_INVOICE, LAB_KEY
 from tests.hardening.lab_http import request
 from tests.helpers import lab_snapshot, log_in_lab_user
+from tests.lab_database import command
 
 pytestmark = pytest.mark.e2e
 
@@ -27,8 +28,8 @@ CREATE_OTHER_INVOICE = (
 def session(module_lab, module_server, tmp_path_factory) -> SessionCookies:
     """Logged in, with the lab invoice paid by the form carrying LAB_KEY and a second invoice
     unpaid: what a refusal (409) and a key sent again for another invoice (422) need."""
-    module_lab.manage("seed_scenario", "payment")
-    module_lab.manage("shell", "-c", CREATE_OTHER_INVOICE)
+    command(module_lab, "seed_scenario", "payment")
+    command(module_lab, "shell", "-c", CREATE_OTHER_INVOICE)
     cookies = log_in_lab_user(module_server, tmp_path_factory.mktemp("login"))
     paid = request(
         module_server.url, "POST", f"{PAY}?strategy=idempotency_key", body=urlencode(FORM), session=cookies

@@ -4,13 +4,14 @@ from urllib.parse import urlencode
 
 import pytest
 
-from bank.form_posts import CHUNKED_BODY, NOT_A_FORM, NOT_LOGGED_IN, NOT_UTF8
+from bank.form_posts import CHUNKED_BODY, NOT_A_FORM, NOT_LOGGED_IN, NOT_UTF8, STRATEGY_IN_FORM
 from loadgen.login import SessionCookies
 from scenarios.profiles.forms import FIELDS_ERROR, PROFILE_ERROR, STRATEGY_ERROR, value_error
 from scenarios.profiles.models import MAX_TEXT_LENGTH, ProfileField
 from scenarios.profiles.provisioning import LAB_PROFILE
 from tests.hardening.lab_http import request
 from tests.helpers import lab_snapshot, log_in_lab_user
+from tests.lab_database import command
 
 pytestmark = pytest.mark.e2e
 
@@ -22,7 +23,7 @@ CITY_ERROR, DISPLAY_NAME_ERROR = value_error(ProfileField.CITY), value_error(Pro
 
 @pytest.fixture(scope="module")
 def session(module_lab, module_server, tmp_path_factory) -> SessionCookies:
-    module_lab.manage("seed_scenario", "profile")
+    command(module_lab, "seed_scenario", "profile")
     return log_in_lab_user(module_server, tmp_path_factory.mktemp("login"))
 
 
@@ -54,7 +55,7 @@ def patch(server, session, *, body, path: str = EDIT, headers: dict[str, str] = 
         ),
         (EDIT, {"profile": LAB_PROFILE}, 400, FIELDS_ERROR),
         (EDIT, {**CITY, "display_name": "Ada"}, 400, FIELDS_ERROR),
-        (EDIT, {**CITY, "strategy": "version"}, 400, "'strategy' is not a field of a profile."),
+        (EDIT, {**CITY, "strategy": "version"}, 400, STRATEGY_IN_FORM),
         (
             EDIT,
             [("profile", LAB_PROFILE), ("city", "Lisbon"), ("city", "Porto")],

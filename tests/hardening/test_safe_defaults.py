@@ -16,6 +16,7 @@ from bank.secret_key import load_or_create_secret_key
 from labserver.lab import PROJECT_DIR
 from tests.hardening.lab_http import cookie_attributes, request, set_cookie
 from tests.helpers import LAB_PASSWORD, LAB_USER, require
+from tests.lab_database import dumped
 
 pytestmark = pytest.mark.e2e
 
@@ -160,7 +161,7 @@ def test_no_password_or_session_in_any_argv_but_abs_cookie(module_lab, module_se
     )  # fmt: skip
 
     runs = [json.loads(line) for line in argv_log.read_text().splitlines()]
-    sessions = {row["pk"] for row in json.loads(module_lab.manage("dumpdata", "sessions").stdout)}
+    sessions = {row["pk"] for row in dumped(module_lab, "sessions")}
     secret_key = Path(module_lab.env["DJANGO_SECRET_KEY_FILE"]).read_text().strip()
     curl_runs = [argv for argv in runs if Path(argv[0]).name == "curl"]
     ab_loads = [argv for argv in runs if Path(argv[0]).name == "ab" and "-C" in argv]

@@ -10,6 +10,7 @@ from scenarios.signups.forms import EMAIL_ERROR, STRATEGY_ERROR
 from scenarios.signups.provisioning import LAB_EMAIL
 from tests.hardening.lab_http import request
 from tests.helpers import lab_snapshot, log_in_lab_user
+from tests.lab_database import command
 
 pytestmark = pytest.mark.e2e
 
@@ -20,7 +21,7 @@ TOO_LONG = "x" * 64 + "@" + "y" * 63 + "." + "y" * 63 + "." + "y" * 58 + ".com"
 
 @pytest.fixture(scope="module")
 def session(module_lab, module_server, tmp_path_factory) -> SessionCookies:
-    module_lab.manage("seed_scenario", "signup")
+    command(module_lab, "seed_scenario", "signup")
     session = log_in_lab_user(module_server, tmp_path_factory.mktemp("login"))
     # The lab address taken, so a second signup of it has something to be refused by.
     taken = request(module_server.url, "POST", REGISTER, body=f"email={LAB_EMAIL}", session=session)

@@ -13,6 +13,7 @@ import pytest
 
 from tests.hardening.lab_http import request
 from tests.helpers import lab_snapshot, log_in_lab_user
+from tests.tcp_state import wait_until_read_by_server
 
 pytestmark = pytest.mark.e2e
 
@@ -57,7 +58,8 @@ def test_gunicorn_timeout_frees_the_worker_a_slow_client_holds(module_lab, slow_
     parts = urlsplit(slow_server.url)
     with socket.create_connection((parts.hostname, parts.port), timeout=FREED_WITHIN_SECONDS + 5) as slow:
         slow.sendall(SLOW_CLIENTS[opening](slow_server.url, session))
-        time.sleep(0.5)  # let the only worker take the slow connection
+        # The only worker has taken the slow connection and waits for the rest of it.
+        wait_until_read_by_server(server_port=parts.port, client_port=slow.getsockname()[1])
         answered = {}
         waiting = threading.Thread(target=lambda: answered.update(reply=get_balance(slow_server, session)))
         started = time.monotonic()

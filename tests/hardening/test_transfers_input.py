@@ -16,6 +16,7 @@ from scenarios.transfers.forms import (
 from scenarios.transfers.provisioning import LAB_WALLETS
 from tests.hardening.lab_http import request
 from tests.helpers import lab_snapshot, log_in_lab_user
+from tests.lab_database import command
 
 pytestmark = pytest.mark.e2e
 
@@ -32,8 +33,8 @@ CREATE_EMPTY_WALLET = (
 @pytest.fixture(scope="module")
 def session(module_lab, module_server, tmp_path_factory) -> SessionCookies:
     """Logged in, with the lab's wallets and one that holds nothing: what a refusal (409) needs."""
-    module_lab.manage("seed_scenario", "transfer")
-    module_lab.manage("shell", "-c", CREATE_EMPTY_WALLET)
+    command(module_lab, "seed_scenario", "transfer")
+    command(module_lab, "shell", "-c", CREATE_EMPTY_WALLET)
     return log_in_lab_user(module_server, tmp_path_factory.mktemp("login"))
 
 

@@ -10,6 +10,7 @@ from scenarios.vouchers.forms import CODE_ERROR, STRATEGY_ERROR
 from scenarios.vouchers.provisioning import LAB_VOUCHER
 from tests.hardening.lab_http import request
 from tests.helpers import lab_snapshot, log_in_lab_user
+from tests.lab_database import command
 
 pytestmark = pytest.mark.e2e
 
@@ -18,7 +19,7 @@ REDEEM = "/scenarios/voucher/redeem/"
 
 @pytest.fixture(scope="module")
 def session(module_lab, module_server, tmp_path_factory) -> SessionCookies:
-    module_lab.manage("seed_scenario", "voucher", "--limit", "1")
+    command(module_lab, "seed_scenario", "voucher", "--limit", "1")
     return log_in_lab_user(module_server, tmp_path_factory.mktemp("login"))
 
 

@@ -63,7 +63,7 @@ def test_clean_history_has_no_anomaly(make_account, add_row, add_client_run):
             StrategyAudit(Strategy.ATOMIC_UPDATE, ledger_rows=1, withdrawn=2, lost_updates=0, overdrafts=0),
             StrategyAudit(Strategy.LOCKING, ledger_rows=2, withdrawn=2, lost_updates=0, overdrafts=0),
         ],
-        client=ClientOutcomes(runs=2, ok=3, failed=4, indeterminate=0, lowest_final=96, highest_final=96),
+        client=ClientOutcomes(runs=2, ok=3, refused=4, indeterminate=0, lowest_final=96, highest_final=96),
         anomalies=[],
     )
     assert audit.verdict == "OK"
@@ -355,7 +355,7 @@ def test_client_outcomes_sum_every_run_with_its_own_amount(make_account, add_cli
     assert client == ClientOutcomes(
         runs=2,
         ok=15,
-        failed=5,
+        refused=5,
         indeterminate=3,
         lowest_final=1_000 - (10 * 3 + 5 * 7) - (2 * 3 + 1 * 7),
         highest_final=1_000 - (10 * 3 + 5 * 7),

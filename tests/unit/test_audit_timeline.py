@@ -2,10 +2,16 @@
 
 import json
 import xml.etree.ElementTree as ElementTree
+from functools import partial
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+
+from labreport.selectors import timed_requests
+from labreport.timeline import layout_timeline
+from tests.json_schema import valid
+from tests.pictures import plot_of, read_picture
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -34,12 +40,24 @@ def test_an_svg_has_one_bar_per_request_of_the_latest_run(account, make_lab_run,
 
 @pytest.mark.django_db
 def test_a_png_is_drawn_by_its_extension(account, make_lab_run, tmp_path):
-    make_lab_run(account, reads=[1000, 1000])
+    run = make_lab_run(account, reads=[1000, 1000])
     path = tmp_path / "run.PNG"
 
     audit("--username", "alice", "--timeline", str(path))
 
     assert path.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    # Both requests read 1000: each drawn red in its worker's lane, and joined.
+    layout = layout_timeline(requests=timed_requests(run=run))
+    plot = plot_of(read_picture(path), span_ms=layout.span_ms, lanes=len(layout.lanes))
+    near = partial(pytest.approx, abs=2 * plot.ms_per_pixel)
+    assert plot.picture.size == (1320, 259)  # 2 lanes: (1.6 + 2 x 0.28) in x 120 dpi
+    first, second = layout.bars
+    assert [plot.bars(lane) for lane in (0, 1)] == [
+        [("lost", near(bar.start_ms), near(bar.end_ms))] for bar in (first, second)
+    ]
+    # The link runs 2 ms across and one lane down: it crosses a row of pixels over several.
+    (crossing,) = plot.link_crossings(0.5)
+    assert crossing == pytest.approx((first.read_ms + second.read_ms) / 2, abs=10 * plot.ms_per_pixel)
 
 
 @pytest.mark.django_db
@@ -48,7 +66,7 @@ def test_with_json_the_message_goes_to_stderr_and_stdout_stays_json(account, mak
 
     out, err = audit("--format", "json", "--timeline", str(tmp_path / "run.svg"))
 
-    assert json.loads(out)[0]["account_id"] == account.pk
+    assert valid(json.loads(out), kind="account-audits")[0]["account_id"] == account.pk
     assert "written to" in err
 
 

@@ -4,9 +4,12 @@ import threading
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import pytest
 from selenium.webdriver.common.by import By
 
 from tests.browser import headless_chromium
+
+pytestmark = pytest.mark.database_independent
 
 PAGE = b"""<!doctype html>
 <html><head><meta charset="utf-8"><title>Browser smoke</title></head>

@@ -25,6 +25,8 @@ from loadgen.login import SessionCookies
 from loadgen.outcomes import Outcome
 from loadgen.target import FormPost, Target, withdrawal_post
 
+pytestmark = pytest.mark.database_independent
+
 COOKIES = SessionCookies(csrftoken="c" * 32, sessionid="s" * 32)
 SETTLE = 0.05
 
@@ -201,7 +203,7 @@ def test_answers_are_classified_as_the_checker_expects():
 
     by_status = {record.status: record for record in run.records}
     assert by_status[200].outcome == Outcome.OK and by_status[200].balance == 5
-    assert by_status[409].outcome == Outcome.FAIL and by_status[409].balance is None
+    assert by_status[409].outcome == Outcome.REFUSED and by_status[409].balance is None
     assert by_status[500].outcome == Outcome.INDETERMINATE
     unanswered = [record for record in run.records if record.status is None]
     assert [record.outcome for record in unanswered] == [Outcome.INDETERMINATE] * 2
@@ -219,7 +221,7 @@ def test_a_request_never_sent_is_a_failure_not_an_unknown():
         port = probe.getsockname()[1]  # closed again: nothing listens there
     run = _fire(Target("http", LOOPBACK, port), requests=2, burst_size=2)
 
-    assert [record.outcome for record in run.records] == [Outcome.FAIL, Outcome.FAIL]
+    assert [record.outcome for record in run.records] == [Outcome.REFUSED, Outcome.REFUSED]
     assert all(record.error.startswith("connect:") for record in run.records)
 
 
@@ -231,7 +233,7 @@ def test_history_file_lists_every_request(tmp_path):
 
     document = json.loads((tmp_path / "history.json").read_text())
     assert document["driver"] == "burst"
-    assert document["outcomes"] == {Outcome.OK: 4, Outcome.FAIL: 0, Outcome.INDETERMINATE: 0}
+    assert document["outcomes"] == {Outcome.OK: 4, Outcome.REFUSED: 0, Outcome.INDETERMINATE: 0}
     assert [entry["index"] for entry in document["history"]] == [0, 1, 2, 3]
     assert {entry["balance"] for entry in document["history"]} == {96, 97, 98, 99}
     assert all(entry["primed_at"] < entry["sent_at"] < entry["received_at"] for entry in document["history"])

@@ -9,6 +9,7 @@ from accounts.audit import AnomalyKind
 from accounts.management.password_input import PASSWORD_ENV_VAR
 from accounts.models import Account, ClientRun, Transaction
 from accounts.withdrawals import MAX_WITHDRAWAL_AMOUNT
+from tests.json_schema import valid
 
 pytestmark = pytest.mark.django_db
 
@@ -316,7 +317,7 @@ def test_audit_table_for_an_account_without_owner_or_client_runs(make_account):
 
 
 def test_audit_json_has_every_field_and_the_verdict(clean, raced):
-    audits = json.loads(run("audit_transactions", "--format", "json"))
+    audits = valid(json.loads(run("audit_transactions", "--format", "json")), kind="account-audits")
 
     assert [a["account_id"] for a in audits] == [clean.pk, raced.pk]
     ok, bad = audits
@@ -325,7 +326,7 @@ def test_audit_json_has_every_field_and_the_verdict(clean, raced):
     assert ok["client"] == {
         "runs": 1,
         "ok": 2,
-        "failed": 1,
+        "refused": 1,
         "indeterminate": 0,
         "lowest_final": 98,
         "highest_final": 98,
@@ -344,13 +345,16 @@ def test_audit_json_has_every_field_and_the_verdict(clean, raced):
 
 
 def test_audit_json_for_one_user(clean, raced):
-    audits = json.loads(run("audit_transactions", "--format", "json", "--username", "alice"))
+    audits = valid(
+        json.loads(run("audit_transactions", "--format", "json", "--username", "alice")),
+        kind="account-audits",
+    )
 
     assert [a["username"] for a in audits] == ["alice"]
 
 
 def test_audit_json_with_no_accounts_is_an_empty_list():
-    assert json.loads(run("audit_transactions", "--format", "json")) == []
+    assert valid(json.loads(run("audit_transactions", "--format", "json")), kind="account-audits") == []
 
 
 def test_fail_on_anomaly_passes_a_clean_history(clean):

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from django.http import QueryDict
 
@@ -10,6 +12,8 @@ from accounts.forms import (
 )
 from accounts.withdrawals import MAX_WITHDRAWAL_AMOUNT, Strategy
 from bank.form_posts import BadForm
+
+pytestmark = pytest.mark.database_independent
 
 
 def parse(query: str = "", body: str = "") -> WithdrawalRequest:
@@ -54,19 +58,17 @@ def test_amount_in_range_is_accepted(field, amount):
     ],
 )
 def test_amount_out_of_range_or_not_a_whole_number_is_refused(field):
-    with pytest.raises(BadForm) as refused:
+    with pytest.raises(BadForm, match=f"^{re.escape(AMOUNT_ERROR)}$"):
         parse_withdrawal_request(query=QueryDict(""), body=_body(amount=[field]))
 
-    assert str(refused.value) == AMOUNT_ERROR
     assert str(MAX_WITHDRAWAL_AMOUNT) in AMOUNT_ERROR
 
 
 @pytest.mark.parametrize("value", ["bogus", "", "NAIVE", "naive "])
 def test_unknown_strategy_is_refused_with_the_list_of_names(value):
-    with pytest.raises(BadForm) as refused:
+    with pytest.raises(BadForm, match=f"^{re.escape(STRATEGY_ERROR)}$"):
         parse_withdrawal_request(query=_body(strategy=[value]), body=QueryDict(""))
 
-    assert str(refused.value) == STRATEGY_ERROR
     for strategy in Strategy:
         assert strategy.value in STRATEGY_ERROR
 

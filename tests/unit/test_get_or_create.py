@@ -2,6 +2,7 @@
 the checker, the commands, and the race held open at the SQL level with no hook in the code."""
 
 import json
+import re
 import time
 
 import pytest
@@ -28,6 +29,7 @@ from scenarios.get_or_create.syncs import (
 )
 from tests.concurrency import run_concurrently
 from tests.helpers import PASSWORD, STARTED_AT
+from tests.json_schema import valid
 
 URL = reverse("sync-repository")
 # Where each strategy keeps its rows.
@@ -94,7 +96,13 @@ def test_each_strategy_creates_the_row_once_and_then_finds_it(user, strategy):
 def test_naive_fails_on_every_sync_of_a_name_a_race_left_twice(user, database_unchanged):
     make_rows(RemoteRepository, LAB_REPOSITORY, 2, user=user)
 
-    with database_unchanged(), pytest.raises(RemoteRepository.MultipleObjectsReturned):
+    with (
+        database_unchanged(),
+        pytest.raises(
+            RemoteRepository.MultipleObjectsReturned,
+            match=r"^get\(\) returned more than one RemoteRepository -- it returned 2!$",
+        ),
+    ):
         sync(user, Strategy.NAIVE)
 
 
@@ -125,17 +133,16 @@ def refuse_to_serialize_inserts(execute, sql, params, many, context):
 
 @pytest.mark.django_db(transaction=True)
 def test_serializable_gives_up_after_its_last_attempt_and_creates_nothing(user, database_unchanged):
-    with (
-        database_unchanged(),
-        connection.execute_wrapper(refuse_to_serialize_inserts),
-        pytest.raises(SyncConflict) as conflict,
-    ):
-        sync(user, Strategy.SERIALIZABLE)
-
-    assert str(conflict.value) == (
+    gave_up = (
         f"Conflict: the database refused to serialize the sync of {LAB_REPOSITORY} 20 times in a row; "
         "nothing was created, try again."
     )
+    with (
+        database_unchanged(),
+        connection.execute_wrapper(refuse_to_serialize_inserts),
+        pytest.raises(SyncConflict, match=f"^{re.escape(gave_up)}$"),
+    ):
+        sync(user, Strategy.SERIALIZABLE)
 
 
 def sync_concurrently(*, strategy: Strategy, parties: int, window) -> list:
@@ -168,7 +175,10 @@ def test_naive_creates_one_row_per_request_held_together(user, parties):
         stats = barrier.stats()
     assert (stats.held, stats.windows, stats.timeouts) == (20 * parties, 20, 0)
     # And from then on the name is broken for the naive strategy.
-    with pytest.raises(RemoteRepository.MultipleObjectsReturned):
+    with pytest.raises(
+        RemoteRepository.MultipleObjectsReturned,
+        match=rf"^get\(\) returned more than one RemoteRepository -- it returned {parties}!$",
+    ):
         sync(user, Strategy.NAIVE)
 
 
@@ -347,7 +357,7 @@ def test_audit_transactions_proves_the_get_or_create_invariant(user, capsys):
 
     ids = make_rows(RemoteRepository, LAB_REPOSITORY, 2, user=user)
     call_command("audit_transactions", "--scenario", "get_or_create", "--format", "json")
-    document = json.loads(capsys.readouterr().out)
+    document = valid(json.loads(capsys.readouterr().out), kind="scenario-audit")
     assert document["verdict"] == f"ANOMALIES: {DUPLICATES}"
     assert document["figures"]["rows beyond one per name"] == 2
     (violation,) = document["violations"]

@@ -16,6 +16,8 @@ from loadgen.login import SessionCookies, log_in, read_cookie_jar
 from loadgen.target import Target, is_loopback, parse_target
 from tests.helpers import PASSWORD, require
 
+pytestmark = pytest.mark.database_independent
+
 DATA = Path(__file__).parent / "data"
 
 # loadgen.target

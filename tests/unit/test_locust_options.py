@@ -14,6 +14,9 @@ from loadgen.errors import LoadError
 from loadgen.locust.protocol import LocustMode
 from loadgen.locust.runner import DEFAULT_MASTER_PORT, MasterAddress, parse_bind
 from loadgen.target import parse_target
+from tests.listening import listener
+
+pytestmark = pytest.mark.database_independent
 
 TARGET = parse_target("http://127.0.0.1:8001")
 
@@ -21,6 +24,13 @@ TARGET = parse_target("http://127.0.0.1:8001")
 @pytest.fixture
 def password(monkeypatch) -> None:
     monkeypatch.setenv(PASSWORD_ENV_VAR, "from-the-environment")
+
+
+@pytest.fixture
+def lab_port():
+    """Where splatter is sent: a real listener, to show that nothing reached it."""
+    with listener() as listening:
+        yield listening
 
 
 def splatter(*args: str) -> str:
@@ -66,17 +76,18 @@ def splatter(*args: str) -> str:
             "--locust-output /no-such-folder/out: give a folder",
         ),
         (
-            ("--url", "http://127.0.0.1:8001,http://127.0.0.1:8002", "--driver", "burst"),
+            ("--url", "{url},{url}", "--driver", "burst"),
             "Several --url app servers take turns only with --driver locust",
         ),
         (("--driver", "locust", "--locust-mode", "fast"), "invalid choice: 'fast'"),
     ],
 )
 def test_bad_locust_options_are_refused_before_anything_is_sent(
-    password, account, args, message, database_unchanged
+    password, account, lab_port, args, message, database_unchanged
 ):
     with database_unchanged(), pytest.raises(CommandError, match=message):
-        splatter(*args)
+        splatter("--url", lab_port.url, *(arg.format(url=lab_port.url) for arg in args))
+    assert lab_port.arrivals() == []
 
 
 @pytest.mark.django_db

@@ -5,12 +5,15 @@ import json
 
 import pytest
 
+from experiment.tables import lost_worker_lines
 from loadgen.burst import outcome_of
 from loadgen.errors import LoadError
 from loadgen.locust.protocol import Form, LocustMode, RunSpec, shares
 from loadgen.locust.result import locust_history_document, read_result
 from loadgen.outcomes import Outcome
 from loadgen.target import parse_target, withdrawal_post
+
+pytestmark = pytest.mark.database_independent
 
 POSTS = (withdrawal_post(strategy="naive", amount=1),)
 TARGETS = [parse_target("http://127.0.0.1:8001"), parse_target("http://127.0.0.1:8002")]
@@ -37,7 +40,7 @@ def result_file(tmp_path, **fields):
         "records": [
             record(0, worker="w1"),
             record(1, worker="w2", outcome="indeterminate", status=None, received_at=None, error="lost"),
-            record(2, worker="w1", outcome="fail", status=409),
+            record(2, worker="w1", outcome="refused", status=409),
             record(3, worker="w2", outcome="ok", status=200),
         ],
         **fields,
@@ -51,8 +54,8 @@ def result_file(tmp_path, **fields):
     ("status", "sent", "outcome"),
     [
         (200, True, Outcome.OK),
-        (409, True, Outcome.FAIL),
-        (None, False, Outcome.FAIL),
+        (409, True, Outcome.REFUSED),
+        (None, False, Outcome.REFUSED),
         (None, True, Outcome.INDETERMINATE),
         (500, True, Outcome.INDETERMINATE),
         (302, True, Outcome.INDETERMINATE),
@@ -66,7 +69,7 @@ def test_the_result_file_reads_back_as_a_run_with_what_became_of_each_worker(tmp
     run = read_result(result_file(tmp_path), posts=POSTS, output=None)
 
     assert run.requests == 4 and run.mode is LocustMode.BURST
-    assert run.outcomes() == {Outcome.OK: 2, Outcome.FAIL: 1, Outcome.INDETERMINATE: 1}
+    assert run.outcomes() == {Outcome.OK: 2, Outcome.REFUSED: 1, Outcome.INDETERMINATE: 1}
     assert run.outcomes(username="alice")[Outcome.OK] == 2
     assert run.statuses == {200: 2, 409: 1} and run.server_errors == 0
     assert [worker.id for worker in run.lost_workers] == ["w2"]
@@ -74,6 +77,22 @@ def test_the_result_file_reads_back_as_a_run_with_what_became_of_each_worker(tmp
     assert run.worker_of == {0: "w1", 1: "w2", 2: "w1", 3: "w2"}
     assert all(isinstance(record.outcome, Outcome) for record in run.records)
     assert run.release_spreads == [pytest.approx(1.0), pytest.approx(1.0)]
+
+
+def test_splatter_warns_of_each_lost_worker_with_what_became_of_its_requests(tmp_path):
+    lost_before_its_share = {
+        "id": "w3", "pid": 13, "requests": 0, "answered": 0, "lost": "Locust's heartbeat marked it missing",
+    }  # fmt: skip
+    path = result_file(tmp_path)
+    document = json.loads(path.read_text())
+    path.write_text(json.dumps({**document, "workers": [*document["workers"], lost_before_its_share]}))
+
+    assert lost_worker_lines(read_result(path, posts=POSTS, output=None)) == [
+        "Locust worker w2 (pid 12) was lost (no answer within 40 s): 1 of its 2 request(s) got no answer "
+        "to it and count as indeterminate.",
+        "Locust worker w3 (pid 13) was lost (Locust's heartbeat marked it missing) before it was handed a "
+        "request: the others sent its share.",
+    ]
 
 
 def test_a_steady_run_has_no_release_spread(tmp_path):
@@ -95,7 +114,7 @@ def test_the_history_names_the_driver_every_server_and_each_requests_worker(tmp_
 
     assert (document["driver"], document["mode"], document["strategy"]) == ("locust", "burst", "naive")
     assert document["targets"] == ["http://127.0.0.1:8001", "http://127.0.0.1:8002"]
-    assert document["outcomes"] == {"ok": 2, "fail": 1, "indeterminate": 1}
+    assert document["outcomes"] == {"ok": 2, "refused": 1, "indeterminate": 1}
     assert [entry["worker"] for entry in document["history"]] == ["w1", "w2", "w1", "w2"]
     assert [worker["lost"] for worker in document["workers"]] == [None, "no answer within 40 s"]
     json.dumps(document)  # a JSON document as it stands

@@ -7,6 +7,8 @@ from django.utils import timezone
 
 from accounts.middleware import BODY_CUT_SHORT, RequestStartMiddleware
 
+pytestmark = pytest.mark.database_independent
+
 
 def test_stamps_the_request_before_the_view_runs():
     seen = {}

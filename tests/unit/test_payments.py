@@ -30,6 +30,7 @@ from scenarios.payments.scenario import PAYMENT
 from scenarios.payments.views import REPLAYED_HEADER
 from tests.concurrency import run_concurrently
 from tests.helpers import PASSWORD, STARTED_AT
+from tests.json_schema import valid
 
 URL = reverse("pay-invoice")
 ALL = [pytest.param(strategy, id=strategy.value) for strategy in Strategy]
@@ -487,7 +488,7 @@ def test_audit_transactions_proves_the_payment_invariant(user, invoice, capsys):
         for _ in range(3)
     ]
     call_command("audit_transactions", "--scenario", "payment", "--format", "json")
-    document = json.loads(capsys.readouterr().out)
+    document = valid(json.loads(capsys.readouterr().out), kind="scenario-audit")
     assert document["verdict"] == f"ANOMALIES: {DUPLICATES}"
     assert document["figures"]["duplicate payments"] == 2
     (violation,) = document["violations"]

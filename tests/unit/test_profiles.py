@@ -32,6 +32,7 @@ from scenarios.profiles.provisioning import LAB_EDITS, LAB_PROFILE, STARTING_VAL
 from scenarios.profiles.scenario import PROFILE
 from tests.concurrency import JOIN_SECONDS, run_concurrently
 from tests.helpers import PASSWORD, STARTED_AT
+from tests.json_schema import valid
 
 URL = reverse("edit-profile")
 DISPLAY_NAME, CITY = ProfileField.DISPLAY_NAME, ProfileField.CITY
@@ -441,7 +442,7 @@ def test_audit_transactions_proves_the_profile_invariant(profile, capsys):
         profile=profile, field=DISPLAY_NAME, value="Ada", strategy="naive", request_started_at=STARTED_AT
     )
     call_command("audit_transactions", "--scenario", "profile", "--format", "json")
-    document = json.loads(capsys.readouterr().out)
+    document = valid(json.loads(capsys.readouterr().out), kind="scenario-audit")
     assert document["verdict"] == f"ANOMALIES: {CLOBBERED}"
     assert document["figures"] == {
         "profiles": 1,

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from django.contrib.auth.models import User
 
@@ -31,10 +33,8 @@ def test_validate_balances_accepts(opening, minimum):
     ],
 )
 def test_validate_balances_refuses(opening, minimum, message):
-    with pytest.raises(ProvisioningError) as refused:
+    with pytest.raises(ProvisioningError, match=re.escape(message)):
         validate_balances(opening=opening, minimum=minimum)
-
-    assert message in str(refused.value)
 
 
 def test_seed_account_creates_user_and_account():
@@ -142,18 +142,17 @@ def test_validate_username_normalises_as_create_user_does():
     ],
 )
 def test_validate_username_refuses_what_the_user_model_cannot_hold(username, message):
-    with pytest.raises(ProvisioningError) as refused:
+    with pytest.raises(
+        ProvisioningError, match=rf"{re.escape(message)}.* A username is {re.escape(USERNAME_RULE)}\.$"
+    ):
         validate_username(username=username)
-
-    assert message in str(refused.value)
-    assert str(refused.value).endswith(f"A username is {USERNAME_RULE}.")
 
 
 def test_a_long_username_is_shown_by_its_start_and_length():
-    with pytest.raises(ProvisioningError) as refused:
+    start = f"The username {'u' * 40!r}... (5000 characters) cannot be used: "
+    with pytest.raises(ProvisioningError, match=f"^{re.escape(start)}") as refused:
         validate_username(username="u" * 5000)
 
-    assert str(refused.value).startswith(f"The username {'u' * 40!r}... (5000 characters) cannot be used: ")
     assert "u" * 41 not in str(refused.value)
 
 

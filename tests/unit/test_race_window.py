@@ -2,6 +2,7 @@
 project would use ``armed`` and ``holding`` in its own test suite."""
 
 import multiprocessing
+import re
 import time
 
 import pytest
@@ -124,11 +125,25 @@ def test_arming_twice_is_refused():
 
 
 @pytest.mark.parametrize(
-    ("parties", "timeout"),
-    [(0, 1.0), (race_window.MAX_PARTIES + 1, 1.0), (2, 0), (2, race_window.MAX_TIMEOUT_SECONDS + 1)],
+    ("parties", "timeout", "message"),
+    [
+        (0, 1.0, f"parties must be from 1 to {race_window.MAX_PARTIES}, not 0"),
+        (
+            race_window.MAX_PARTIES + 1,
+            1.0,
+            f"parties must be from 1 to {race_window.MAX_PARTIES}, not {race_window.MAX_PARTIES + 1}",
+        ),
+        (2, 0, f"timeout must be above 0 and at most {race_window.MAX_TIMEOUT_SECONDS} s, not 0"),
+        (
+            2,
+            race_window.MAX_TIMEOUT_SECONDS + 1,
+            f"timeout must be above 0 and at most {race_window.MAX_TIMEOUT_SECONDS} s, "
+            f"not {race_window.MAX_TIMEOUT_SECONDS + 1}",
+        ),
+    ],
 )
-def test_nonsense_windows_are_refused(parties, timeout):
-    with pytest.raises(ValueError):
+def test_nonsense_windows_are_refused(parties, timeout, message):
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         race_window.RaceWindow(parties=parties, timeout=timeout)
 
 
@@ -139,7 +154,7 @@ def test_server_mode_is_refused_with_debug_off(settings):
 
     with pytest.raises(ImproperlyConfigured, match="refused with DEBUG off"):
         race_window.check_settings()
-    with pytest.raises(ImproperlyConfigured):
+    with pytest.raises(ImproperlyConfigured, match=f"^{re.escape(race_window.REFUSED_WITHOUT_DEBUG)}$"):
         race_window.server_mode()
 
     settings.ALLOW_RACE_WINDOW_WITHOUT_DEBUG = True

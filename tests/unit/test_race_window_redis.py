@@ -486,6 +486,9 @@ def test_the_namespace_is_the_database_engine_and_name_not_its_address():
         "http://127.0.0.1:6379/0",
         "ftp://me:hunter2@db/0",
         "redis://127.0.0.1:6379/first",
+        "redis://127.0.0.1:6379/٣",
+        "redis://[::1",
+        "redis:/me:hunter2@127.0.0.1",
     ],
 )
 def test_a_backend_that_is_neither_file_nor_redis_is_refused(settings, value):
@@ -496,10 +499,31 @@ def test_a_backend_that_is_neither_file_nor_redis_is_refused(settings, value):
     assert "hunter2" not in str(error.value)
 
 
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://lab:hunter2@127.0.0.1:6379/0", "redis://lab:***@127.0.0.1:6379/0"),
+        ("redis://:hunter2@127.0.0.1:6379/0", "redis://:***@127.0.0.1:6379/0"),
+        ("redis://hunter2@127.0.0.1", "redis://***@127.0.0.1"),
+        ("redis://lab:hun:ter2@127.0.0.1", "redis://lab:***@127.0.0.1"),
+        ("redis://lab:hunter2@x@127.0.0.1", "redis://lab:***@127.0.0.1"),
+        ("redis://lab:hunter2#x@127.0.0.1", "redis://lab:***@127.0.0.1"),
+        ("redis:/lab:hunter2@127.0.0.1", "redis:/lab:***@127.0.0.1"),
+        ("lab:hunter2@127.0.0.1", "lab:***@127.0.0.1"),
+        ("redis://127.0.0.1:6379/0?password=hunter2", "redis://127.0.0.1:6379/0"),
+        ("redis://[::1", "redis://[::1"),
+    ],
+)
+def test_a_url_is_shown_with_its_password_masked_however_malformed(url, shown):
+    assert redis_backend.describe(url) == shown
+
+
 def test_a_redis_that_does_not_answer_is_refused_at_start_up(settings):
     settings.RACE_WINDOW_BACKEND = f"redis://:hunter2@127.0.0.1:{free_port()}/0"
 
-    with pytest.raises(ImproperlyConfigured, match="Redis at redis://127.0.0.1:.* does not answer") as error:
+    with pytest.raises(
+        ImproperlyConfigured, match=r"Redis at redis://:\*\*\*@127.0.0.1:.* does not answer"
+    ) as error:
         race_window.check_settings()
     assert "hunter2" not in str(error.value)
 

@@ -9,6 +9,8 @@ from django.db import OperationalError
 from bank import serializable
 from bank.serializable import retried, retry_span
 
+pytestmark = pytest.mark.database_independent
+
 
 def test_the_span_doubles_per_attempt_up_to_32_steps():
     spans = [retry_span(attempt=attempt, lasted=0.002) for attempt in range(1, 9)]

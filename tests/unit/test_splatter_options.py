@@ -8,13 +8,21 @@ from django.core.management import CommandError, call_command
 
 from accounts.management.password_input import PASSWORD_ENV_VAR
 from labserver.lab import free_port
+from tests.listening import listener
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.database_independent, pytest.mark.django_db]
 
 
 @pytest.fixture
 def password(monkeypatch) -> None:
     monkeypatch.setenv(PASSWORD_ENV_VAR, "from-the-environment")
+
+
+@pytest.fixture
+def lab_port():
+    """Where splatter is sent: a real listener, to show that nothing reached it."""
+    with listener() as listening:
+        yield listening
 
 
 def splatter(*args: str) -> str:
@@ -72,13 +80,14 @@ def splatter(*args: str) -> str:
     ],
 )
 def test_bad_options_are_refused_before_anything_is_sent(
-    password, account, args, message, database_unchanged
+    password, account, lab_port, args, message, database_unchanged
 ):
     with database_unchanged(), pytest.raises(CommandError, match=message):
-        splatter(*args, "--no-input")
+        splatter("--url", lab_port.url, *args, "--no-input")
+    assert lab_port.arrivals() == []
 
 
-def test_trials_ask_before_resetting(password, account, monkeypatch, database_unchanged):
+def test_trials_ask_before_resetting(password, account, lab_port, monkeypatch, database_unchanged):
     prompts = []
 
     def answer(prompt: str) -> str:
@@ -87,7 +96,8 @@ def test_trials_ask_before_resetting(password, account, monkeypatch, database_un
 
     monkeypatch.setattr("builtins.input", answer)
     with database_unchanged(), pytest.raises(CommandError, match="Cancelled; nothing was sent or changed."):
-        splatter("--trials", "2", "--driver", "burst")
+        splatter("--url", lab_port.url, "--trials", "2", "--driver", "burst")
+    assert lab_port.arrivals() == []
     assert prompts == [
         "--trials resets alice's account before each trial. Type 'yes' to continue, or 'no' to cancel: "
     ]

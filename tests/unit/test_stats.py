@@ -5,6 +5,8 @@ import pytest
 from experiment.stats import first_gap, mean_or_none, median_or_none, rate, spread, wilson_interval
 from experiment.trials import TrialOutcome, summarize
 
+pytestmark = pytest.mark.database_independent
+
 
 @pytest.mark.parametrize(
     ("successes", "trials", "low", "high"),
@@ -61,7 +63,7 @@ def test_rate_mean_and_median():
     assert median_or_none([4, 1, 3, 2]) == 2.5
     assert mean_or_none([]) is None
     assert median_or_none(iter([])) is None
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="^trials must be at least 1, not 0$"):
         rate(hits=0, trials=0)
 
 
@@ -83,7 +85,7 @@ def _outcome(
         concurrency=level,
         trial=trial,
         ok=ok,
-        failed=0,
+        refused=0,
         indeterminate=server_errors,
         server_errors=server_errors,
         lost=lost,

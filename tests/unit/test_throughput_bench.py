@@ -8,6 +8,8 @@ from accounts import withdrawals
 from bench import throughput
 from loadgen.ab import AbReport
 
+pytestmark = pytest.mark.database_independent
+
 URL = "http://127.0.0.1:8000/accounts/withdraw/?strategy=optimistic"
 
 

@@ -3,8 +3,11 @@
 import dataclasses
 import random
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
+import numpy as np
 import pytest
 
 from labreport.timeline import (
@@ -16,6 +19,9 @@ from labreport.timeline import (
 )
 from labreport.timeline_png import render_png
 from labreport.timeline_svg import AXIS_LABEL, EMPTY_TEXT, nice_ticks, render_svg
+from tests.pictures import Plot, plot_of, read_picture
+
+pytestmark = pytest.mark.database_independent
 
 T0 = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 SVG = "{http://www.w3.org/2000/svg}"
@@ -517,22 +523,69 @@ def test_nice_ticks(low, high, ticks):
 # The PNG
 
 
-def test_png_is_written(tmp_path):
+# 11 in wide at 120 dpi; 1.6 in high for the legend and the axis, and 0.28 in per lane.
+PNG_WIDTH = 1320
+
+
+def drawn_plot(path, layout) -> tuple[Plot, Callable[[float], object]]:
+    """The plot of the PNG at ``path``, and ``near``: a value in ms give or take two pixels."""
+    plot = plot_of(read_picture(path), span_ms=layout.span_ms, lanes=len(layout.lanes))
+    return plot, partial(pytest.approx, abs=2 * plot.ms_per_pixel)
+
+
+def test_png_draws_each_bar_in_its_outcomes_colour_and_joins_the_lost_ones(tmp_path):
     path = tmp_path / "timeline.png"
+    layout = layout_timeline(requests=lost_run())
 
-    render_png(layout_timeline(requests=lost_run()), path=path)
+    render_png(layout, path=path)
 
-    data = path.read_bytes()
-    assert data.startswith(PNG_SIGNATURE)
-    assert len(data) > 1_000
+    assert path.read_bytes().startswith(PNG_SIGNATURE)
+    plot, near = drawn_plot(path, layout)
+    assert plot.picture.size == (PNG_WIDTH, 326)  # 4 lanes: (1.6 + 4 x 0.28) in x 120 dpi
+    # What the SVG test finds by class: 1, 2, 6 and 7 lost, 3 ok, 4 refused, 5 indeterminate.
+    assert [plot.bars(lane) for lane in range(4)] == [
+        [("lost", near(0.0), near(4.0)), ("lost", near(10.0), near(12.0))],
+        [("lost", near(0.5), near(4.5)), ("indeterminate", near(9.0), near(12.0))],
+        [("lost", near(10.0), near(12.0))],
+        [("ok", near(5.0), near(8.0)), ("refused", near(8.5), near(9.0))],
+    ]
+    # 1 (lane 0, read at 1.0) joined to 2 (lane 1, 1.2); 6 (lane 0, 10.5) to 7 (lane 2, 10.6).
+    assert [plot.link_crossings(gap) for gap in (0.5, 1.5, 2.5)] == [
+        [near(1.1), near(10.525)],
+        [near(10.575)],
+        [],
+    ]
 
 
-def test_png_of_nothing_and_of_a_window(tmp_path):
-    empty = tmp_path / "empty.png"
-    window = tmp_path / "window.png"
+def test_png_of_a_window_draws_only_what_lies_in_it(tmp_path):
+    path = tmp_path / "window.png"
+    layout = layout_timeline(requests=lost_run(), window=(4.0, 9.0))
 
-    render_png(layout_timeline(requests=[]), path=empty)
-    render_png(layout_timeline(requests=lost_run(), window=(4.0, 9.0)), path=window)
+    render_png(layout, path=path)
 
-    assert empty.read_bytes().startswith(PNG_SIGNATURE)
-    assert window.read_bytes().startswith(PNG_SIGNATURE)
+    plot, near = drawn_plot(path, layout)
+    assert plot.picture.size == (PNG_WIDTH, 326)
+    # 1 ends and 5 starts at the window's edges, 6 and 7 lie beyond it, and so do both links.
+    assert [plot.bars(lane) for lane in range(4)] == [
+        [],
+        [("lost", near(4.0), near(4.5))],
+        [],
+        [("ok", near(5.0), near(8.0)), ("refused", near(8.5), near(9.0))],
+    ]
+    assert [plot.link_crossings(gap) for gap in (0.5, 1.5, 2.5)] == [[], [], []]
+
+
+def test_png_of_nothing_says_so_in_its_middle_and_draws_no_bar(tmp_path):
+    path = tmp_path / "empty.png"
+
+    render_png(layout_timeline(requests=[]), path=path)
+
+    picture = read_picture(path)
+    assert picture.size == (PNG_WIDTH, 225)  # one lane's height: (1.6 + 0.28) in x 120 dpi
+    # No colour at all: black and its anti-aliased greys on white, no bar, no frame, no axis; only
+    # the one sentence (EMPTY_TEXT), a single line about the middle of the empty plot.
+    assert {red == green == blue for red, green, blue in picture.colours()} == {True}
+    rows, columns = np.nonzero((picture.pixels < 128).all(axis=2))
+    assert rows.max() - rows.min() < 20 and 100 < columns.max() - columns.min() < 300
+    assert abs((rows.min() + rows.max()) / 2 - 225 / 2) < 10
+    assert abs((columns.min() + columns.max()) / 2 - PNG_WIDTH / 2) < 30

@@ -37,6 +37,7 @@ from scenarios.transfers.provisioning import LAB_WALLETS, OPENING_BALANCE, RING_
 from scenarios.transfers.scenario import TRANSFER
 from tests.concurrency import JOIN_SECONDS, run_concurrently
 from tests.helpers import PASSWORD, STARTED_AT
+from tests.json_schema import valid
 
 URL = reverse("send-transfer")
 A, B, C = LAB_WALLETS[:3]
@@ -494,7 +495,7 @@ def test_audit_transactions_proves_the_transfer_invariant(wallets, capsys):
     # Money that left a wallet with no transfer row to say where it went.
     Wallet.objects.filter(name=C).update(balance=OPENING_BALANCE - 3)
     call_command("audit_transactions", "--scenario", "transfer", "--format", "json")
-    document = json.loads(capsys.readouterr().out)
+    document = valid(json.loads(capsys.readouterr().out), kind="scenario-audit")
     assert document["verdict"] == f"ANOMALIES: {UNEXPLAINED}"
     assert document["figures"] == {
         "wallets": RING_SIZE,

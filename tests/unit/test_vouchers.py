@@ -2,6 +2,7 @@
 the commands, and the race held open at the SQL level with no hook in the code."""
 
 import json
+import re
 import time
 
 import pytest
@@ -26,6 +27,7 @@ from scenarios.vouchers.redemptions import (
 from scenarios.vouchers.scenario import VOUCHER
 from tests.concurrency import run_concurrently
 from tests.helpers import PASSWORD, STARTED_AT
+from tests.json_schema import valid
 
 URL = reverse("redeem-voucher")
 JOIN_SECONDS = 60
@@ -67,7 +69,8 @@ def test_a_voucher_of_three_uses_counts_them(user, strategy):
         for _ in range(3)
     ]
     assert uses == [1, 2, 3]
-    with pytest.raises(RedemptionRefused):
+    used_up = f"Voucher {LAB_VOUCHER} is used up: 3 of its 3 use(s) are taken; it was not applied."
+    with pytest.raises(RedemptionRefused, match=f"^{re.escape(used_up)}$"):
         redeem(user=user, code=LAB_VOUCHER, strategy=strategy, request_started_at=STARTED_AT)
 
 
@@ -265,7 +268,7 @@ def test_audit_transactions_proves_the_voucher_invariant(user, voucher, capsys):
         for _ in range(3)
     ]
     call_command("audit_transactions", "--scenario", "voucher", "--format", "json")
-    document = json.loads(capsys.readouterr().out)
+    document = valid(json.loads(capsys.readouterr().out), kind="scenario-audit")
     assert document["verdict"] == f"ANOMALIES: {OVERUSES}"
     assert document["figures"]["uses beyond a limit"] == 2
     (violation,) = document["violations"]

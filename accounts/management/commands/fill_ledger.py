@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tabulate import tabulate
 
 from accounts.ledger_fill import DEFAULT_PREFIX, LedgerFillError, fill_ledger
+from accounts.management.arguments import ascii_int
 from accounts.management.database_errors import reports_database_errors
 from accounts.withdrawals import Strategy
 
@@ -16,12 +17,14 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "--rows", type=int, default=1_000_000, help="Ledger rows to add in all (default: 1000000)."
+            "--rows", type=ascii_int, default=1_000_000, help="Ledger rows to add in all (default: 1000000)."
         )
         parser.add_argument(
-            "--accounts", type=int, default=10, help="Accounts to share the rows over (default: 10)."
+            "--accounts", type=ascii_int, default=10, help="Accounts to share the rows over (default: 10)."
         )
-        parser.add_argument("--amount", type=int, default=1, help="Amount of each withdrawal (default: 1).")
+        parser.add_argument(
+            "--amount", type=ascii_int, default=1, help="Amount of each withdrawal (default: 1)."
+        )
         parser.add_argument(
             "--strategy",
             default=Strategy.ATOMIC_UPDATE.value,

@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from accounts.management.arguments import ascii_int
 from accounts.management.confirmation import add_no_input_argument, confirm
 from accounts.management.database_errors import reports_database_errors
 from accounts.provisioning import ProvisioningError, reset_accounts
@@ -11,7 +12,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument(
             "--balance",
-            type=int,
+            type=ascii_int,
             help="Opening balance to set (default: each account's own recorded opening balance).",
         )
         parser.add_argument("--username", help="Only this user's account (default: all accounts).")

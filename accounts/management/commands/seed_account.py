@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from accounts.management.arguments import ascii_int
 from accounts.management.confirmation import add_no_input_argument
 from accounts.management.database_errors import reports_database_errors
 from accounts.management.password_input import PASSWORD_ENV_VAR, read_password
@@ -21,11 +22,13 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--balance",
-            type=int,
+            type=ascii_int,
             default=DEFAULT_OPENING_BALANCE,
             help=f"Opening balance (default: {DEFAULT_OPENING_BALANCE}).",
         )
-        parser.add_argument("--minimum", type=int, default=0, help="Lowest balance allowed (default: 0).")
+        parser.add_argument(
+            "--minimum", type=ascii_int, default=0, help="Lowest balance allowed (default: 0)."
+        )
         add_no_input_argument(parser, help=f"Never prompt; take the password from ${PASSWORD_ENV_VAR}.")
 
     @reports_database_errors

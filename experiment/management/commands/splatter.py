@@ -7,6 +7,7 @@ from django.db import connection
 from django.urls import reverse
 from tqdm import tqdm
 
+from accounts.management.arguments import ascii_float, ascii_int
 from accounts.management.confirmation import add_no_input_argument, confirm
 from accounts.management.database_errors import reports_database_errors
 from accounts.management.password_input import PASSWORD_ENV_VAR, read_password
@@ -58,7 +59,7 @@ class Command(BaseCommand):
         add(
             "-n",
             "--requests",
-            type=int,
+            type=ascii_int,
             help=f"Requests per run (default: {DEFAULT_REQUESTS}); not in trials.",
         )
         add(
@@ -68,7 +69,7 @@ class Command(BaseCommand):
             default=(3,),
             help="Requests in flight at once, the burst size (default: 3); in trials, levels like 2,5,10.",
         )
-        add("--amount", type=int, help="Amount each request withdraws (default: 1).")
+        add("--amount", type=ascii_int, help="Amount each request withdraws (default: 1).")
         add(
             "--scenario",
             default=WITHDRAWAL,
@@ -87,7 +88,9 @@ class Command(BaseCommand):
             help="ab (the blog's, the default; burst when ab is missing), burst (last-byte synchronised) "
             "or locust (Locust's master and workers, docs/locust.md); in trials, a list like ab,burst.",
         )
-        add("--users", type=int, default=1, help="Burst, locust: USERNAME, USERNAME-2 ... (default: 1).")
+        add(
+            "--users", type=ascii_int, default=1, help="Burst, locust: USERNAME, USERNAME-2 ... (default: 1)."
+        )
         add("--history", type=Path, metavar="FILE.json", help="Burst, locust: save every request's outcome.")
         locust = parser.add_argument_group("the Locust driver (--driver locust, docs/locust.md)")
         locust.add_argument(
@@ -98,11 +101,14 @@ class Command(BaseCommand):
         )
         workers = locust.add_mutually_exclusive_group()
         workers.add_argument(
-            "--locust-workers", type=int, metavar="N", help="Start N worker processes here (default: 1)."
+            "--locust-workers",
+            type=ascii_int,
+            metavar="N",
+            help="Start N worker processes here (default: 1).",
         )
         workers.add_argument(
             "--expect-workers",
-            type=int,
+            type=ascii_int,
             metavar="N",
             help="Start none: wait for N workers started elsewhere (locust --worker) to connect to "
             "--locust-bind.",
@@ -123,7 +129,7 @@ class Command(BaseCommand):
         add("--race-window", action="store_true", help="Arm the deterministic race mode (docs/race-mode.md).")
         add(
             "--race-window-timeout",
-            type=float,
+            type=ascii_float,
             default=DEFAULT_TIMEOUT_SECONDS,
             help="With --race-window: seconds a held withdrawal waits for another (default: %(default)s).",
         )
@@ -133,7 +139,11 @@ class Command(BaseCommand):
             help="With --race-window: where the server holds each request, "
             "table[:read|write|any[:occurrence]] (default: the server's RACE_WINDOW_AT).",
         )
-        add("--trials", type=int, help="Repeat per -c level: reset, fire one burst, audit; this many times.")
+        add(
+            "--trials",
+            type=ascii_int,
+            help="Repeat per -c level: reset, fire one burst, audit; this many times.",
+        )
         add("--format", choices=list(OutputFormat), default="table", help="Trials: a table or JSON.")
         add("--plot", type=Path, metavar="FILE.png", help="Trials: draw lost fraction and hit rate.")
         add("--no-record", action="store_false", dest="record", help="Do not record the outcome counts.")

@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from accounts.management.arguments import ascii_int
 from accounts.management.database_errors import reports_database_errors
 from scenarios.catalogue import SCENARIOS
 from scenarios.definition import ProvisioningError
@@ -18,7 +19,7 @@ class Command(BaseCommand):
             for scenario in SCENARIOS.values()
             if scenario.limit_help
         )
-        parser.add_argument("--limit", type=int, help=f"The size of what is raced for ({sized}).")
+        parser.add_argument("--limit", type=ascii_int, help=f"The size of what is raced for ({sized}).")
 
     @reports_database_errors
     def handle(self, *, scenario, limit, **options):
