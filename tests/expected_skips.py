@@ -11,10 +11,52 @@ import pytest
 
 # By vendor (Django's connection.vendor): test node id -> the skip's reason, exactly as pytest
 # reports it.
+RESTART = "tests/e2e/test_faults.py::test_a_postgresql_restart_mid_run_loses_nothing"
+RESTARTS_POSTGRESQL = "restarts a PostgreSQL server: runs with the PostgreSQL tests"
+TRANSFERS = "tests/unit/test_transfers.py"
+RING_DEADLOCKS = f"{TRANSFERS}::test_naive_deadlocks_exactly_one_transfer_of_a_ring_held_together"
+HELD_PAIR = f"{TRANSFERS}::test_the_endpoint_answers_both_transfers_of_a_held_pair"
+QUEUE_AT_BEGIN = f"{TRANSFERS}::test_on_sqlite_the_naive_transfers_queue_at_begin_and_cannot_deadlock"
+TRANSFERS_CONCURRENT = "this database runs transfers concurrently; the deadlock test covers it"
+TRANSFERS_QUEUED = "SQLite's transactions take the write lock at BEGIN: transfers run one at a time"
+WITHDRAWALS = "tests/unit/test_withdrawals.py"
+SIGNUPS = "tests/unit/test_signups.py"
+SIGNUPS_CASE_INSENSITIVE = "MariaDB's unique index already compares addresses case-insensitively"
+
 EXPECTED = {
-    "sqlite": {},
-    "postgresql": {},
-    "mysql": {},
+    "sqlite": {
+        f"{RESTART}[atomic_update]": RESTARTS_POSTGRESQL,
+        f"{RESTART}[locking]": RESTARTS_POSTGRESQL,
+        "tests/e2e/test_scenarios.py::test_naive_breaks_the_invariant_exactly_as_predicted_in_every_trial"
+        "[transfer]": "transfer: the naive race cannot break the invariant on sqlite",
+        "tests/hardening/test_command_input.py::test_a_value_too_long_for_its_column_is_one_clear_sentence": (
+            "SQLite stores a value longer than its column: nothing to refuse"
+        ),
+        f"{RING_DEADLOCKS}[2]": TRANSFERS_QUEUED,
+        f"{RING_DEADLOCKS}[5]": TRANSFERS_QUEUED,
+        f"{HELD_PAIR}[naive-statuses0]": TRANSFERS_QUEUED,
+        f"{WITHDRAWALS}::test_serializable_gives_up_after_its_last_attempt_and_withdraws_nothing": (
+            "SQLite runs serializable withdrawals one at a time: none can fail to serialize"
+        ),
+        **{
+            f"{WITHDRAWALS}::test_what_wraps_the_write_sees_it_end_once_committed[{strategy}]": (
+                "SQLite writes the balance and the ledger row as two statements of one transaction"
+            )
+            for strategy in ("atomic_update", "optimistic")
+        },
+    },
+    "postgresql": {
+        QUEUE_AT_BEGIN: TRANSFERS_CONCURRENT,
+    },
+    "mysql": {
+        f"{RESTART}[atomic_update]": RESTARTS_POSTGRESQL,
+        f"{RESTART}[locking]": RESTARTS_POSTGRESQL,
+        QUEUE_AT_BEGIN: TRANSFERS_CONCURRENT,
+        f"{SIGNUPS}::test_audit_transactions_proves_the_signup_invariant_broken": SIGNUPS_CASE_INSENSITIVE,
+        f"{SIGNUPS}::test_the_checker_finds_an_address_signed_up_twice_and_nothing_on_clean_rows": (
+            SIGNUPS_CASE_INSENSITIVE
+        ),
+    },
 }
 
 
