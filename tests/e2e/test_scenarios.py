@@ -18,7 +18,9 @@ pytestmark = pytest.mark.e2e
 WORKERS = 6
 RACE_MODE = {"RACE_WINDOW": "armed", "DJANGO_DEBUG": "1"}
 HANG_SECONDS = 300
-LOAD_REQUESTS = 1000
+# Ten rounds of 50 concurrent clients: enough for every conflict a strategy must survive to
+# happen many times over; more rounds add CPU time in the server, not new interleavings.
+LOAD_REQUESTS = 500
 
 SCENARIO_PARAMS = [pytest.param(scenario, id=scenario.name) for scenario in SCENARIOS.values()]
 SAFE_PARAMS = [
@@ -56,6 +58,11 @@ OK_UNDER_LOAD = {
     ("payment", "idempotency_key"): LOAD_REQUESTS,
     ("payment", "locking"): 1,
 }
+# Limited scenarios whose strategy refuses the loser of a conflict instead of waiting for it: a
+# unique slot taken first answers "try again", a serializable join gives up after its retries. How
+# many conflicts 50 concurrent clients make depends on timing, so these let *at most* the limit
+# through (the audit proves none past it); the others let exactly the limit through.
+REFUSES_CONFLICT_LOSERS = {("voucher", "unique_slot"), ("capacity", "serializable")}
 
 
 @pytest.fixture(scope="module")
@@ -157,7 +164,9 @@ def test_each_safe_strategy_holds_under_ab_load(scenario_lab, load_server, scena
     (trial,) = report["runs"]
     assert trial["ok"] + trial["refused"] == LOAD_REQUESTS and trial["indeterminate"] == 0, trial
     assert (trial["violations"], trial["server_errors"]) == (0, 0), trial
-    if scenario.limit_help is not None:
+    if (scenario.name, strategy) in REFUSES_CONFLICT_LOSERS:
+        assert 1 <= trial["ok"] <= LOAD_REQUESTS // 2, trial
+    elif scenario.limit_help is not None:
         assert trial["ok"] == LOAD_REQUESTS // 2, trial
     elif (scenario.name, strategy) in OK_UNDER_LOAD:
         assert trial["ok"] == OK_UNDER_LOAD[scenario.name, strategy], trial

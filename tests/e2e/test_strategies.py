@@ -10,7 +10,7 @@ from tests.lab_database import command
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("needs_ab")]
 
-HEAVY_REQUESTS = 2000
+HEAVY_REQUESTS = 1000
 HEAVY_CONCURRENCY = 50
 # Strategies that never give up: they queue on a lock (or do the check and the write in one
 # UPDATE), so at a large balance they refuse nothing, however heavy the load.
