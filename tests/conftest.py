@@ -38,6 +38,13 @@ def _postgres_accepts(database_url: str, *, options: str) -> bool:
     return True
 
 
+@pytest.fixture
+def fast_password_hasher(settings):
+    """PBKDF2's deliberate slowness (~0.5 s a hash) buys an in-process test nothing. (Not for a
+    lab's users: its Gunicorn checks their passwords with the project's own hashers.)"""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture(scope="session")
 def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, tmp_path_factory):
     """Run SQLite tests on a file, not in memory, so threads each get a real connection; the test

@@ -23,12 +23,9 @@ from accounts.provisioning import seed_account
 from labserver.lab import LOOPBACK, free_port
 from tests.helpers import database_snapshot
 
+pytestmark = pytest.mark.usefixtures("fast_password_hasher")
+
 PASSWORD = "correct horse battery staple"
-
-
-@pytest.fixture(autouse=True)
-def fast_password_hasher(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture

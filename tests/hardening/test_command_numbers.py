@@ -12,14 +12,11 @@ from labserver.lab import LOOPBACK
 from scenarios.vouchers.models import Voucher
 from tests.helpers import database_snapshot
 
+pytestmark = pytest.mark.usefixtures("fast_password_hasher")
+
 PASSWORD = "correct horse battery staple"
 NOT_ASCII = "(write numbers in ASCII digits, 0-9)"
 SPLATTER = ["splatter", "--no-input", "--username", "alice", "--url", f"http://{LOOPBACK}:1"]
-
-
-@pytest.fixture(autouse=True)
-def fast_password_hasher(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture

@@ -16,9 +16,8 @@ from tests.helpers import PASSWORD, STARTED_AT, database_snapshot
 
 
 @pytest.fixture(autouse=True)
-def fast_password_hasher(settings):
-    """PBKDF2's deliberate slowness (~0.5 s a hash) buys a unit test nothing."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+def hash_passwords_fast(fast_password_hasher):
+    """Every unit test hashes with MD5 (tests/conftest.py)."""
 
 
 @pytest.fixture
