@@ -3,14 +3,24 @@
 import os
 import sys
 
+
+def _count_from_env(name: str, *, default: int, what: str) -> int:
+    """A whole number above 0 from the environment; anything else stops Gunicorn with one sentence
+    (left to int(), Gunicorn prints the ValueError's traceback under "Failed to read config file")."""
+    value = os.environ.get(name, str(default))
+    if not (value.isascii() and value.isdigit() and int(value) > 0):
+        sys.exit(f"{name} must be a whole number of {what} above 0, in ASCII digits (not {value!r}).")
+    return int(value)
+
+
 wsgi_app = "bank.wsgi:application"
 bind = os.environ.get("BANK_BIND", "127.0.0.1:8001")
 # Sync workers, as in production: several of them, so requests really overlap.
-workers = int(os.environ.get("GUNICORN_WORKERS", "4"))
+workers = _count_from_env("GUNICORN_WORKERS", default=4, what="workers")
 worker_class = "sync"
 # A worker stuck on a slow client or a dead database is killed and replaced after this long
 # (GUNICORN_TIMEOUT, seconds; tests shorten it to see a slow client's worker freed).
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+timeout = _count_from_env("GUNICORN_TIMEOUT", default=30, what="seconds")
 graceful_timeout = 10
 # Error log (with Django's 500 tracebacks, see LOGGING in bank/settings.py) to stderr.
 errorlog = "-"

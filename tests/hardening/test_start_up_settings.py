@@ -138,6 +138,26 @@ def test_gunicorn_refuses_to_start_with_the_sentence_alone(module_lab, bad_setti
     assert lab_snapshot(module_lab) == before
 
 
+@pytest.mark.parametrize(
+    ("name", "value", "what"),
+    [
+        ("GUNICORN_WORKERS", "four", "workers"),
+        ("GUNICORN_WORKERS", "0", "workers"),
+        ("GUNICORN_WORKERS", "٤", "workers"),
+        ("GUNICORN_TIMEOUT", "-1", "seconds"),
+        ("GUNICORN_TIMEOUT", "2.5", "seconds"),
+    ],
+)
+def test_gunicorn_refuses_a_count_it_cannot_use_with_the_sentence_alone(module_lab, name, value, what):
+    result = start_gunicorn(module_lab, {name: value})
+
+    assert result.returncode != 0
+    assert (result.stdout, result.stderr) == (
+        "",
+        f"{name} must be a whole number of {what} above 0, in ASCII digits (not {value!r}).\n",
+    )
+
+
 def test_manage_py_refuses_to_run_with_the_sentence_alone(module_lab, bad_setting):
     env, refusal = bad_setting
     before = lab_snapshot(module_lab)
