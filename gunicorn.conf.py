@@ -37,7 +37,7 @@ def on_starting(server) -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bank.settings")
     from django.core.exceptions import ImproperlyConfigured
 
-    from racewindow.barrier import check_settings
+    from racelab.racewindow.barrier import check_settings
 
     try:
         check_settings()

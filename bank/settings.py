@@ -51,7 +51,7 @@ INSTALLED_APPS = [
     "accounts",
     "experiment",
     "labreport",
-    "racewindow",
+    "racelab",
     "scenarios",
     "scenarios.vouchers",
     "scenarios.capacity",
@@ -66,7 +66,7 @@ MIDDLEWARE = [
     # First, so the ledger's request_started_at is taken before any other work.
     "accounts.middleware.RequestStartMiddleware",
     # Outside the timing middleware, so a recorded read is stamped before the barrier holds it.
-    "racewindow.middleware.RaceWindowMiddleware",
+    "racelab.middleware.RaceWindowMiddleware",
     # Second, around everything else: stamps a lab run's requests (X-Lab-Run) when they answer.
     "labreport.middleware.RequestTimingMiddleware",
     "django.middleware.security.SecurityMiddleware",

@@ -40,7 +40,7 @@ from experiment.stats import median_or_none, wilson_interval
 from labserver.databases import reached_at, server_port
 from labserver.hosts import Topology, free_port_at, topology
 from labserver.lab import Lab, Server
-from loadgen.locust.runner import MasterAddress, locust_process, worker_argv
+from racelab.loadgen.locust.runner import MasterAddress, locust_process, worker_argv
 
 SPREAD_LEVEL = 20
 LOCUST_WORKERS = (2, 4)

@@ -35,9 +35,9 @@ from bench.harness import (
 from bench.throughput import OPENING
 from bench.timing import interleaved
 from labserver.lab import Lab
-from loadgen.ab import run_ab
-from loadgen.login import log_in
-from loadgen.target import parse_target
+from racelab.loadgen.ab import run_ab
+from racelab.loadgen.login import log_in
+from racelab.loadgen.target import parse_target
 
 STRATEGIES = ["naive", "atomic_update"]
 WITHOUT, NOT_RECORDED, RECORDED = "without the middleware", "not recorded", "recorded"

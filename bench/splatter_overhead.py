@@ -18,9 +18,9 @@ from tabulate import tabulate
 from bench.harness import PASSWORD, USERNAME, argument_parser, bench_lab, seed_user
 from bench.timing import command_wall_time, interleaved, wall_time
 from labserver.lab import PROJECT_DIR, Lab
-from loadgen.ab import run_ab
-from loadgen.login import log_in
-from loadgen.target import parse_target
+from racelab.loadgen.ab import run_ab
+from racelab.loadgen.login import log_in
+from racelab.loadgen.target import parse_target
 
 STRATEGY = "atomic_update"
 

@@ -1,8 +1,8 @@
 """The load drivers behind one interface: log the users in once, then fire as many runs as needed.
 
 ``ab`` is the blog's way (curl logs in, each run is one ``ab`` process); ``burst`` is the
-built-in last-byte-synchronised driver from ``loadgen.burst``; ``locust`` runs on Locust's master
-and workers, its bursts synchronised across them (``loadgen.locust``). Each answers a ``LoadResult``.
+built-in last-byte-synchronised driver from ``racelab.loadgen.burst``; ``locust`` runs on Locust's master
+and workers, its bursts synchronised across them (``racelab.loadgen.locust``). Each answers a ``LoadResult``.
 """
 
 import json
@@ -16,15 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from experiment.plan import DriverName, RunPlan
-from loadgen.ab import AbReport, merged_reports, run_ab
-from loadgen.burst import BurstRun, BurstSession, run_bursts, save_history
-from loadgen.http_login import log_in_http
-from loadgen.locust.result import LocustRun, locust_history_document
-from loadgen.locust.runner import LocustSession, locust_session
-from loadgen.login import log_in
-from loadgen.outcomes import Outcome
-from loadgen.target import FormPost, Target
-from loadgen.tools import require_tool
+from racelab.loadgen.ab import AbReport, merged_reports, run_ab
+from racelab.loadgen.burst import BurstRun, BurstSession, run_bursts, save_history
+from racelab.loadgen.http_login import log_in_http
+from racelab.loadgen.locust.result import LocustRun, locust_history_document
+from racelab.loadgen.locust.runner import LocustSession, locust_session
+from racelab.loadgen.login import log_in
+from racelab.loadgen.outcomes import Outcome
+from racelab.loadgen.target import FormPost, Target
+from racelab.loadgen.tools import require_tool
 
 AB_MISSING = "ab is not installed (apt-get install apache2-utils): using the built-in burst driver instead."
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 from accounts.management.arguments import ascii_int
 from accounts.withdrawals import MAX_WITHDRAWAL_AMOUNT, Strategy
-from loadgen.locust.protocol import LocustMode
-from loadgen.locust.runner import LocustSetup, MasterAddress
-from loadgen.target import Target
-from racewindow import park_points
-from racewindow.barrier import DEFAULT_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS
+from racelab.loadgen.locust.protocol import LocustMode
+from racelab.loadgen.locust.runner import LocustSetup, MasterAddress
+from racelab.loadgen.target import Target
+from racelab.racewindow import park_points
+from racelab.racewindow.barrier import DEFAULT_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS
 from scenarios.definition import Scenario
 
 DEFAULT_REQUESTS = 100

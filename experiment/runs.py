@@ -18,10 +18,18 @@ from experiment.drivers import Driver, LoadResult, logged_in, save_load_history
 from experiment.plan import RunPlan
 from labreport.models import LabRun
 from labreport.runs import RunSummary, file_lab_run, new_run_token
-from loadgen.errors import LoadError
-from loadgen.outcomes import Outcome
-from loadgen.target import withdrawal_post
-from racewindow import barrier as race_window
+from racelab.loadgen.errors import LoadError
+from racelab.loadgen.outcomes import Outcome
+from racelab.loadgen.target import FormPost
+from racelab.racewindow import barrier as race_window
+
+WITHDRAW_PATH = "/accounts/withdraw/"
+
+
+def withdrawal_post(*, strategy: str, amount: int) -> FormPost:
+    """The bank's withdrawal of ``amount`` with ``strategy``."""
+    return FormPost(path=WITHDRAW_PATH, strategy=strategy, fields=(("amount", str(amount)),))
+
 
 SERVER_IGNORED_RACE_WINDOW = (
     "The race window was armed, but the server held no request: restart it with "

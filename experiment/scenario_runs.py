@@ -12,10 +12,10 @@ from experiment.drivers import LoadResult, logged_in, save_load_history
 from experiment.plan import DriverName, RunPlan
 from experiment.runs import arming, check_barrier_used
 from experiment.stats import mean_or_none, rate, wilson_interval
-from loadgen.errors import LoadError
-from loadgen.outcomes import Outcome
-from loadgen.target import FormPost
-from racewindow.barrier import BarrierStats
+from racelab.loadgen.errors import LoadError
+from racelab.loadgen.outcomes import Outcome
+from racelab.loadgen.target import FormPost
+from racelab.racewindow.barrier import BarrierStats
 from scenarios.audit import ScenarioAudit
 from scenarios.definition import Scenario
 

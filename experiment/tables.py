@@ -11,12 +11,12 @@ from experiment.plan import RunPlan
 from experiment.runs import RecordedRun
 from experiment.scenario_runs import ScenarioRun, ScenarioSummary
 from experiment.trials import SweepReport
-from loadgen.ab import AbReport
-from loadgen.burst import BurstRun
-from loadgen.locust.protocol import LocustMode
-from loadgen.locust.result import LocustRun
-from loadgen.outcomes import Outcome
-from racewindow.barrier import BarrierStats
+from racelab.loadgen.ab import AbReport
+from racelab.loadgen.burst import BurstRun
+from racelab.loadgen.locust.protocol import LocustMode
+from racelab.loadgen.locust.result import LocustRun
+from racelab.loadgen.outcomes import Outcome
+from racelab.racewindow.barrier import BarrierStats
 from scenarios.audit import scenario_audit_document
 
 # The `schema` of each JSON document splatter prints, as docs/json-schema.json names them: a

@@ -21,9 +21,9 @@ from experiment.drivers import Driver, logged_in
 from experiment.plan import RunPlan
 from experiment.runs import arming, check_barrier_used, fire_and_record, lab_accounts, reset_lab_accounts
 from experiment.stats import first_gap, mean_or_none, median_or_none, rate, spread, wilson_interval
-from loadgen.locust.result import LocustRun
-from loadgen.outcomes import Outcome
-from racewindow.barrier import BarrierStats
+from racelab.loadgen.locust.result import LocustRun
+from racelab.loadgen.outcomes import Outcome
+from racelab.racewindow.barrier import BarrierStats
 
 MILLISECONDS = 1_000
 

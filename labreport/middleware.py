@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from accounts.models import Account
 from labreport.models import RecordedRequest
-from racewindow.park_points import ANY, WRITE, ParkPoint, statement_kind
+from racelab.racewindow.park_points import ANY, WRITE, ParkPoint, statement_kind
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ class StatementMarks:
     """
 
     def __init__(self, *, table: str) -> None:
-        # Statements are told apart as the race window tells them (racewindow.park_points).
+        # Statements are told apart as the race window tells them (racelab.racewindow.park_points).
         self.table = ParkPoint(table=table, kind=ANY)
         self.read_at = None
         self.written_at = None
@@ -44,7 +44,7 @@ class StatementMarks:
 
     def __call__(self, execute, sql, params, many, context):
         result = execute(sql, params, many, context)
-        if self.table.names_table(sql):
+        if self.table.names_table(sql, vendor=context["connection"].vendor):
             now = timezone.now()
             if statement_kind(sql) == WRITE:
                 self.read_at = self._pending_read or now

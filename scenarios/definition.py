@@ -35,7 +35,7 @@ class Scenario:
     # its ring each); None: no limit.
     race_parties_max: int | None = None
     strategies: tuple[str, ...]  # the naive one (the bug) first
-    # Where race mode holds a request (racewindow.park_points): right after the read it decides on.
+    # Where race mode holds a request (racelab.racewindow.park_points): right after the read it decides on.
     park_point: str
     # Strategies that never send the park point's statement (they write without that read), so
     # race mode holds none of their requests.

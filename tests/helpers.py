@@ -19,8 +19,8 @@ from accounts.models import Account, ClientRun, Transaction
 from accounts.withdrawals import SAFE_STRATEGIES, Strategy
 from labreport.models import LabRun, RecordedRequest
 from labserver.lab import Lab, Server
-from loadgen.login import SessionCookies, log_in
-from loadgen.target import parse_target
+from racelab.loadgen.login import SessionCookies, log_in
+from racelab.loadgen.target import parse_target
 from tests.json_schema import valid
 from tests.lab_database import command, dumped
 
@@ -57,8 +57,8 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 
 def require_redis() -> None:
     """For the Redis race window's tests: skipped without Redis, failed without it under CI."""
-    from racewindow import redis_backend
-    from racewindow.window import RaceWindowError
+    from racelab.racewindow import redis_backend
+    from racelab.racewindow.window import RaceWindowError
 
     try:
         redis_backend.ping(REDIS_URL)

@@ -25,9 +25,9 @@ ANSWER_SECONDS = 120
 SCRIPT = """
 import dataclasses, json, sys
 from accounts.models import Account
-from racewindow.barrier import RaceWindow, armed, hold
-from racewindow.park_points import parse
-from racewindow.statements import resource
+from racelab.racewindow.barrier import RaceWindow, armed, hold
+from racelab.racewindow.park_points import parse
+from racelab.racewindow.statements import resource
 
 account = Account.objects.get(user__username={username!r})
 window = RaceWindow(parties={parties}, timeout={timeout}, at={at!r})

@@ -9,10 +9,11 @@ from urllib.parse import urlencode
 import pytest
 
 from accounts.withdrawals import Strategy
+from experiment.runs import withdrawal_post
 from labserver.databases import reached_at, server_port
 from labserver.hosts import Host, topology, unavailable_reason
-from loadgen.login import read_cookie_jar
-from loadgen.target import LOGIN_PATH, withdrawal_post
+from racelab.loadgen.login import read_cookie_jar
+from racelab.loadgen.target import LOGIN_PATH
 from tests.helpers import LAB_PASSWORD, LAB_USER, audit, require, seed
 
 # TEST-NET-3 (RFC 5737): documentation only, and outside every simulated host's one route.
@@ -40,7 +41,7 @@ def _connect_from(host, address: str, port: int) -> subprocess.CompletedProcess:
 
 def _curl_from(host: Host, url: str, *options: str, config: str | None = None) -> tuple[str, str]:
     """curl run on ``host``: the body it was answered, and "STATUS REMOTE_IP". ``config`` goes to
-    curl on its standard input (``--config -``), as loadgen/login.py sends the password."""
+    curl on its standard input (``--config -``), as racelab/loadgen/login.py sends the password."""
     fetched = subprocess.run(
         host.argv(["curl", "--silent", "--show-error", "--write-out", "\n%{http_code} %{remote_ip}",
                    *options, *(["--config", "-"] if config is not None else []), url]),

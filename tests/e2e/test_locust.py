@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from labserver.lab import PROJECT_DIR, Lab, free_port, lab
-from loadgen.locust.runner import LOCAL_WORKERS_FILE, MasterAddress, worker_argv
+from racelab.loadgen.locust.runner import LOCAL_WORKERS_FILE, MasterAddress, worker_argv
 from tests.e2e.arming import armed_window
 from tests.helpers import LAB_PASSWORD, LAB_USER, audit, recorded_runs, seed, splatter
 from tests.json_schema import valid

@@ -15,7 +15,7 @@ import pytest
 from labserver.databases import reached_at, server_port
 from labserver.hosts import Host, Topology, free_port_at, topology, unavailable_reason
 from labserver.lab import Lab, Server
-from loadgen.locust.runner import MasterAddress, locust_process, worker_argv
+from racelab.loadgen.locust.runner import MasterAddress, locust_process, worker_argv
 from tests.helpers import LAB_PASSWORD, LAB_USER, require, seed
 from tests.json_schema import valid
 

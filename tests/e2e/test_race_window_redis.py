@@ -22,12 +22,13 @@ import pytest
 import redis
 
 from bank.database_url import database_from_url
+from experiment.runs import withdrawal_post
 from labserver.lab import PROJECT_DIR, Lab, Server, free_port, lab
-from loadgen.burst import BurstSession, RequestRecord, run_bursts
-from loadgen.http_login import log_in_http
-from loadgen.target import parse_target, withdrawal_post
-from racewindow.barrier import MAX_TIMEOUT_SECONDS, BarrierStats
-from racewindow.redis_backend import RedisBackend, namespace
+from racelab.loadgen.burst import BurstSession, RequestRecord, run_bursts
+from racelab.loadgen.http_login import log_in_http
+from racelab.loadgen.target import parse_target
+from racelab.racewindow.barrier import MAX_TIMEOUT_SECONDS, BarrierStats
+from racelab.racewindow.redis_backend import RedisBackend, namespace
 from tests.helpers import LAB_PASSWORD, LAB_USER, REDIS_URL, audit, require, require_redis, seed
 from tests.lab_database import command
 
@@ -45,11 +46,11 @@ SAFE_TIMEOUT = 0.3
 HANG_SECONDS = 120
 
 # What the lab's settings make of the database: its barrier's key prefix in Redis.
-NAMESPACE = "from racewindow.barrier import current_backend; print(current_backend().prefix)"
+NAMESPACE = "from racelab.racewindow.barrier import current_backend; print(current_backend().prefix)"
 # Each line on its stdin asks for the counters; EOF disarms.
 ARM = """
 import dataclasses, json, sys
-from racewindow.barrier import armed
+from racelab.racewindow.barrier import armed
 with armed(parties={parties}, timeout={timeout}) as barrier:
     print("armed", flush=True)
     for _ in sys.stdin:
@@ -309,7 +310,7 @@ def race_mode_on(private: PrivateRedis) -> dict[str, str]:
     return {"RACE_WINDOW": "armed", "DJANGO_DEBUG": "1", "RACE_WINDOW_BACKEND": private.url}
 
 
-# What a server in race mode answers each request its Redis failed (racewindow/middleware.py);
+# What a server in race mode answers each request its Redis failed (racelab/middleware.py);
 # what Redis said varies with the moment it died.
 UNAVAILABLE = (
     r"The race window's barrier is unavailable \(The race window's Redis at {url} \(RACE_WINDOW_BACKEND\) "

@@ -139,7 +139,7 @@ def test_strategy_matrix_shows_naive_losing_and_the_safe_strategies_not(lab_env)
         )
         assert lines[strategy].rstrip().endswith("OK"), lines[strategy]
         # None is refused: the balance is large, and no retrying strategy gives up. A request is
-        # held once, at its first read (racewindow/statements.py); the held ones race, one wins and
+        # held once, at its first read (racelab/racewindow/statements.py); the held ones race, one wins and
         # the others retry unheld, the first retry at once, against at most the other
         # MATRIX_CONCURRENCY - 1 in flight. Each refusal takes a rival's commit within one attempt,
         # and the pauses between attempts grow, so a request is refused a few times at most, never

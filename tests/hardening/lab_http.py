@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from http.cookies import Morsel, SimpleCookie
 from urllib.parse import urlsplit
 
-from loadgen.login import SessionCookies
+from racelab.loadgen.login import SessionCookies
 
 TIMEOUT_SECONDS = 15
 

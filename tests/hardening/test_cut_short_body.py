@@ -21,7 +21,7 @@ import pytest
 
 from accounts.middleware import BODY_CUT_SHORT
 from labserver.lab import Server
-from loadgen.login import SessionCookies
+from racelab.loadgen.login import SessionCookies
 from tests.helpers import lab_snapshot, log_in_lab_user
 from tests.tcp_state import wait_until_read_by_server
 

@@ -9,7 +9,7 @@ import pytest
 
 from bank.form_posts import NOT_UTF8, NOT_UTF8_TEXT, QUERY_TAKES_STRATEGY_ONLY, STRATEGY_IN_FORM
 from labreport.middleware import RUN_HEADER
-from loadgen.login import SessionCookies
+from racelab.loadgen.login import SessionCookies
 from scenarios.catalogue import SCENARIOS
 from scenarios.profiles.provisioning import LAB_PROFILE
 from tests.hardening.lab_http import request, set_cookie

@@ -5,7 +5,7 @@ from urllib.parse import quote
 
 import pytest
 
-from loadgen.login import SessionCookies
+from racelab.loadgen.login import SessionCookies
 from tests.hardening.lab_http import request
 from tests.helpers import lab_snapshot, log_in_lab_user, splatter
 

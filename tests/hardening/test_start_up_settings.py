@@ -10,9 +10,9 @@ from django.core.exceptions import ImproperlyConfigured
 
 from bank.database_url import database_from_url
 from labserver.lab import LOOPBACK, PROJECT_DIR, free_port
-from racewindow import redis_backend
-from racewindow.barrier import REFUSED_WITHOUT_DEBUG, UNKNOWN_BACKEND
-from racewindow.window import MAX_PARTIES, MAX_TIMEOUT_SECONDS, RaceWindowError
+from racelab.racewindow import redis_backend
+from racelab.racewindow.barrier import REFUSED_WITHOUT_DEBUG, UNKNOWN_BACKEND
+from racelab.racewindow.window import MAX_PARTIES, MAX_TIMEOUT_SECONDS, RaceWindowError
 from tests.helpers import lab_snapshot
 
 pytestmark = pytest.mark.e2e
@@ -25,7 +25,7 @@ GUNICORN_STARTING = "[INFO] Starting gunicorn "
 def park_point_refusal(value: str) -> str:
     return (
         f"RACE_WINDOW_AT must name park points ({value!r} is not a park point: write "
-        "table[:read|write|any[:occurrence]], e.g. accounts_account or accounts_account:write:1)."
+        "table[:read|write|any[:occurrence]], e.g. shop_product or shop_product:write:1)."
     )
 
 

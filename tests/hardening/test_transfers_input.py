@@ -5,7 +5,7 @@ from urllib.parse import urlencode
 import pytest
 
 from bank.form_posts import CHUNKED_BODY, NOT_A_FORM, NOT_LOGGED_IN
-from loadgen.login import SessionCookies
+from racelab.loadgen.login import SessionCookies
 from scenarios.transfers.forms import (
     AMOUNT_ERROR,
     DESTINATION_ERROR,

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from experiment.runs import withdrawal_post
 from labserver.lab import LOOPBACK
-from loadgen.burst import (
+from racelab.loadgen.burst import (
     BurstSession,
     _decode_chunked,
     _Response,
@@ -21,9 +22,9 @@ from loadgen.burst import (
     run_bursts,
     save_history,
 )
-from loadgen.login import SessionCookies
-from loadgen.outcomes import Outcome
-from loadgen.target import FormPost, Target, withdrawal_post
+from racelab.loadgen.login import SessionCookies
+from racelab.loadgen.outcomes import Outcome
+from racelab.loadgen.target import FormPost, Target
 
 pytestmark = pytest.mark.database_independent
 

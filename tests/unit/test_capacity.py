@@ -14,8 +14,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from bank import serializable
-from racewindow.barrier import armed
-from racewindow.statements import holding
+from racelab.racewindow.barrier import armed
+from racelab.racewindow.statements import holding
 from scenarios.capacity import participation
 from scenarios.capacity.audit import OVERFULL, audit_activities
 from scenarios.capacity.forms import ACTIVITY_ERROR, STRATEGY_ERROR

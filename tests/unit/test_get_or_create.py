@@ -13,8 +13,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from racewindow.barrier import armed
-from racewindow.statements import holding
+from racelab.racewindow.barrier import armed
+from racelab.racewindow.statements import holding
 from scenarios.get_or_create.audit import DUPLICATES, audit_repositories
 from scenarios.get_or_create.forms import FULL_NAME_ERROR, STRATEGY_ERROR
 from scenarios.get_or_create.models import RemoteRepository, UniqueRemoteRepository

@@ -21,9 +21,9 @@ from experiment.plan import DriverName
 from experiment.scenario_runs import ScenarioRun, scenario_posts, summarise
 from experiment.trials import SweepReport, TrialOutcome, summarize
 from labreport.models import LabRun
-from loadgen.burst import BurstRun, RequestRecord
-from loadgen.outcomes import Outcome
-from racewindow.barrier import BarrierStats
+from racelab.loadgen.burst import BurstRun, RequestRecord
+from racelab.loadgen.outcomes import Outcome
+from racelab.racewindow.barrier import BarrierStats
 from scenarios.audit import scenario_audit_document
 from scenarios.vouchers.models import Voucher, VoucherUsage
 from scenarios.vouchers.provisioning import LAB_VOUCHER, seed_voucher

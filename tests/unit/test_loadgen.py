@@ -9,18 +9,18 @@ import pytest
 from django.contrib.auth.models import User
 
 from labserver.lab import free_port
-from loadgen import ab
-from loadgen.ab import AbReport, merged_reports, parse_ab_report, run_ab
-from loadgen.errors import LoadError
-from loadgen.login import SessionCookies, log_in, read_cookie_jar
-from loadgen.target import Target, is_loopback, parse_target
+from racelab.loadgen import ab
+from racelab.loadgen.ab import AbReport, merged_reports, parse_ab_report, run_ab
+from racelab.loadgen.errors import LoadError
+from racelab.loadgen.login import SessionCookies, log_in, read_cookie_jar
+from racelab.loadgen.target import FormPost, Target, is_loopback, parse_target
 from tests.helpers import PASSWORD, require
 
 pytestmark = pytest.mark.database_independent
 
 DATA = Path(__file__).parent / "data"
 
-# loadgen.target
+# racelab.loadgen.target
 
 
 @pytest.mark.parametrize(
@@ -97,9 +97,8 @@ def test_target_urls():
 
     assert target.base_url == "http://127.0.0.1:8001"
     assert target.login_url == "http://127.0.0.1:8001/auth/login/"
-    assert (
-        target.withdraw_url(strategy="locking") == "http://127.0.0.1:8001/accounts/withdraw/?strategy=locking"
-    )
+    post = FormPost(path="/shop/cart/checkout/", strategy="locking", fields=(("item", "1"),))
+    assert target.post_url(post) == "http://127.0.0.1:8001/shop/cart/checkout/?strategy=locking"
     assert Target("http", "::1", 8001).login_url == "http://[::1]:8001/auth/login/"
 
 
@@ -117,7 +116,7 @@ def test_is_loopback(host, loopback):
     assert is_loopback(host) is loopback
 
 
-# loadgen.login
+# racelab.loadgen.login
 
 
 def test_read_cookie_jar_reads_httponly_cookies_as_curl_writes_them():
@@ -192,7 +191,7 @@ def test_log_in_with_a_wrong_password_is_refused(live_server, tmp_path):
         log_in(target=parse_target(live_server.url), username="alice", password="wrong", workdir=tmp_path)
 
 
-# loadgen.ab
+# racelab.loadgen.ab
 
 
 def read(name: str) -> str:

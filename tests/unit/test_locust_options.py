@@ -10,10 +10,10 @@ from django.core.management import CommandError, call_command
 from accounts.management.password_input import PASSWORD_ENV_VAR
 from experiment.plan import DriverName, PlanError, RunPlan
 from labserver.lab import free_port
-from loadgen.errors import LoadError
-from loadgen.locust.protocol import LocustMode
-from loadgen.locust.runner import DEFAULT_MASTER_PORT, MasterAddress, parse_bind
-from loadgen.target import parse_target
+from racelab.loadgen.errors import LoadError
+from racelab.loadgen.locust.protocol import LocustMode
+from racelab.loadgen.locust.runner import DEFAULT_MASTER_PORT, MasterAddress, parse_bind
+from racelab.loadgen.target import parse_target
 from tests.listening import listener
 
 pytestmark = pytest.mark.database_independent
@@ -157,4 +157,5 @@ def test_a_bad_or_remote_bind_address_is_refused(value):
 
 def test_the_locustfile_is_in_the_project():
     # Users pass this file to `locust -f` on every machine (docs/locust.md).
-    assert (Path(__file__).resolve().parents[2] / "loadgen" / "locust" / "locustfile.py").is_file()
+    checkout = Path(__file__).resolve().parents[2]
+    assert (checkout / "racelab" / "loadgen" / "locust" / "locustfile.py").is_file()

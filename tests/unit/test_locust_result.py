@@ -5,13 +5,14 @@ import json
 
 import pytest
 
+from experiment.runs import withdrawal_post
 from experiment.tables import lost_worker_lines
-from loadgen.burst import outcome_of
-from loadgen.errors import LoadError
-from loadgen.locust.protocol import Form, LocustMode, RunSpec, shares
-from loadgen.locust.result import locust_history_document, read_result
-from loadgen.outcomes import Outcome
-from loadgen.target import parse_target, withdrawal_post
+from racelab.loadgen.burst import outcome_of
+from racelab.loadgen.errors import LoadError
+from racelab.loadgen.locust.protocol import Form, LocustMode, RunSpec, shares
+from racelab.loadgen.locust.result import locust_history_document, read_result
+from racelab.loadgen.outcomes import Outcome
+from racelab.loadgen.target import parse_target
 
 pytestmark = pytest.mark.database_independent
 

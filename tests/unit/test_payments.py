@@ -11,8 +11,8 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from racewindow.barrier import armed
-from racewindow.statements import holding
+from racelab.racewindow.barrier import armed
+from racelab.racewindow.statements import holding
 from scenarios.payments.audit import DUPLICATES, audit_payments
 from scenarios.payments.charges import (
     SAFE_STRATEGIES,

@@ -15,8 +15,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from bank.form_posts import NOT_A_FORM
-from racewindow.barrier import armed
-from racewindow.statements import holding
+from racelab.racewindow.barrier import armed
+from racelab.racewindow.statements import holding
 from scenarios.profiles import edits
 from scenarios.profiles.audit import CLOBBERED, audit_profiles
 from scenarios.profiles.edits import (

@@ -13,9 +13,9 @@ from django.utils import timezone
 from accounts.audit import audit_account
 from accounts.models import Account
 from accounts.withdrawals import SAFE_STRATEGIES, Strategy, withdraw
-from racewindow import barrier as race_window
-from racewindow import statements
-from racewindow.statements import holding
+from racelab.racewindow import barrier as race_window
+from racelab.racewindow import statements
+from racelab.racewindow.statements import holding
 from tests.concurrency import run_concurrently
 
 JOIN_SECONDS = 60
@@ -178,6 +178,36 @@ def test_server_mode_reads_the_settings(settings, value, timeout, expected):
     settings.RACE_WINDOW_TIMEOUT = timeout
 
     assert race_window.server_mode() == expected
+
+
+def test_a_project_without_race_window_settings_reads_them_from_the_environment(settings, monkeypatch):
+    # A project that only added racelab: started with RACE_WINDOW=... in its environment.
+    for name in ("RACE_WINDOW", "RACE_WINDOW_TIMEOUT", "RACE_WINDOW_AT", "RACE_WINDOW_BACKEND"):
+        delattr(settings, name)
+    settings.DEBUG = True
+    assert race_window.server_mode() is None
+    assert race_window.default_park_points() == ""
+
+    monkeypatch.setenv("RACE_WINDOW", "4")
+    monkeypatch.setenv("RACE_WINDOW_TIMEOUT", "1.5")
+    monkeypatch.setenv("RACE_WINDOW_AT", "shop_product:write")
+    assert race_window.server_mode() == race_window.RaceWindow(4, 1.5, at="shop_product:write")
+
+    # The project's own settings win over the environment.
+    settings.RACE_WINDOW = "off"
+    assert race_window.server_mode() is None
+
+
+def test_a_fixed_window_without_park_points_is_refused_and_armed_mode_is_not(settings):
+    settings.DEBUG = True
+    settings.RACE_WINDOW_AT = ""
+    settings.RACE_WINDOW = "3"
+
+    with pytest.raises(ImproperlyConfigured, match=f"^{re.escape(race_window.NO_PARK_POINT)}$"):
+        race_window.check_settings()
+    # Armed, whoever arms the window may name them (splatter --race-window-at).
+    settings.RACE_WINDOW = race_window.ARMED
+    assert race_window.server_mode() == race_window.ARMED
 
 
 @pytest.mark.parametrize(("value", "timeout"), [("many", "0.5"), ("3", "soon"), ("3", "0"), ("-2", "1")])

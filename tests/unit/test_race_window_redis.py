@@ -25,9 +25,9 @@ from accounts.audit import audit_account
 from accounts.models import Account
 from accounts.withdrawals import SAFE_STRATEGIES, Strategy, withdraw
 from labserver.lab import PROJECT_DIR, free_port
-from racewindow import barrier as race_window
-from racewindow import redis_backend
-from racewindow.statements import holding
+from racelab.racewindow import barrier as race_window
+from racelab.racewindow import redis_backend
+from racelab.racewindow.statements import holding
 from tests.concurrency import run_concurrently
 from tests.helpers import REDIS_URL, require_redis
 
@@ -551,7 +551,8 @@ def test_the_file_backend_never_imports_redis():
     modules = subprocess.run(
         [
             sys.executable, "-c",
-            "import sys, django; django.setup(); from racewindow import barrier; barrier.current_backend(); "
+            "import sys, django; django.setup(); from racelab.racewindow import barrier; "
+            "barrier.current_backend(); "
             "print(sorted(name for name in sys.modules if name.split('.')[0] == 'redis'))",
         ],
         cwd=PROJECT_DIR,

@@ -12,10 +12,10 @@ from accounts.audit import audit_account
 from accounts.models import Account
 from accounts.withdrawals import Strategy, withdraw
 from labreport.models import RecordedRequest
-from racewindow import barrier as race_window
-from racewindow import park_points
-from racewindow.park_points import ParkPoint
-from racewindow.statements import holding
+from racelab.racewindow import barrier as race_window
+from racelab.racewindow import park_points
+from racelab.racewindow.park_points import ParkPoint
+from racelab.racewindow.statements import holding
 from tests.concurrency import run_concurrently
 
 JOIN_SECONDS = 60
@@ -70,6 +70,32 @@ def test_a_park_point_names_a_whole_table_not_a_prefix():
     assert not point.matches(sql="SELECT 1 FROM accounts_accounts_archive", kind="read")
     assert not point.matches(sql='SELECT 1 FROM "accounts_account"', kind="write")
     assert ParkPoint("accounts_account", "any").matches(sql="UPDATE accounts_account SET x = 1", kind="write")
+
+
+@pytest.mark.parametrize(
+    ("sql", "dialect", "tables"),
+    [
+        # Django's own statements, placeholders included, in each dialect.
+        ('SELECT "a"."id" FROM "accounts_account" "a" WHERE "a"."user_id" = %s LIMIT 21', "postgres",
+         {"accounts_account"}),
+        ("SELECT `x` FROM `counter_counter` WHERE `name` = %s LIMIT 21 FOR UPDATE", "mysql",
+         {"counter_counter"}),
+        ('INSERT INTO "shop_order" ("item") VALUES (%s) RETURNING "shop_order"."id"', "sqlite",
+         {"shop_order"}),
+        # MariaDB's batch names every table in it.
+        ("START TRANSACTION; UPDATE `accounts_account` SET `current` = `current` - %s WHERE `id` = %s; "
+         "INSERT INTO `accounts_transaction` (`amount`) VALUES (%s); COMMIT", "mysql",
+         {"accounts_account", "accounts_transaction"}),
+        # A column, an alias, a CTE's name and a string literal are not tables.
+        ("SELECT accounts_account, 'accounts_account' AS accounts_account FROM other", "postgres", {"other"}),
+        ('WITH accounts_account AS (UPDATE "wallet" SET "n" = 1 RETURNING "n") '
+         "SELECT * FROM accounts_account", "postgres", {"wallet"}),
+        # What sqlglot keeps as an opaque command names its identifiers: more, never fewer.
+        ("REPLACE INTO `shop_cart` (`item`) VALUES (%s)", "mysql", {"shop_cart", "item"}),
+    ],
+)  # fmt: skip
+def test_statement_tables_are_what_the_sql_parser_finds(sql, dialect, tables):
+    assert park_points.statement_tables(sql, dialect=dialect) == tables
 
 
 def read_account(account_id: int) -> None:
@@ -191,3 +217,12 @@ def test_a_recorded_read_is_stamped_when_it_returned_not_when_the_barrier_let_it
     (recorded,) = RecordedRequest.objects.all()
     assert (recorded.read_at - recorded.arrived_at).total_seconds() < timeout
     assert (recorded.written_at - recorded.read_at).total_seconds() >= timeout
+
+
+@pytest.mark.django_db
+def test_with_no_park_point_named_anywhere_nothing_is_held(settings):
+    settings.RACE_WINDOW_AT = ""
+    with holding(window=race_window.RaceWindow(parties=2, timeout=0.1)) as statement_hold:
+        # No execute wrapper installed: no statement of this block can be held.
+        assert statement_hold is None
+        assert connection.execute_wrappers == []

@@ -2,6 +2,7 @@
 
 import itertools
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 from django.urls import reverse
@@ -105,11 +106,12 @@ class _Clock:
         return STARTED_AT + timedelta(seconds=next(self.ticks))
 
 
-def _run(statements: list[str], monkeypatch) -> StatementMarks:
+def _run(statements: list[str], monkeypatch, *, vendor: str = "postgresql") -> StatementMarks:
+    """Each statement through the wrapper, as Django sends it on a connection to ``vendor``."""
     monkeypatch.setattr(middleware.timezone, "now", _Clock())
     marks = StatementMarks(table="accounts_account")
     for sql in statements:
-        marks(lambda *args: None, sql, (), False, {})
+        marks(lambda *args: None, sql, (), False, {"connection": SimpleNamespace(vendor=vendor)})
     return marks
 
 
@@ -118,7 +120,7 @@ def _at(second: int | None):
 
 
 @pytest.mark.parametrize(
-    ("statements", "read", "written"),
+    ("statements", "read", "written", "vendor"),
     [
         # The blog's naive: load the account, save() it, then the ledger row.
         (
@@ -129,6 +131,7 @@ def _at(second: int | None):
             ],
             1,
             2,
+            "sqlite",
         ),
         # optimistic, retried: the read that counts is the one before the write that happened.
         (
@@ -140,26 +143,37 @@ def _at(second: int | None):
             ],
             3,
             4,
+            "postgresql",
         ),
         # A conditional UPDATE reads as it writes; a read-back after it does not move the read.
         (
             ["UPDATE `accounts_account` SET current = current - 1", "SELECT current FROM `accounts_account`"],
             1,
             1,
+            "mysql",
         ),
         # PostgreSQL's one statement for the write and its ledger row.
-        (["  WITH debited AS (UPDATE accounts_account ...) INSERT INTO accounts_transaction ..."], 1, 1),
+        (
+            [
+                "  WITH debited AS (UPDATE accounts_account SET current = current - 1 RETURNING current) "
+                "INSERT INTO accounts_transaction (balance) SELECT current FROM debited"
+            ],
+            1,
+            1,
+            "postgresql",
+        ),
         # A refusal: a read and no write; statements on other tables are not the account's.
         (
             ["SELECT * FROM django_session", "SELECT * FROM accounts_account", "SELECT * FROM auth_user"],
             1,
             None,
+            "sqlite",
         ),
     ],
     ids=["naive", "optimistic-retried", "mariadb-atomic-update", "postgresql-one-statement", "refused"],
 )
-def test_statement_marks(statements, read, written, monkeypatch):
-    marks = _run(statements, monkeypatch)
+def test_statement_marks(statements, read, written, vendor, monkeypatch):
+    marks = _run(statements, monkeypatch, vendor=vendor)
 
     assert marks.marks(wrote=True) == (_at(read), _at(written))
 

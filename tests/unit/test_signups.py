@@ -13,8 +13,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from racewindow.barrier import armed
-from racewindow.statements import holding
+from racelab.racewindow.barrier import armed
+from racelab.racewindow.statements import holding
 from scenarios.signups.audit import DUPLICATES, audit_signups
 from scenarios.signups.forms import EMAIL_ERROR, STRATEGY_ERROR
 from scenarios.signups.models import Signup

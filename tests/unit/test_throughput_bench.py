@@ -6,7 +6,7 @@ import pytest
 
 from accounts import withdrawals
 from bench import throughput
-from loadgen.ab import AbReport
+from racelab.loadgen.ab import AbReport
 
 pytestmark = pytest.mark.database_independent
 

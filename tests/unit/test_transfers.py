@@ -14,8 +14,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from racewindow.barrier import armed
-from racewindow.statements import holding
+from racelab.racewindow.barrier import armed
+from racelab.racewindow.statements import holding
 from scenarios.transfers import movements
 from scenarios.transfers.audit import UNEXPLAINED, audit_wallets
 from scenarios.transfers.forms import (

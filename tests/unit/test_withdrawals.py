@@ -29,7 +29,7 @@ from accounts.withdrawals import (
     WithdrawalRefused,
     withdraw,
 )
-from racewindow.park_points import WRITE, statement_kind
+from racelab.racewindow.park_points import WRITE, statement_kind
 from tests.helpers import ALL_STRATEGY_PARAMS, PASSWORD, SAFE_STRATEGY_PARAMS, STARTED_AT, database_snapshot
 
 THREADS = 8

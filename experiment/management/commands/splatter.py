@@ -28,11 +28,11 @@ from experiment.plan import (
 from experiment.runs import run_load
 from experiment.scenario_runs import run_scenario, summarise
 from experiment.trials import run_sweep
-from loadgen.errors import LoadError
-from loadgen.locust.protocol import LocustMode
-from loadgen.locust.runner import DEFAULT_MASTER_PORT, parse_bind
-from loadgen.target import parse_target
-from racewindow.barrier import DEFAULT_TIMEOUT_SECONDS
+from racelab.loadgen.errors import LoadError
+from racelab.loadgen.locust.protocol import LocustMode
+from racelab.loadgen.locust.runner import DEFAULT_MASTER_PORT, parse_bind
+from racelab.loadgen.target import parse_target
+from racelab.racewindow.barrier import DEFAULT_TIMEOUT_SECONDS
 from scenarios.catalogue import SCENARIOS
 
 ALL_STRATEGIES = "all"

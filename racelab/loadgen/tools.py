@@ -3,7 +3,7 @@
 import shutil
 import subprocess
 
-from loadgen.errors import LoadError, ToolMissing
+from racelab.loadgen.errors import LoadError, ToolMissing
 
 DEBIAN_PACKAGES = {"curl": "curl", "ab": "apache2-utils"}
 

@@ -2,8 +2,8 @@
 
 from django.http import HttpResponse
 
-from racewindow.barrier import RaceWindowError, active_window, default_park_points, server_mode
-from racewindow.statements import holding
+from racelab.racewindow.barrier import RaceWindowError, active_window, default_park_points, server_mode
+from racelab.racewindow.statements import holding
 
 BARRIER_UNAVAILABLE = (
     "The race window's barrier is unavailable ({error}), so this request stopped where it would have "
@@ -22,7 +22,7 @@ class RaceWindowMiddleware:
 
     Off (the default), a request pays a method check and, for a POST, one function call that
     finds nothing armed: the settings are read once, here, and were checked at start-up
-    (racewindow.apps).
+    (racelab.apps).
     """
 
     def __init__(self, get_response):

@@ -5,11 +5,11 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from loadgen.burst import BurstRun, RequestRecord, history_document
-from loadgen.errors import LoadError
-from loadgen.locust.protocol import LocustMode
-from loadgen.outcomes import Outcome
-from loadgen.target import FormPost, Target
+from racelab.loadgen.burst import BurstRun, RequestRecord, history_document
+from racelab.loadgen.errors import LoadError
+from racelab.loadgen.locust.protocol import LocustMode
+from racelab.loadgen.outcomes import Outcome
+from racelab.loadgen.target import FormPost, Target
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -20,9 +20,13 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from loadgen.burst import CONNECT_TIMEOUT_SECONDS, DEFAULT_RESPONSE_TIMEOUT_SECONDS, DEFAULT_SETTLE_SECONDS
-from loadgen.errors import LoadError
-from loadgen.locust.protocol import (
+from racelab.loadgen.burst import (
+    CONNECT_TIMEOUT_SECONDS,
+    DEFAULT_RESPONSE_TIMEOUT_SECONDS,
+    DEFAULT_SETTLE_SECONDS,
+)
+from racelab.loadgen.errors import LoadError
+from racelab.loadgen.locust.protocol import (
     BATCH_SECONDS,
     MESSAGE_SLACK_SECONDS,
     PASSWORD_ENV_VAR,
@@ -36,10 +40,12 @@ from loadgen.locust.protocol import (
     arming_bound,
     write_atomically,
 )
-from loadgen.locust.result import LocustRun, read_result
-from loadgen.target import FormPost, Target, is_loopback
+from racelab.loadgen.locust.result import LocustRun, read_result
+from racelab.loadgen.target import FormPost, Target, is_loopback
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent.parent
+# Where ``import racelab`` works from (a checkout's root, or site-packages): the master and its
+# workers run there, so the locustfile finds racelab whether it is installed or not.
+IMPORT_ROOT = Path(__file__).resolve().parents[3]
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 # Locust's own default master port.
 DEFAULT_MASTER_PORT = 5557
@@ -282,7 +288,7 @@ def locust_process(argv: list[str], *, log: Path, env: dict[str, str]) -> Iterat
     (KeyboardInterrupt included)."""
     with open(log, "w") as output:
         process = subprocess.Popen(
-            argv, cwd=PROJECT_DIR, env=env, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT
+            argv, cwd=IMPORT_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT
         )
         try:
             yield process

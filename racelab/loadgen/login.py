@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
 
-from loadgen.errors import LoadError
-from loadgen.target import Target
-from loadgen.tools import require_tool, run_tool
+from racelab.loadgen.errors import LoadError
+from racelab.loadgen.target import Target
+from racelab.loadgen.tools import require_tool, run_tool
 
 CURL_COULD_NOT_CONNECT = 7
 CURL_TIMED_OUT = 28

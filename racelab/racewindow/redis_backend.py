@@ -1,6 +1,6 @@
 """The race window's barrier in Redis: for app servers on several hosts.
 
-The same barrier as racewindow/file_backend.py, kept where every host reaches it:
+The same barrier as racelab/racewindow/file_backend.py, kept where every host reaches it:
 
 - per resource, a hash (its epoch, window number, arrivals, time of the last arrival) that one
   Lua script updates atomically as each request arrives, stamped with Redis's own clock
@@ -40,7 +40,7 @@ from urllib.parse import urlsplit
 
 import redis
 
-from racewindow.window import BarrierStats, Passage, RaceWindow, RaceWindowError
+from racelab.racewindow.window import BarrierStats, Passage, RaceWindow, RaceWindowError
 
 SCHEMES = ("redis", "rediss")
 KEY_PREFIX = "racewindow:"

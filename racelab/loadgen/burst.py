@@ -8,7 +8,7 @@ ab's start up to milliseconds apart. What each request got back is recorded (ok,
 indeterminate, as the checker expects) with its client-side times.
 
 The three phases (``prime``, ``release``, ``collect``) are public: a Locust worker runs them on its
-share of a burst synchronised across machines (loadgen/locust/worker.py).
+share of a burst synchronised across machines (racelab/loadgen/locust/worker.py).
 
 Nothing here imports Django: the driver only talks HTTP to the lab.
 """
@@ -25,10 +25,10 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from loadgen.errors import LoadError
-from loadgen.login import SessionCookies
-from loadgen.outcomes import Outcome
-from loadgen.target import FormPost, Target
+from racelab.loadgen.errors import LoadError
+from racelab.loadgen.login import SessionCookies
+from racelab.loadgen.outcomes import Outcome
+from racelab.loadgen.target import FormPost, Target
 
 # Long enough for every sync worker to accept its connection, parse the headers and block
 # reading the body; short enough to be noise beside the rest of a trial.

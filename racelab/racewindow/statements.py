@@ -1,7 +1,7 @@
 """Hold a request at a SQL statement, so the code under test needs no hook.
 
 ``holding()`` installs a ``connection.execute_wrapper`` on this thread's connection: once a
-statement a park point names has run (by default the first read of ``accounts_account``), the
+statement a park point names has run (``shop_product``: the first read of that table), the
 request waits at the barrier of what that statement touched. For a read, that is the table and
 the statement's parameters, so requests that read the same row race each other and no one else;
 for a write, whose parameters carry the values written, the table alone. A request is held
@@ -16,9 +16,9 @@ from contextlib import contextmanager
 
 from django.db import connection
 
-from racewindow import park_points
-from racewindow.barrier import Passage, RaceWindow, hold
-from racewindow.park_points import ParkPoint
+from racelab.racewindow import park_points
+from racelab.racewindow.barrier import Passage, RaceWindow, default_park_points, hold
+from racelab.racewindow.park_points import ParkPoint
 
 
 class StatementHold:
@@ -36,16 +36,16 @@ class StatementHold:
         result = execute(sql, params, many, context)
         if self.passage is None:
             kind = park_points.statement_kind(sql)
-            point = self._reached(sql, kind=kind)
+            point = self._reached(sql, kind=kind, vendor=context["connection"].vendor)
             if point is not None:
                 key = params if kind == park_points.READ else None
                 self.passage = hold(window=self.window, resource=resource(point=point, params=key))
         return result
 
-    def _reached(self, sql: str, *, kind: str) -> ParkPoint | None:
+    def _reached(self, sql: str, *, kind: str, vendor: str) -> ParkPoint | None:
         reached = None
         for point in self.points:
-            if not point.matches(sql=sql, kind=kind):
+            if not point.matches(sql=sql, kind=kind, vendor=vendor):
                 continue
             if kind == park_points.READ and point.table in self.written:
                 continue
@@ -53,7 +53,7 @@ class StatementHold:
             if reached is None and self.seen[point] == point.occurrence:
                 reached = point
         if kind == park_points.WRITE:
-            self.written.update(point.table for point in self.points if point.names_table(sql))
+            self.written.update(point.table for point in self.points if point.names_table(sql, vendor=vendor))
         return reached
 
 
@@ -63,14 +63,16 @@ def resource(*, point: ParkPoint, params: object) -> str:
 
 
 @contextmanager
-def holding(
-    *, window: RaceWindow | None, default_at: str = park_points.DEFAULT
-) -> Iterator[StatementHold | None]:
+def holding(*, window: RaceWindow | None, default_at: str | None = None) -> Iterator[StatementHold | None]:
     """Hold this thread's statements in ``window`` (None: do nothing) at its park points, or at
-    ``default_at`` when the window names none."""
-    if window is None:
+    ``default_at`` when the window names none (None: the project's ``RACE_WINDOW_AT``; neither
+    names any: nothing is held)."""
+    if default_at is None:
+        default_at = default_park_points()
+    at = window.at or default_at if window is not None else ""
+    if not at:
         yield None
         return
-    statement_hold = StatementHold(window=window, points=park_points.parse(window.at or default_at))
+    statement_hold = StatementHold(window=window, points=park_points.parse(at))
     with connection.execute_wrapper(statement_hold):
         yield statement_hold

@@ -13,13 +13,21 @@ from dataclasses import asdict, dataclass, field
 import gevent
 from gevent.queue import Queue
 
-from loadgen.burst import ConnectionPool, Exchange, RequestRecord, collect, form_request, prime, release
-from loadgen.errors import LoadError
-from loadgen.http_login import log_in_http
-from loadgen.locust.protocol import BATCH_SECONDS, PASSWORD_ENV_VAR, Assignment, Message, RunSpec
-from loadgen.login import SessionCookies
-from loadgen.outcomes import Outcome
-from loadgen.target import Target, parse_target
+from racelab.loadgen.burst import (
+    ConnectionPool,
+    Exchange,
+    RequestRecord,
+    collect,
+    form_request,
+    prime,
+    release,
+)
+from racelab.loadgen.errors import LoadError
+from racelab.loadgen.http_login import log_in_http
+from racelab.loadgen.locust.protocol import BATCH_SECONDS, PASSWORD_ENV_VAR, Assignment, Message, RunSpec
+from racelab.loadgen.login import SessionCookies
+from racelab.loadgen.outcomes import Outcome
+from racelab.loadgen.target import Target, parse_target
 
 # The release waits for the master's moment by sleeping, then spins for the last stretch, which
 # a sleep would overshoot.

@@ -3,7 +3,7 @@
 Gunicorn runs several worker processes, so the barrier lives in files: one small state file per
 resource, updated under ``flock``, in a private directory named after the database. Threads and
 processes on one machine share it alike, whatever the database (SQLite, PostgreSQL, MariaDB);
-servers on other machines do not see it (racewindow/redis_backend.py is for them).
+servers on other machines do not see it (racelab/racewindow/redis_backend.py is for them).
 """
 
 import fcntl
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from django.db import connection
 
-from racewindow.window import BarrierStats, Passage, RaceWindow, RaceWindowError
+from racelab.racewindow.window import BarrierStats, Passage, RaceWindow, RaceWindowError
 
 POLL_SECONDS = 0.0005
 ROOT_DIRECTORY = Path(tempfile.gettempdir()) / "django-race-window"

@@ -1,4 +1,4 @@
-"""Log in with Python's own HTTP client, in the same steps as curl in ``loadgen.login``.
+"""Log in with Python's own HTTP client, in the same steps as curl in ``racelab.loadgen.login``.
 
 GET the login page for the CSRF cookie, then POST the form with that token and keep the session
 cookie. The burst driver uses this, so the lab runs where neither curl nor ab is installed.
@@ -8,9 +8,9 @@ import http.client
 from http.cookies import CookieError, SimpleCookie
 from urllib.parse import urlencode
 
-from loadgen.errors import LoadError
-from loadgen.login import SessionCookies
-from loadgen.target import LOGIN_PATH, Target
+from racelab.loadgen.errors import LoadError
+from racelab.loadgen.login import SessionCookies
+from racelab.loadgen.target import LOGIN_PATH, Target
 
 LOGIN_REDIRECT = 302
 

@@ -4,10 +4,9 @@ import ipaddress
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
-from loadgen.errors import LoadError
+from racelab.loadgen.errors import LoadError
 
 LOGIN_PATH = "/auth/login/"
-WITHDRAW_PATH = "/accounts/withdraw/"
 
 
 @dataclass(frozen=True)
@@ -24,9 +23,6 @@ class Target:
     @property
     def login_url(self) -> str:
         return self.base_url + LOGIN_PATH
-
-    def withdraw_url(self, *, strategy: str) -> str:
-        return self.post_url(withdrawal_post(strategy=strategy, amount=1))
 
     def post_url(self, post: "FormPost") -> str:
         return self.base_url + post.path_and_query
@@ -48,11 +44,6 @@ class FormPost:
     @property
     def body(self) -> str:
         return urlencode(self.fields)
-
-
-def withdrawal_post(*, strategy: str, amount: int) -> FormPost:
-    """The bank's withdrawal of ``amount`` with ``strategy``."""
-    return FormPost(path=WITHDRAW_PATH, strategy=strategy, fields=(("amount", str(amount)),))
 
 
 def is_loopback(host: str) -> bool:

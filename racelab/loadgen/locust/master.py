@@ -19,8 +19,8 @@ from dataclasses import asdict
 
 import gevent
 
-from loadgen.burst import CONNECT_TIMEOUT_SECONDS
-from loadgen.locust.protocol import (
+from racelab.loadgen.burst import CONNECT_TIMEOUT_SECONDS
+from racelab.loadgen.locust.protocol import (
     BATCH_SECONDS,
     FIRE_LEAD_SECONDS,
     MESSAGE_SLACK_SECONDS,
@@ -35,7 +35,7 @@ from loadgen.locust.protocol import (
     shares,
     write_atomically,
 )
-from loadgen.outcomes import Outcome
+from racelab.loadgen.outcomes import Outcome
 
 logger = logging.getLogger(__name__)
 

@@ -8,9 +8,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from loadgen.errors import LoadError
-from loadgen.login import SessionCookies
-from loadgen.tools import require_tool, run_tool
+from racelab.loadgen.errors import LoadError
+from racelab.loadgen.login import SessionCookies
+from racelab.loadgen.tools import require_tool, run_tool
 
 PERCENTILES = (50, 90, 99, 100)
 # ab gives up on a request after this long (-s) and counts it unanswered: indeterminate.

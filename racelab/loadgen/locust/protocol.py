@@ -23,7 +23,7 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from loadgen.burst import CONNECT_TIMEOUT_SECONDS
+from racelab.loadgen.burst import CONNECT_TIMEOUT_SECONDS
 
 # Every worker reads the users' password from its own environment, never from a command line
 # or a message: the same variable seed_account and splatter read.

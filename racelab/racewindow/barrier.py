@@ -1,6 +1,6 @@
 """The race window's barrier: requests wait at it until K on the same resource have arrived.
 
-When armed, each request that reaches its park point (racewindow/statements.py: by default,
+When armed, each request that reaches its park point (racelab/racewindow/statements.py: by default,
 right after its first read of a watched table) waits until ``parties`` requests on the same
 resource have reached theirs, or until ``timeout`` seconds pass with no further one arriving;
 then they all go on. K concurrent naive withdrawals then lose exactly K-1, every time. A safe
@@ -10,13 +10,13 @@ one through in turn: slower, but never a deadlock.
 
 Gunicorn runs several worker processes, so the barrier cannot live in memory. It lives in one of
 two backends, as ``RACE_WINDOW_BACKEND`` says: files under the system temp directory for the
-servers of one host (racewindow/file_backend.py, the default), or a Redis that servers on several
-hosts share (racewindow/redis_backend.py). Both hold the same guarantees.
+servers of one host (racelab/racewindow/file_backend.py, the default), or a Redis that servers on several
+hosts share (racelab/racewindow/redis_backend.py). Both hold the same guarantees.
 
 Two ways to arm it (see docs/race-mode.md):
 
 - in your own code or tests: ``with armed(parties=5): ...`` holds the requests of this process
-  that run inside ``racewindow.statements.holding()``, whatever the settings;
+  that run inside ``racelab.racewindow.statements.holding()``, whatever the settings;
 - on a server: ``RACE_WINDOW=K`` holds every request, and ``RACE_WINDOW=armed`` holds them
   while some process has armed the barrier for the same database (as ``splatter --race-window``
   does) in the same backend. Either is refused with ``DEBUG`` off unless
@@ -33,9 +33,10 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 
-from racewindow import park_points
-from racewindow.file_backend import ARMED_FILE, FileBackend, barrier_directory, read_armed_file
-from racewindow.window import (
+from racelab.conf import setting
+from racelab.racewindow import park_points
+from racelab.racewindow.file_backend import ARMED_FILE, FileBackend, barrier_directory, read_armed_file
+from racelab.racewindow.window import (
     DEFAULT_TIMEOUT_SECONDS,
     MAX_PARTIES,
     MAX_TIMEOUT_SECONDS,
@@ -77,8 +78,14 @@ ARMED = "armed"
 FILE_BACKEND = "file"
 
 REFUSED_WITHOUT_DEBUG = (
-    "RACE_WINDOW holds requests on purpose and is for the lab only: it is refused with DEBUG "
-    "off. Set DJANGO_DEBUG=1, or ALLOW_RACE_WINDOW_WITHOUT_DEBUG=1 if you really mean it."
+    "RACE_WINDOW holds requests on purpose and is for a development server only: it is refused "
+    "with DEBUG off. Turn DEBUG on for this server, or set ALLOW_RACE_WINDOW_WITHOUT_DEBUG in its "
+    "settings if you really mean it."
+)
+NO_PARK_POINT = (
+    "RACE_WINDOW holds every request at a fixed number of arrivals, so it needs RACE_WINDOW_AT: the "
+    "table whose first read each request is held after, e.g. RACE_WINDOW_AT=shop_product "
+    "(table[:read|write|any[:occurrence]])."
 )
 UNKNOWN_BACKEND = (
     "RACE_WINDOW_BACKEND must be empty or 'file' (the barrier in files, for the servers of one "
@@ -101,37 +108,38 @@ def active_window(*, mode: RaceWindow | str | None) -> RaceWindow | None:
 
 
 def server_mode() -> RaceWindow | str | None:
-    """What ``settings.RACE_WINDOW`` asks of a server: None (off), ARMED, or a fixed window
-    (held at ``settings.RACE_WINDOW_AT``).
+    """What ``RACE_WINDOW`` (racelab.conf) asks of a server: None (off), ARMED, or a fixed window
+    (held at ``RACE_WINDOW_AT``).
 
     Raises ImproperlyConfigured for a value that makes no sense, or with DEBUG off unless
     ``ALLOW_RACE_WINDOW_WITHOUT_DEBUG`` is set.
     """
-    value = str(getattr(settings, "RACE_WINDOW", OFF) or OFF).strip().lower()
+    value = (setting("RACE_WINDOW", OFF) or OFF).strip().lower()
     if value in (OFF, "0"):
         return None
     if not settings.DEBUG and not getattr(settings, "ALLOW_RACE_WINDOW_WITHOUT_DEBUG", False):
         raise ImproperlyConfigured(REFUSED_WITHOUT_DEBUG)
-    timeout = str(getattr(settings, "RACE_WINDOW_TIMEOUT", DEFAULT_TIMEOUT_SECONDS))
+    timeout = setting("RACE_WINDOW_TIMEOUT", str(DEFAULT_TIMEOUT_SECONDS))
     try:
         # int() and float() read any script's digits ('٣' as 3): numbers are written in ASCII here.
         if not (value.isascii() and timeout.isascii()):
             raise ValueError("numbers are written in ASCII digits")
-        window = RaceWindow(
-            parties=1 if value == ARMED else int(value), timeout=float(timeout), at=default_park_points()
-        )
+        parties = 1 if value == ARMED else int(value)
+        window = RaceWindow(parties=parties, timeout=float(timeout), at=default_park_points() or None)
     except ValueError as error:
         raise ImproperlyConfigured(
             f"RACE_WINDOW must be 'off', 'armed' or a number of requests from 1 to {MAX_PARTIES}, "
             f"RACE_WINDOW_TIMEOUT a number of seconds above 0 and at most {MAX_TIMEOUT_SECONDS}, "
             f"and RACE_WINDOW_AT park points ({error})."
         ) from error
+    if value != ARMED and not window.at:
+        raise ImproperlyConfigured(NO_PARK_POINT)
     return ARMED if value == ARMED else window
 
 
 def default_park_points() -> str:
-    """Where this server holds requests when whoever armed the window did not say."""
-    return str(getattr(settings, "RACE_WINDOW_AT", "") or park_points.DEFAULT)
+    """Where this server holds requests when whoever armed the window did not say ("": nowhere)."""
+    return setting("RACE_WINDOW_AT").strip()
 
 
 def backend_url() -> str | None:
@@ -139,7 +147,7 @@ def backend_url() -> str | None:
 
     Raises ImproperlyConfigured for anything else.
     """
-    value = str(getattr(settings, "RACE_WINDOW_BACKEND", "") or "").strip()
+    value = setting("RACE_WINDOW_BACKEND").strip()
     if value.lower() in ("", FILE_BACKEND):
         return None
     redis_backend = _redis_backend()
@@ -159,9 +167,9 @@ def current_backend() -> Backend:
 
 
 def _redis_backend() -> ModuleType:
-    """racewindow.redis_backend, imported only once a Redis URL is configured: importing redis-py
+    """racelab.racewindow.redis_backend, imported only once a Redis URL is configured: importing redis-py
     costs every process a fifth of a second at start-up, and the file backend has no use for it."""
-    from racewindow import redis_backend
+    from racelab.racewindow import redis_backend
 
     return redis_backend
 
@@ -171,7 +179,8 @@ def check_settings() -> None:
     RACE_WINDOW_AT names no park point (in-process arming uses it whatever RACE_WINDOW says), or
     when RACE_WINDOW_BACKEND names no backend or a Redis that does not answer."""
     try:
-        park_points.parse(default_park_points())
+        if default_park_points():
+            park_points.parse(default_park_points())
     except ValueError as error:
         raise ImproperlyConfigured(f"RACE_WINDOW_AT must name park points ({error}).") from error
     server_mode()

@@ -1,14 +1,14 @@
 """What every barrier backend speaks: the window, a request's passage, the counters, the errors.
 
-A module of its own so the backends (racewindow/file_backend.py, racewindow/redis_backend.py)
-and the public API that picks one (racewindow/barrier.py) import it without importing each other.
+A module of its own so the backends (racelab/racewindow/file_backend.py, racelab/racewindow/redis_backend.py)
+and the public API that picks one (racelab/racewindow/barrier.py) import it without importing each other.
 """
 
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
-from racewindow import park_points
+from racelab.racewindow import park_points
 
 DEFAULT_TIMEOUT_SECONDS = 0.5
 MAX_TIMEOUT_SECONDS = 10.0

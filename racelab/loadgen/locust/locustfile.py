@@ -1,8 +1,8 @@
-"""The lab's locustfile: what ``locust -f loadgen/locust/locustfile.py`` runs, as master or worker.
+"""The lab's locustfile: what ``locust -f racelab/loadgen/locust/locustfile.py`` runs, as master or worker.
 
 splatter starts the master (with ``--lab-session FOLDER``) and its local workers; workers on other
 machines are started by hand from a checkout of this project (docs/locust.md). The master conducts
-each run splatter hands it (loadgen/locust/master.py); each worker logs its users in and answers
+each run splatter hands it (racelab/loadgen/locust/master.py); each worker logs its users in and answers
 (worker.py). Steady mode's requests are sent by ``LabUser``, Locust's own fast client; burst
 mode's by the burst driver's phases, so every request is released the same way whichever driver
 sends it.
@@ -15,11 +15,16 @@ from locust import FastHttpUser, events, task
 from locust.exception import StopUser
 from locust.runners import MasterRunner, WorkerRunner
 
-from loadgen.burst import CONNECT_TIMEOUT_SECONDS, DEFAULT_RESPONSE_TIMEOUT_SECONDS, RequestRecord, outcome_of
-from loadgen.locust.master import LabMaster
-from loadgen.locust.protocol import SESSION_OPTION, Form, SessionFolder
-from loadgen.locust.worker import LabWorker, WorkerRun
-from loadgen.outcomes import Outcome
+from racelab.loadgen.burst import (
+    CONNECT_TIMEOUT_SECONDS,
+    DEFAULT_RESPONSE_TIMEOUT_SECONDS,
+    RequestRecord,
+    outcome_of,
+)
+from racelab.loadgen.locust.master import LabMaster
+from racelab.loadgen.locust.protocol import SESSION_OPTION, Form, SessionFolder
+from racelab.loadgen.locust.worker import LabWorker, WorkerRun
+from racelab.loadgen.outcomes import Outcome
 
 # This process's side of the run: set once Locust has made its runner.
 lab_worker: LabWorker | None = None

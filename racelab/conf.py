@@ -1,0 +1,16 @@
+"""racelab's settings: each is read from the project's settings module, or else from the
+environment of the same name, so that a server started with ``RACE_WINDOW=armed`` is in race
+mode without a line of settings for it."""
+
+import os
+
+from django.conf import settings
+
+
+def setting(name: str, default: str = "") -> str:
+    """``settings.NAME`` when the project sets it (to anything but None), else ``$NAME``, else
+    ``default``; as text, as the environment gives it."""
+    value = getattr(settings, name, None)
+    if value is None:
+        value = os.environ.get(name, default)
+    return str(value)
