@@ -90,21 +90,30 @@ class Lab:
             # Clients name the server by its address; Django answers 400 to a Host it does not know.
             allowed = server_env.get("DJANGO_ALLOWED_HOSTS", "")
             server_env["DJANGO_ALLOWED_HOSTS"] = ",".join(filter(None, (allowed, host.address)))
-        with open(log_path, "w") as log:
-            process = subprocess.Popen(
-                argv if host is None else host.argv(argv),
-                cwd=PROJECT_DIR,
-                env=server_env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )  # fmt: skip
-        server = Server(url=f"http://{address}:{port}", process=process, log_path=log_path)
-        try:
-            _wait_until_ready(server, path=ready_path, workers=workers)
+        with running_gunicorn(
+            argv if host is None else host.argv(argv),
+            url=f"http://{address}:{port}", cwd=PROJECT_DIR, env=server_env, log_path=log_path,
+            ready_path=ready_path, workers=workers,
+        ) as server:  # fmt: skip
             yield server
-        finally:
-            _stop(process)
+
+
+@contextmanager
+def running_gunicorn(
+    argv: list, *, url: str, cwd: Path, env: dict[str, str], log_path: Path, ready_path: str, workers: int
+) -> Iterator[Server]:
+    """Start the Gunicorn ``argv`` runs, its output in ``log_path``; yield it once ``ready_path``
+    answers below 500 and all its ``workers`` are up; always stop it."""
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            argv, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+    server = Server(url=url, process=process, log_path=log_path)
+    try:
+        _wait_until_ready(server, path=ready_path, workers=workers)
+        yield server
+    finally:
+        _stop(process)
 
 
 @contextmanager

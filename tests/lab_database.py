@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from io import StringIO
+from unittest import mock
 
 from django.apps import apps
 from django.core import serializers
@@ -42,7 +43,7 @@ def command(lab_env: Lab, *args: str, env: dict[str, str] | None = None) -> str:
     """What ``manage.py *args`` prints, run in this process against the lab's database, with
     ``env`` added to the environment for the call."""
     output = StringIO()
-    with _environment(env or {}), _connection_to(lab_env.database_url) as alias:
+    with mock.patch.dict(os.environ, env or {}), _connection_to(lab_env.database_url) as alias:
         own_default = getattr(connections._connections, DEFAULT_DB_ALIAS, None)
         # The project's code runs on the default connection: for this call, it is the lab's.
         connections[DEFAULT_DB_ALIAS] = connections[alias]
@@ -69,17 +70,3 @@ def _connection_to(database_url: str) -> Iterator[str]:
             yield alias
         finally:
             connections[alias].close()
-
-
-@contextmanager
-def _environment(added: dict[str, str]) -> Iterator[None]:
-    saved = {name: os.environ.get(name) for name in added}
-    os.environ.update(added)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                del os.environ[name]
-            else:
-                os.environ[name] = value

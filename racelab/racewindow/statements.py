@@ -67,9 +67,7 @@ def holding(*, window: RaceWindow | None, default_at: str | None = None) -> Iter
     """Hold this thread's statements in ``window`` (None: do nothing) at its park points, or at
     ``default_at`` when the window names none (None: the project's ``RACE_WINDOW_AT``; neither
     names any: nothing is held)."""
-    if default_at is None:
-        default_at = default_park_points()
-    at = window.at or default_at if window is not None else ""
+    at = window and (window.at or (default_park_points() if default_at is None else default_at))
     if not at:
         yield None
         return

@@ -10,16 +10,13 @@ import json
 import os
 import shutil
 import subprocess
-import time
-import urllib.error
-import urllib.request
 import venv
 from pathlib import Path
 
 import pytest
 
 from labserver.databases import fresh_database
-from labserver.lab import LOOPBACK, PROJECT_DIR, free_port
+from labserver.lab import LOOPBACK, PROJECT_DIR, free_port, running_gunicorn
 
 pytestmark = pytest.mark.e2e
 
@@ -187,38 +184,17 @@ def manage(python: Path, project: Path, env: dict[str, str], *args: str) -> str:
 
 @pytest.fixture(scope="module")
 def race_mode_server(project_python, new_project):
-    """The new project under Gunicorn, DEBUG on as startproject left it, RACE_WINDOW=armed."""
+    """The new project under Gunicorn, DEBUG on as startproject left it, RACE_WINDOW=armed, with
+    K workers all up: a request no worker has picked up cannot reach the window."""
     project, env = new_project
-    url = f"http://{LOOPBACK}:{free_port()}"
-    log = (project / "gunicorn.log").open("w")
-    process = subprocess.Popen(
-        [
-            project_python.parent / "gunicorn", "shop.wsgi", "--bind", url.removeprefix("http://"),
-            "--workers", str(K), "--timeout", "60",
-        ],
-        cwd=project, env={**env, "RACE_WINDOW": "armed"}, stdin=subprocess.DEVNULL,
-        stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        wait_until_serving(url, process, log=project / "gunicorn.log")
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
-
-
-def wait_until_serving(url: str, process: subprocess.Popen, *, log: Path) -> None:
-    deadline = time.monotonic() + COMMAND_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"the new project's Gunicorn stopped:\n{log.read_text()}"
-        try:
-            urllib.request.urlopen(f"{url}/counter/naive/", timeout=5)  # a GET: 405, served
-        except urllib.error.HTTPError:
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError(f"the new project's Gunicorn did not answer at {url}")
+    address = f"{LOOPBACK}:{free_port()}"
+    argv = [project_python.parent / "gunicorn", "shop.wsgi", "--bind", address, "--workers", str(K)]
+    with running_gunicorn(
+        argv,
+        url=f"http://{address}", cwd=project, env={**env, "RACE_WINDOW": "armed"},
+        log_path=project / "gunicorn.log", ready_path="/counter/naive/", workers=K,
+    ) as server:  # fmt: skip
+        yield server.url
 
 
 def burst(project_python: Path, new_project, url: str, path: str) -> dict:

@@ -56,14 +56,6 @@ def session(logged_server, tmp_path_factory) -> SessionCookies:
     return log_in_lab_user(logged_server, tmp_path_factory.mktemp("login"))
 
 
-@pytest.fixture
-def unchanged(module_lab, session):
-    """Every balance, ledger row and client run of the lab must be as it was before the test."""
-    before = lab_snapshot(module_lab)
-    yield
-    assert lab_snapshot(module_lab) == before
-
-
 def head(server: Server, session: SessionCookies, *, content_length: int) -> bytes:
     return (
         f"POST {WITHDRAW} HTTP/1.1\r\nHost: {urlsplit(server.url).netloc}\r\n"

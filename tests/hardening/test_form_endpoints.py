@@ -42,13 +42,6 @@ def session(module_lab, module_server, tmp_path_factory) -> SessionCookies:
     return log_in_lab_user(module_server, tmp_path_factory.mktemp("login"))
 
 
-@pytest.fixture
-def unchanged(module_lab, session):
-    before = lab_snapshot(module_lab)
-    yield
-    assert lab_snapshot(module_lab) == before
-
-
 def send(server, session, endpoint: str, *, body: bytes | str, content_type: str = FORM, query: str = ""):
     method, path, _ = ENDPOINTS[endpoint]
     return request(
