@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from django.db.models import Aggregate, Count, F, Max, Min, OuterRef, Q, QuerySet, Subquery, Sum, Value
 
 from accounts.models import Account, ClientRun, Transaction
+from races.violations import Violation, verdict
 
 
 class AnomalyKind(enum.StrEnum):
@@ -35,15 +36,6 @@ EXAMPLE_LEDGER_IDS = 5
 # The `schema` of an account's audit document, as docs/json-schema.json names it: a renamed or
 # removed field takes a new version (and a migration of the audits lab runs keep).
 ACCOUNT_AUDIT_SCHEMA = "account-audit/1"
-
-
-@dataclass(frozen=True)
-class Anomaly:
-    kind: AnomalyKind
-    count: int
-    explanation: str
-    first: dict | None = None
-    worst: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -84,13 +76,11 @@ class AccountAudit:
     overdrafts: int
     by_strategy: list[StrategyAudit]
     client: ClientOutcomes | None
-    anomalies: list[Anomaly] = field(default_factory=list)
+    anomalies: list[Violation] = field(default_factory=list)
 
     @property
     def verdict(self) -> str:
-        if not self.anomalies:
-            return "OK"
-        return "ANOMALIES: " + ", ".join(anomaly.kind for anomaly in self.anomalies)
+        return verdict(self.anomalies)
 
 
 def audit_document(audit: AccountAudit) -> dict:
@@ -299,18 +289,20 @@ def _account_audit(
     lost = totals.withdrawn - decrease
     if lost > 0:
         anomalies.append(
-            Anomaly(
-                AnomalyKind.LOST_WITHDRAWALS,
-                lost,
-                f"the ledger records {totals.withdrawn} withdrawn, but the balance fell by only {decrease}",
+            Violation(
+                kind=AnomalyKind.LOST_WITHDRAWALS,
+                count=lost,
+                explanation=f"the ledger records {totals.withdrawn} withdrawn, but the balance fell by "
+                f"only {decrease}",
             )
         )
     elif lost < 0:
         anomalies.append(
-            Anomaly(
-                AnomalyKind.UNRECORDED_DECREASE,
-                -lost,
-                f"the balance fell by {decrease}, but the ledger records only {totals.withdrawn} withdrawn",
+            Violation(
+                kind=AnomalyKind.UNRECORDED_DECREASE,
+                count=-lost,
+                explanation=f"the balance fell by {decrease}, but the ledger records only "
+                f"{totals.withdrawn} withdrawn",
             )
         )
     if lost_updates:
@@ -352,16 +344,16 @@ _REPEATED_VALUE_EXPLANATIONS = {
 }
 
 
-def _repeated_value_anomaly(ledger: QuerySet, column: str, kind: str, count: int) -> Anomaly:
+def _repeated_value_anomaly(ledger: QuerySet, column: str, kind: str, count: int) -> Violation:
     groups = (
         ledger.values(column).annotate(withdrawals=Count("id"), first_id=Min("id")).filter(withdrawals__gt=1)
     )
     first = groups.order_by("first_id").first()
     worst = groups.order_by("-withdrawals", "first_id").first()
-    return Anomaly(
-        kind,
-        count,
-        _REPEATED_VALUE_EXPLANATIONS[column],
+    return Violation(
+        kind=kind,
+        count=count,
+        explanation=_REPEATED_VALUE_EXPLANATIONS[column],
         first=_group_example(ledger, column, first),
         worst=_group_example(ledger, column, worst),
     )
@@ -376,14 +368,14 @@ def _group_example(ledger: QuerySet, column: str, group: dict) -> dict:
     }
 
 
-def _overdraft_anomaly(ledger: QuerySet, *, account: Account, rows: int) -> Anomaly:
+def _overdraft_anomaly(ledger: QuerySet, *, account: Account, rows: int) -> Violation:
     below = ledger.filter(balance__lt=account.minimum)
     first = below.order_by("id").first()
     worst = below.order_by("balance", "id").first()
-    return Anomaly(
-        AnomalyKind.OVERDRAFTS,
-        rows,
-        f"withdrawals that took the balance below the minimum of {account.minimum} "
+    return Violation(
+        kind=AnomalyKind.OVERDRAFTS,
+        count=rows,
+        explanation=f"withdrawals that took the balance below the minimum of {account.minimum} "
         f"(final balance {account.current})",
         first=_row_example(first),
         worst=_row_example(worst),
@@ -430,32 +422,32 @@ def _client_outcomes(runs: QuerySet, *, openings: dict[int, int]) -> dict[int, C
     }
 
 
-def _client_anomalies(*, account: Account, client: ClientOutcomes, rows: int) -> list[Anomaly]:
+def _client_anomalies(*, account: Account, client: ClientOutcomes, rows: int) -> list[Violation]:
     anomalies = []
     if rows > client.ok + client.indeterminate:
         anomalies.append(
-            Anomaly(
-                AnomalyKind.PHANTOM_ROWS,
-                rows - client.ok - client.indeterminate,
-                f"{rows} ledger rows, but clients saw only {client.ok} successes "
+            Violation(
+                kind=AnomalyKind.PHANTOM_ROWS,
+                count=rows - client.ok - client.indeterminate,
+                explanation=f"{rows} ledger rows, but clients saw only {client.ok} successes "
                 f"and {client.indeterminate} indeterminate requests",
             )
         )
     if rows < client.ok:
         anomalies.append(
-            Anomaly(
-                AnomalyKind.MISSING_ROWS,
-                client.ok - rows,
-                f"clients saw {client.ok} successes, but the ledger has only {rows} rows",
+            Violation(
+                kind=AnomalyKind.MISSING_ROWS,
+                count=client.ok - rows,
+                explanation=f"clients saw {client.ok} successes, but the ledger has only {rows} rows",
             )
         )
     if not client.lowest_final <= account.current <= client.highest_final:
         distance = max(client.lowest_final - account.current, account.current - client.highest_final)
         anomalies.append(
-            Anomaly(
-                AnomalyKind.OUT_OF_BOUNDS,
-                distance,
-                f"final balance {account.current} lies outside "
+            Violation(
+                kind=AnomalyKind.OUT_OF_BOUNDS,
+                count=distance,
+                explanation=f"final balance {account.current} lies outside "
                 f"[{client.lowest_final}, {client.highest_final}], the range the clients' "
                 "ok and indeterminate requests allow",
             )

@@ -1,6 +1,8 @@
 from django.contrib.auth.models import User
 from django.db import models
 
+from races.models import RaceRecord
+
 DEFAULT_OPENING_BALANCE = 1_000_000
 
 
@@ -29,18 +31,13 @@ class Account(models.Model):
         return self.current
 
 
-class Transaction(models.Model):
+class Transaction(RaceRecord):
     """One ledger row per successful withdrawal: the history the audit checks."""
 
     holder = models.ForeignKey(Account, models.CASCADE, related_name="transactions")
     amount = models.IntegerField()
     balance_before = models.IntegerField(help_text="The balance the withdrawal read.")
     balance = models.IntegerField(help_text="The balance the withdrawal wrote.")
-    strategy = models.CharField(max_length=20)
-    request_started_at = models.DateTimeField(
-        help_text="When the server began handling the request, not when the row was inserted."
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         # What the audit reads: each account's balances read and written. The id makes them

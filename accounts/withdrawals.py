@@ -20,14 +20,15 @@ from accounts.sql import (
     set_balance_and_record,
     set_balance_and_record_if_version,
 )
-from bank.serializable import MAX_ATTEMPTS, back_off, is_serialization_failure, serializable_transaction
+from races.refusals import NotFound, Refused
+from races.serializable import MAX_ATTEMPTS, back_off, is_serialization_failure, serializable_transaction
 
 logger = logging.getLogger(__name__)
 
 # Balances are 32-bit integers on every backend; no single withdrawal may come near that.
 MAX_WITHDRAWAL_AMOUNT = 1_000_000
 
-# Retried attempts compete with fresh requests that never sleep (bank/serializable.py).
+# Retried attempts compete with fresh requests that never sleep (races/serializable.py).
 OPTIMISTIC_MAX_ATTEMPTS = MAX_ATTEMPTS
 SERIALIZABLE_MAX_ATTEMPTS = MAX_ATTEMPTS
 # The log line of a withdrawal that ran out of attempts.
@@ -45,19 +46,11 @@ class Strategy(enum.StrEnum):
 SAFE_STRATEGIES = tuple(strategy for strategy in Strategy if strategy is not Strategy.NAIVE)
 
 
-class WithdrawalRefused(Exception):
-    """The withdrawal did not happen and changed nothing; the message says why."""
+class InsufficientFunds(Refused):
+    """The withdrawal would take the balance below the account's minimum."""
 
 
-class InsufficientFunds(WithdrawalRefused):
-    pass
-
-
-class AccountNotFound(Exception):
-    """The user has no account to withdraw from; nothing changed."""
-
-
-class WithdrawalConflict(WithdrawalRefused):
+class WithdrawalConflict(Refused):
     """Concurrent withdrawals kept winning the race until the retries ran out."""
 
 
@@ -75,7 +68,7 @@ def withdraw(
     *, user: AbstractBaseUser, amount: int, strategy: Strategy, request_started_at: datetime
 ) -> Withdrawal:
     """Withdraw ``amount`` from the user's account (the first, should they have several) with
-    ``strategy``; ``AccountNotFound`` if they have none.
+    ``strategy``; ``NotFound`` if they have none.
 
     Every strategy finds the account itself, with the statement it needs anyway (a locking read,
     the conditional UPDATE): a look-up beforehand would be a statement that pays for nothing.
@@ -109,14 +102,14 @@ class _Order:
         """The user's account as a model instance, as the blog's view loads it."""
         account = account_for_user(user=self.user)
         if account is None:
-            raise AccountNotFound(f"User {self.user.pk} has no account.")
+            raise NotFound(f"User {self.user.pk} has no account.")
         return account
 
     def read(self, *, for_update: bool = False) -> "_Balance":
         """The account the user withdraws from, as the values a strategy decides on."""
         row = balance_for_user(user=self.user, for_update=for_update)
         if row is None:
-            raise AccountNotFound(f"User {self.user.pk} has no account.")
+            raise NotFound(f"User {self.user.pk} has no account.")
         return _Balance(*row)
 
     def refuse(self, read: "_Balance") -> InsufficientFunds:

@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "experiment",
     "labreport",
     "racelab",
+    "races",
     "scenarios",
     "scenarios.vouchers",
     "scenarios.capacity",
@@ -142,6 +143,6 @@ LOGGING = {
         "django": {"handlers": ["stderr"], "level": "WARNING"},
         "accounts": {"handlers": ["stderr"], "level": "INFO"},
         # The retries of transactions the database refused to serialize, whoever sent them.
-        "bank.serializable": {"handlers": ["stderr"], "level": "INFO"},
+        "races.serializable": {"handlers": ["stderr"], "level": "INFO"},
     },
 }

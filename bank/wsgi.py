@@ -4,7 +4,7 @@ import os
 
 from django.core.wsgi import get_wsgi_application
 
-from bank.charset import utf8_only
+from races.charset import utf8_only
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bank.settings")
 

@@ -34,7 +34,7 @@ from bench.harness import (
 )
 from bench.throughput import OPENING
 from bench.timing import interleaved
-from labserver.lab import Lab
+from labserver.lab import LAB_LOGIN, Lab
 from racelab.loadgen.ab import run_ab
 from racelab.loadgen.login import log_in
 from racelab.loadgen.target import parse_target
@@ -59,7 +59,9 @@ def main() -> None:
         ):
             timed, bare = parse_target(timed_server.url), parse_target(bare_server.url)
             # One login serves both: the session lives in the database both servers read.
-            cookies = log_in(target=timed, username=USERNAME, password=PASSWORD, workdir=lab_env.workdir)
+            cookies = log_in(
+                target=timed, username=USERNAME, password=PASSWORD, workdir=lab_env.workdir, form=LAB_LOGIN
+            )
             run_token = f"bench-{uuid.uuid4().hex[:12]}"
 
             def fire(strategy: str, mode: str, *, requests: int) -> float:

@@ -17,7 +17,7 @@ from tabulate import tabulate
 
 from bench.harness import PASSWORD, USERNAME, argument_parser, bench_lab, seed_user
 from bench.timing import command_wall_time, interleaved, wall_time
-from labserver.lab import PROJECT_DIR, Lab
+from labserver.lab import LAB_LOGIN, PROJECT_DIR, Lab
 from racelab.loadgen.ab import run_ab
 from racelab.loadgen.login import log_in
 from racelab.loadgen.target import parse_target
@@ -59,7 +59,7 @@ def measure(lab_env: Lab, url: str, *, workdir: Path, args: argparse.Namespace) 
         *manage, "splatter", "--url", url, "--username", USERNAME, "--no-input", "--strategy", STRATEGY,
         "-n", str(args.requests), "-c", str(args.concurrency),
     ]  # fmt: skip
-    cookies = log_in(target=target, username=USERNAME, password=PASSWORD, workdir=workdir)
+    cookies = log_in(target=target, username=USERNAME, password=PASSWORD, workdir=workdir, form=LAB_LOGIN)
 
     def ab_alone() -> None:
         run_ab(
@@ -72,7 +72,7 @@ def measure(lab_env: Lab, url: str, *, workdir: Path, args: argparse.Namespace) 
         )
 
     def login() -> None:
-        log_in(target=target, username=USERNAME, password=PASSWORD, workdir=workdir)
+        log_in(target=target, username=USERNAME, password=PASSWORD, workdir=workdir, form=LAB_LOGIN)
 
     cases = {
         "manage.py splatter": lambda: command_wall_time(splatter, env=env, cwd=PROJECT_DIR),

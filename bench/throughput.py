@@ -34,8 +34,8 @@ from tabulate import tabulate
 from bench.floor.server import serve_floor
 from bench.harness import PASSWORD, USERNAME, add_ab_options, argument_parser, bench_lab, seed_user
 from bench.timing import interleaved
-from experiment.runs import WITHDRAW_PATH
-from labserver.lab import Server
+from experiment.requests import WITHDRAW_PATH
+from labserver.lab import LAB_LOGIN, Server
 from racelab.loadgen.ab import AbReport, run_ab
 from racelab.loadgen.login import SessionCookies, log_in
 from racelab.loadgen.target import parse_target
@@ -77,7 +77,11 @@ def main() -> None:
         ):
             cases = bench_cases(django=server, floor=floor)
             cookies = log_in(
-                target=parse_target(server.url), username=USERNAME, password=PASSWORD, workdir=lab_env.workdir
+                target=parse_target(server.url),
+                username=USERNAME,
+                password=PASSWORD,
+                workdir=lab_env.workdir,
+                form=LAB_LOGIN,
             )
             rps, gave_up = measure(cases, cookies=cookies, workdir=lab_env.workdir, args=args)
     report(cases, rps, gave_up, args=args)

@@ -4,9 +4,8 @@ from dataclasses import dataclass
 
 from accounts.audit import AccountAudit, audit_account
 from accounts.withdrawals import Strategy
-from experiment.drivers import logged_in
 from experiment.plan import RunPlan
-from experiment.runs import RecordedRun, fire_and_record, lab_accounts, reset_lab_accounts
+from experiment.runs import RecordedRun, fire_and_record, lab_accounts, logged_in_for, reset_lab_accounts
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -22,7 +21,7 @@ def strategy_matrix(*, plan: RunPlan, password: str) -> list[MatrixRow]:
     (driver,) = plan.drivers
     (level,) = plan.levels
     rows = []
-    with logged_in(plan=plan, name=driver, password=password) as logged:
+    with logged_in_for(plan=plan, name=driver, password=password) as logged:
         for strategy in plan.strategies:
             reset_lab_accounts(accounts)
             run = fire_and_record(driver=logged, accounts=accounts, strategy=strategy, plan=plan, level=level)

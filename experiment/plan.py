@@ -4,39 +4,34 @@ A ``RunPlan`` is built once from the command's options and checked as it is buil
 that exists can be run: nothing is sent and nothing is changed before every rule holds.
 """
 
-import argparse
 import enum
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from accounts.management.arguments import ascii_int
 from accounts.withdrawals import MAX_WITHDRAWAL_AMOUNT, Strategy
+from racelab.conf import login_form
+from racelab.loadgen.drivers import DriverName
 from racelab.loadgen.locust.protocol import LocustMode
 from racelab.loadgen.locust.runner import LocustSetup, MasterAddress
+from racelab.loadgen.login import LoginForm
 from racelab.loadgen.target import Target
-from racelab.racewindow import park_points
-from racelab.racewindow.barrier import DEFAULT_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS
+from racelab.racewindow.barrier import DEFAULT_TIMEOUT_SECONDS
+from racelab.runs.plan import (
+    DEFAULT_REQUESTS,
+    MAX_CONCURRENCY,
+    PlanError,
+    check_output_folder,
+    check_race_window,
+    check_run_size,
+)
 from scenarios.definition import Scenario
 
-DEFAULT_REQUESTS = 100
-MAX_REQUESTS = 100_000
-MAX_CONCURRENCY = 1_000
 MAX_TRIALS = 10_000
 MAX_USERS = 100
 MAX_LOCUST_WORKERS = 64
 DEFAULT_LOCUST_WORKERS = 1
 LOCUST_OPTIONS = "--locust-mode, --locust-workers, --expect-workers, --locust-bind and --locust-output"
-
-
-class PlanError(ValueError):
-    """The options do not make a plan; the message says which and what to do."""
-
-
-class DriverName(enum.StrEnum):
-    AB = "ab"
-    BURST = "burst"
-    LOCUST = "locust"
 
 
 class Mode(enum.StrEnum):
@@ -89,6 +84,8 @@ class RunPlan:
     expect_workers: int | None = None
     locust_bind: MasterAddress | None = None
     locust_output: Path | None = None
+    # The project's login form (settings.LOGIN_URL).
+    login: LoginForm = field(default_factory=login_form)
 
     def __post_init__(self) -> None:
         if self.trials is not None:
@@ -99,11 +96,8 @@ class RunPlan:
         self._check_users()
         self._check_strategies()
         self._check_locust()
-        for path, option in ((self.history, "--history"), (self.plot, "--plot")):
-            if path is not None and not path.parent.is_dir():
-                raise PlanError(
-                    f"{option} {path}: the folder {path.parent} does not exist; create it or pick another."
-                )
+        check_output_folder(self.history, option="--history")
+        check_output_folder(self.plot, option="--plot")
 
     @property
     def mode(self) -> Mode:
@@ -228,13 +222,7 @@ class RunPlan:
             raise PlanError(
                 "--history records the burst driver's requests: add --driver burst (or --driver locust)."
             )
-        requests = self.run_requests
-        if not 1 <= requests <= MAX_REQUESTS:
-            raise PlanError(f"-n must be from 1 to {MAX_REQUESTS}, not {requests}.")
-        if not 1 <= self.levels[0] <= min(requests, MAX_CONCURRENCY):
-            raise PlanError(
-                f"-c must be from 1 to -n ({requests}) and at most {MAX_CONCURRENCY}, not {self.levels[0]}."
-            )
+        check_run_size(requests=self.run_requests, concurrency=self.levels[0])
         if self.compare_strategies and self.history is not None:
             raise PlanError("--history saves a single run; drop --strategy all or --history.")
         if self.compare_strategies and not self.record:
@@ -250,21 +238,7 @@ class RunPlan:
                 raise PlanError(f"Each -c level must be from 1 to {MAX_CONCURRENCY}, not {level}.")
         if not 1 <= self.amount <= MAX_WITHDRAWAL_AMOUNT:
             raise PlanError(f"--amount must be from 1 to {MAX_WITHDRAWAL_AMOUNT}, not {self.amount}.")
-        timeout = self.race_window_timeout
-        if not 0 < timeout <= MAX_TIMEOUT_SECONDS:
-            raise PlanError(
-                f"--race-window-timeout must be above 0 and at most {MAX_TIMEOUT_SECONDS} seconds, "
-                f"not {timeout}."
-            )
-        if self.race_window_at is not None:
-            if not self.race_window:
-                raise PlanError(
-                    "--race-window-at says where --race-window holds requests: add --race-window."
-                )
-            try:
-                park_points.parse(self.race_window_at)
-            except ValueError as error:
-                raise PlanError(f"--race-window-at: {error}.") from error
+        check_race_window(armed=self.race_window, timeout=self.race_window_timeout, at=self.race_window_at)
 
     def _check_users(self) -> None:
         if not 1 <= self.users <= MAX_USERS:
@@ -322,24 +296,3 @@ class RunPlan:
             raise PlanError(
                 f"--locust-output {output}: give a folder, new or existing, inside a folder that exists."
             )
-
-
-def parse_levels(value: str) -> tuple[int, ...]:
-    """-c as argparse reads it: one number, or a comma-separated list of levels."""
-    try:
-        return tuple(ascii_int(part) for part in value.split(","))
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(
-            f"{value!r} is not a number or a comma-separated list of numbers in ASCII digits, like 2,5,10"
-        ) from None
-
-
-def parse_drivers(value: str) -> tuple[DriverName, ...]:
-    """--driver as argparse reads it: one driver, or a comma-separated list of distinct ones."""
-    names = value.split(",")
-    if not set(names) <= {driver.value for driver in DriverName} or len(set(names)) != len(names):
-        raise argparse.ArgumentTypeError(
-            f"{value!r} is not a driver or a comma-separated list of distinct drivers "
-            f"({', '.join(DriverName)})"
-        )
-    return tuple(DriverName(name) for name in names)

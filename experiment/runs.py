@@ -1,7 +1,7 @@
 """One run against the lab: log in, fire, and record what the client saw for the checker."""
 
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -14,29 +14,17 @@ from accounts.models import Account, ClientRun
 from accounts.provisioning import reset_accounts
 from accounts.selectors import account_for_user
 from accounts.withdrawals import Strategy
-from experiment.drivers import Driver, LoadResult, logged_in, save_load_history
 from experiment.plan import RunPlan
+from experiment.requests import strategy_of, withdrawal_post
 from labreport.models import LabRun
 from labreport.runs import RunSummary, file_lab_run, new_run_token
+from racelab.loadgen.drivers import Driver, DriverName, LoadResult, logged_in, save_load_history
 from racelab.loadgen.errors import LoadError
+from racelab.loadgen.login import Credentials
 from racelab.loadgen.outcomes import Outcome
-from racelab.loadgen.target import FormPost
 from racelab.racewindow import barrier as race_window
-
-WITHDRAW_PATH = "/accounts/withdraw/"
-
-
-def withdrawal_post(*, strategy: str, amount: int) -> FormPost:
-    """The bank's withdrawal of ``amount`` with ``strategy``."""
-    return FormPost(path=WITHDRAW_PATH, strategy=strategy, fields=(("amount", str(amount)),))
-
-
-SERVER_IGNORED_RACE_WINDOW = (
-    "The race window was armed, but the server held no request: restart it with "
-    "RACE_WINDOW=armed (and DJANGO_DEBUG=1) on the same database, and check that the park "
-    "points (--race-window-at, else the scenario's or the server's RACE_WINDOW_AT) name a "
-    "statement the requests send; then try again."
-)
+from racelab.runs.arming import arming as armed_for
+from racelab.runs.arming import check_barrier_used
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,19 +60,27 @@ def reset_lab_accounts(accounts: dict[str, Account]) -> None:
         reset_accounts(opening=None, username=username)
 
 
+def logged_in_for(*, plan: RunPlan, name: DriverName, password: str) -> AbstractContextManager[Driver]:
+    """The named driver with the plan's users logged in through the project's login form."""
+    credentials = Credentials(usernames=tuple(plan.usernames), password=password, form=plan.login)
+    return logged_in(
+        name=name, targets=plan.app_servers, credentials=credentials, locust_setup=plan.locust_setup
+    )
+
+
 def run_load(*, plan: RunPlan, strategy: Strategy, password: str) -> RecordedRun:
     """The single run: log in, arm the race window if asked, fire, record, save the history."""
     accounts = lab_accounts(plan=plan) if plan.record else {}
     (driver,) = plan.drivers
     (level,) = plan.levels
     with (
-        logged_in(plan=plan, name=driver, password=password) as logged,
+        logged_in_for(plan=plan, name=driver, password=password) as logged,
         arming(plan=plan, level=level) as barrier,
     ):
         run = fire_and_record(driver=logged, accounts=accounts, strategy=strategy, plan=plan, level=level)
         stats = barrier.stats() if barrier is not None else None
     if plan.history is not None:
-        save_load_history(run.load, plan=plan)
+        save_load_history(run.load, path=plan.history, targets=plan.app_servers)
     check_barrier_used(stats, ok=run.load.totals[Outcome.OK])
     return replace(run, history=plan.history, barrier=stats)
 
@@ -112,7 +108,7 @@ def fire_and_record(
             summary=RunSummary(
                 token=token,
                 driver=load.driver,
-                strategy=load.strategy,
+                strategy=strategy_of(load),
                 concurrency=level,
                 amount=plan.amount,
                 requests=client_run.requests,
@@ -132,31 +128,12 @@ def fire_and_record(
 
 @contextmanager
 def arming(*, plan: RunPlan, level: int) -> Iterator[race_window.ArmedBarrier | None]:
-    """Arm the race window around a block for one burst's share of ``level`` per account, or do
-    nothing when the plan does not ask for it."""
-    parties = plan.race_window_parties(level=level)
-    try:
-        with ExitStack() as stack:
-            barrier = None
-            if parties is not None:
-                try:
-                    barrier = stack.enter_context(
-                        race_window.armed(
-                            parties=parties, timeout=plan.race_window_timeout, at=plan.park_points
-                        )
-                    )
-                except (race_window.RaceWindowError, ValueError) as error:
-                    raise LoadError(f"Cannot arm the race window: {error}") from error
-            yield barrier
-    except race_window.RaceWindowError as error:
-        # Armed, then lost (its Redis lease lapsed): its figures can no longer be trusted.
-        raise LoadError(f"The race window failed during the run: {error}") from error
-
-
-def check_barrier_used(stats: race_window.BarrierStats | None, *, ok: int) -> None:
-    """Withdrawals went through an armed race window, yet the server held none: say so."""
-    if stats is not None and ok and not stats.held:
-        raise LoadError(SERVER_IGNORED_RACE_WINDOW)
+    """The race window armed for one burst's share of ``level`` per account, or nothing when the
+    plan does not ask for it."""
+    with armed_for(
+        parties=plan.race_window_parties(level=level), timeout=plan.race_window_timeout, at=plan.park_points
+    ) as barrier:
+        yield barrier
 
 
 def _record_client_runs(
@@ -174,7 +151,7 @@ def _record_client_runs(
         ClientRun.objects.create(
             account=accounts[username],
             driver=load.driver,
-            strategy=load.strategy,
+            strategy=strategy_of(load),
             amount=amount,
             requests=load.requests if single else sum(outcomes.values()),
             ok=outcomes[Outcome.OK],

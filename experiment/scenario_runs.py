@@ -8,14 +8,16 @@ from itertools import product
 
 from django.db import connection
 
-from experiment.drivers import LoadResult, logged_in, save_load_history
-from experiment.plan import DriverName, RunPlan
-from experiment.runs import arming, check_barrier_used
+from experiment.plan import RunPlan
+from experiment.requests import strategy_of, strategy_request
+from experiment.runs import arming, logged_in_for
 from experiment.stats import mean_or_none, rate, wilson_interval
+from racelab.loadgen.drivers import DriverName, LoadResult, save_load_history
 from racelab.loadgen.errors import LoadError
 from racelab.loadgen.outcomes import Outcome
-from racelab.loadgen.target import FormPost
+from racelab.loadgen.target import LoadRequest
 from racelab.racewindow.barrier import BarrierStats
+from racelab.runs.arming import check_barrier_used
 from scenarios.audit import ScenarioAudit
 from scenarios.definition import Scenario
 
@@ -53,9 +55,11 @@ class ScenarioSummary:
     server_errors: int
 
 
-def scenario_posts(scenario: Scenario, *, strategy: str, concurrency: int) -> tuple[FormPost, ...]:
+def scenario_posts(scenario: Scenario, *, strategy: str, concurrency: int) -> tuple[LoadRequest, ...]:
     return tuple(
-        FormPost(path=scenario.path, strategy=strategy, fields=tuple(form.items()), method=scenario.method)
+        strategy_request(
+            path=scenario.path, strategy=strategy, fields=tuple(form.items()), method=scenario.method
+        )
         for form in scenario.forms_for(concurrency=concurrency)
     )
 
@@ -74,7 +78,8 @@ def run_scenario(
     runs = []
     with ExitStack() as stack:
         drivers = [
-            stack.enter_context(logged_in(plan=plan, name=name, password=password)) for name in plan.drivers
+            stack.enter_context(logged_in_for(plan=plan, name=name, password=password))
+            for name in plan.drivers
         ]
         for level in plan.levels:
             with arming(plan=plan, level=level) as barrier:
@@ -89,14 +94,14 @@ def run_scenario(
                     held = _since(before, barrier.stats()) if barrier is not None else None
                     run = ScenarioRun(level=level, load=load, audit=scenario.audit(), barrier=held)
                     if plan.history is not None:  # a single burst run (the plan checks)
-                        save_load_history(load, plan=plan)
+                        save_load_history(load, path=plan.history, targets=plan.app_servers)
                     runs.append(run)
                     on_run(run)
                 if barrier is not None:
                     ok = sum(
                         run.load.totals[Outcome.OK]
                         for run in runs
-                        if run.level == level and run.load.strategy not in scenario.never_held
+                        if run.level == level and strategy_of(run.load) not in scenario.never_held
                     )
                     check_barrier_used(barrier.stats(), ok=ok)
     return runs
@@ -105,7 +110,7 @@ def run_scenario(
 def summarise(runs: list[ScenarioRun], *, scenario: Scenario, race_window: bool) -> list[ScenarioSummary]:
     groups: dict[tuple, list[ScenarioRun]] = {}
     for run in runs:
-        groups.setdefault((run.load.driver, run.load.strategy, run.level), []).append(run)
+        groups.setdefault((run.load.driver, strategy_of(run.load), run.level), []).append(run)
     summaries = []
     for (driver, strategy, level), group in groups.items():
         hits = sum(1 for run in group if run.violations)

@@ -8,6 +8,7 @@ from tabulate import tabulate
 from accounts.models import ClientRun
 from experiment.matrix import MatrixRow
 from experiment.plan import RunPlan
+from experiment.requests import strategy_of
 from experiment.runs import RecordedRun
 from experiment.scenario_runs import ScenarioRun, ScenarioSummary
 from experiment.trials import SweepReport
@@ -16,7 +17,7 @@ from racelab.loadgen.burst import BurstRun
 from racelab.loadgen.locust.protocol import LocustMode
 from racelab.loadgen.locust.result import LocustRun
 from racelab.loadgen.outcomes import Outcome
-from racelab.racewindow.barrier import BarrierStats
+from racelab.runs.endpoint import barrier_sentence
 from scenarios.audit import scenario_audit_document
 
 # The `schema` of each JSON document splatter prints, as docs/json-schema.json names them: a
@@ -54,14 +55,14 @@ def run_report(run: RecordedRun) -> str:
     then what the race window held and where the history went."""
     report = run.load.report
     if isinstance(report, AbReport):
-        lines = [tabulate([("strategy", run.load.strategy), *_ab_rows(report)], headers=["ab", "value"])]
+        lines = [tabulate([("strategy", strategy_of(run.load)), *_ab_rows(report)], headers=["ab", "value"])]
     else:
-        rows = [("strategy", run.load.strategy), *_burst_rows(report)]
+        rows = [("strategy", strategy_of(run.load)), *_burst_rows(report)]
         if isinstance(report, LocustRun):
             rows += _locust_rows(report)
         lines = [tabulate(rows, headers=[run.load.driver, "value"])]
     if run.barrier is not None:
-        lines.append(barrier_line(run.barrier))
+        lines.append(barrier_sentence(run.barrier))
     if run.history is not None:
         lines.append(f"History of {run.load.requests} requests saved to {run.history}.")
     return "\n".join(lines)
@@ -110,7 +111,7 @@ def sweep_table(report: SweepReport) -> str:
         for s in report.summaries
     ]
     lines = [tabulate(rows, headers=SWEEP_HEADERS)]
-    lines += [f"-c {level}: {barrier_line(stats)}" for level, stats in report.barriers.items()]
+    lines += [f"-c {level}: {barrier_sentence(stats)}" for level, stats in report.barriers.items()]
     return "\n".join(lines)
 
 
@@ -129,13 +130,6 @@ def sweep_document(report: SweepReport) -> dict:
 
 def plot_title(plan: RunPlan, vendor: str) -> str:
     return f"{', '.join(plan.strategies)}, {plan.trials} trial(s) per point, {vendor}"
-
-
-def barrier_line(stats: BarrierStats) -> str:
-    return (
-        f"Race window: held {stats.held} request(s) in {stats.windows} window(s), "
-        f"{stats.timeouts} closed by the timeout rather than by all parties arriving."
-    )
 
 
 def _ab_rows(report: AbReport) -> list[tuple]:
@@ -229,7 +223,7 @@ def scenario_runs_table(runs: list[ScenarioRun]) -> str:
         totals = run.load.totals
         outcome_row = [
             run.load.driver,
-            run.load.strategy,
+            strategy_of(run.load),
             run.level,
             run.load.requests,
             totals[Outcome.OK],
@@ -251,7 +245,7 @@ def scenario_runs_table(runs: list[ScenarioRun]) -> str:
                 "of a race must get a 4xx with a reason (counted as violations)"
             )
         if run.barrier is not None:
-            lines.append(barrier_line(run.barrier))
+            lines.append(barrier_sentence(run.barrier))
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
 
@@ -283,7 +277,7 @@ def scenario_document(runs: list[ScenarioRun], summaries: list[ScenarioSummary])
         "runs": [
             {
                 "driver": run.load.driver,
-                "strategy": run.load.strategy,
+                "strategy": strategy_of(run.load),
                 "concurrency": run.level,
                 "requests": run.load.requests,
                 **{outcome.value: run.load.totals[outcome] for outcome in Outcome},

@@ -17,13 +17,20 @@ from itertools import product
 from accounts.audit import audit_account
 from accounts.models import Account, Transaction
 from accounts.withdrawals import Strategy
-from experiment.drivers import Driver, logged_in
 from experiment.plan import RunPlan
-from experiment.runs import arming, check_barrier_used, fire_and_record, lab_accounts, reset_lab_accounts
+from experiment.runs import (
+    arming,
+    fire_and_record,
+    lab_accounts,
+    logged_in_for,
+    reset_lab_accounts,
+)
 from experiment.stats import first_gap, mean_or_none, median_or_none, rate, spread, wilson_interval
+from racelab.loadgen.drivers import Driver
 from racelab.loadgen.locust.result import LocustRun
 from racelab.loadgen.outcomes import Outcome
 from racelab.racewindow.barrier import BarrierStats
+from racelab.runs.arming import check_barrier_used
 
 MILLISECONDS = 1_000
 
@@ -95,7 +102,8 @@ def run_sweep(
     barriers: dict[int, BarrierStats] = {}
     with ExitStack() as stack:
         drivers = [
-            stack.enter_context(logged_in(plan=plan, name=name, password=password)) for name in plan.drivers
+            stack.enter_context(logged_in_for(plan=plan, name=name, password=password))
+            for name in plan.drivers
         ]
         for level in plan.levels:
             with arming(plan=plan, level=level) as barrier:

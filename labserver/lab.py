@@ -14,9 +14,12 @@ from pathlib import Path
 
 from labserver.databases import copied_database, fresh_database
 from labserver.hosts import Host, free_port_at
+from racelab.loadgen.login import LoginForm
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 LOOPBACK = "127.0.0.1"
+# The demo's login form, where bank/urls.py serves Django's LoginView (settings.LOGIN_URL).
+LAB_LOGIN = LoginForm(path="/auth/login/")
 # A simulated host has its own address and nothing else listening there: one fixed port will do.
 APP_HOST_PORT = 8000
 READY_TIMEOUT_SECONDS = 30

@@ -5,6 +5,9 @@ mode without a line of settings for it."""
 import os
 
 from django.conf import settings
+from django.shortcuts import resolve_url
+
+from racelab.loadgen.login import LoginForm
 
 
 def setting(name: str, default: str = "") -> str:
@@ -14,3 +17,9 @@ def setting(name: str, default: str = "") -> str:
     if value is None:
         value = os.environ.get(name, default)
     return str(value)
+
+
+def login_form() -> LoginForm:
+    """The project's login form: at ``settings.LOGIN_URL`` (a URL name or a path), with Django's
+    field names."""
+    return LoginForm(path=resolve_url(settings.LOGIN_URL))

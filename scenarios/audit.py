@@ -3,20 +3,11 @@ in one shape, so ``audit_transactions --scenario`` and the lab report print any 
 
 from dataclasses import asdict, dataclass, field
 
+from races.violations import Violation, verdict
+
 # The `schema` of a scenario's audit document, as docs/json-schema.json names it: a renamed or
 # removed field takes a new version.
 SCENARIO_AUDIT_SCHEMA = "scenario-audit/1"
-
-
-@dataclass(frozen=True)
-class Violation:
-    """One kind of broken invariant: how many times, what it means, and rows that prove it."""
-
-    kind: str
-    count: int
-    explanation: str
-    first: dict | None = None
-    worst: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -28,9 +19,7 @@ class ScenarioAudit:
 
     @property
     def verdict(self) -> str:
-        if not self.violations:
-            return "OK"
-        return "ANOMALIES: " + ", ".join(violation.kind for violation in self.violations)
+        return verdict(self.violations)
 
 
 def scenario_audit_document(audit: ScenarioAudit) -> dict:

@@ -18,7 +18,7 @@ from django.contrib.auth.models import User
 from accounts.models import Account, ClientRun, Transaction
 from accounts.withdrawals import SAFE_STRATEGIES, Strategy
 from labreport.models import LabRun, RecordedRequest
-from labserver.lab import Lab, Server
+from labserver.lab import LAB_LOGIN, Lab, Server
 from racelab.loadgen.login import SessionCookies, log_in
 from racelab.loadgen.target import parse_target
 from tests.json_schema import valid
@@ -127,7 +127,13 @@ def lab_snapshot(lab_env: Lab) -> list[dict]:
 
 
 def log_in_lab_user(server: Server, workdir: Path, *, username: str = LAB_USER) -> SessionCookies:
-    return log_in(target=parse_target(server.url), username=username, password=LAB_PASSWORD, workdir=workdir)
+    return log_in(
+        target=parse_target(server.url),
+        username=username,
+        password=LAB_PASSWORD,
+        workdir=workdir,
+        form=LAB_LOGIN,
+    )
 
 
 # --- The test database of this process ---------------------------------------------------------

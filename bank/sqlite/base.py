@@ -5,6 +5,9 @@ busy handler, which sleeps 1, 2, 5, 10 ms... between tries, however soon the loc
 with several Gunicorn workers, a transaction of a fraction of a millisecond then waits several.
 Here every transaction Django opens first takes an exclusive ``flock`` on a file beside the
 database: waiters block in the kernel, and the next one starts the moment the last one ends.
+They wait inside BEGIN's execution, innermost of the connection's execute wrappers, where SQLite's
+own wait for the write lock would be: whatever wraps the statements (the race window counting the
+requests blocked on a held one, a timing panel) sees BEGIN waiting.
 
 The file lock only orders the queue; SQLite's own lock still decides who writes, so a writer that
 does not queue (an autocommit statement, another program) is as safe as before, only not queued.
@@ -20,12 +23,17 @@ class DatabaseWrapper(base.DatabaseWrapper):
     _writer_queue: int | None = None
 
     def _start_transaction_under_autocommit(self):
+        # Appended last, this wrapper runs innermost: right around the driver's BEGIN.
+        with self.execute_wrapper(self._queued):
+            try:
+                super()._start_transaction_under_autocommit()
+            except BaseException:
+                self._leave_writer_queue()
+                raise
+
+    def _queued(self, execute, sql, params, many, context):
         self._join_writer_queue()
-        try:
-            super()._start_transaction_under_autocommit()
-        except BaseException:
-            self._leave_writer_queue()
-            raise
+        return execute(sql, params, many, context)
 
     def _commit(self):
         try:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from racelab.loadgen.errors import LoadError
 from racelab.loadgen.login import SessionCookies
+from racelab.loadgen.target import FORM
 from racelab.loadgen.tools import require_tool, run_tool
 
 PERCENTILES = (50, 90, 99, 100)
@@ -80,11 +81,14 @@ def run_ab(
     form: str | None,
     workdir: Path,
     method: str = "POST",
+    content_type: str = FORM,
+    headers: tuple[tuple[str, str], ...] = (),
     log_responses: bool = True,
     run_token: str | None = None,
 ) -> tuple[list[str], AbReport]:
-    """Run ``ab -n requests -c concurrency`` sending the url-encoded ``form`` to ``url`` (POSTed,
-    or with ``method``); return argv and report.
+    """Run ``ab -n requests -c concurrency`` sending the body ``form`` (of ``content_type``, a
+    url-encoded form unless told) to ``url`` (POSTed, or with ``method``), with ``headers`` too;
+    return argv and report.
 
     ``form=None`` sends GETs instead, with no body. ``log_responses=False`` drops ab's
     per-response log (``-v 2``), which costs ab time at high rates: benchmarks want that, but the
@@ -106,7 +110,7 @@ def run_ab(
         post = [
             "-H", f"X-CSRFToken: {cookies.csrftoken}",
             *send,
-            "-T", "application/x-www-form-urlencoded",
+            "-T", content_type,
         ]  # fmt: skip
     argv = [
         ab,
@@ -119,6 +123,7 @@ def run_ab(
         # ab keeps only the last -C, so both cookies travel in one.
         "-C", cookies.cookie_header,
         *(["-H", f"X-Lab-Run: {run_token}"] if run_token else []),
+        *[option for name, value in headers for option in ("-H", f"{name}: {value}")],
         *post,
     ]  # fmt: skip
     if ab_accepts_variable_length(ab):

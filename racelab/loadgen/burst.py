@@ -28,7 +28,7 @@ from pathlib import Path
 from racelab.loadgen.errors import LoadError
 from racelab.loadgen.login import SessionCookies
 from racelab.loadgen.outcomes import Outcome
-from racelab.loadgen.target import FormPost, Target
+from racelab.loadgen.target import LoadRequest, Target
 
 # Long enough for every sync worker to accept its connection, parse the headers and block
 # reading the body; short enough to be noise beside the rest of a trial.
@@ -38,9 +38,19 @@ CONNECT_TIMEOUT_SECONDS = 10.0
 MAX_RESPONSE_BYTES = 1 << 20
 # File descriptors kept free for everything else the process has open.
 SPARE_FILE_DESCRIPTORS = 64
+# How much of each 2xx answer a history keeps: enough for a short answer (a new balance, an id),
+# not a page.
+ANSWER_CHARACTERS = 200
 
 _RECV_BYTES = 65_536
 _HEAD_END = b"\r\n\r\n"
+
+
+def answer_text(body: bytes | str | None) -> str:
+    """What a history keeps of an answer's body: its first ANSWER_CHARACTERS, as text."""
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    return (body or "")[:ANSWER_CHARACTERS].strip()
 
 
 @dataclass(frozen=True)
@@ -60,7 +70,8 @@ class RequestRecord:
     username: str
     outcome: Outcome
     status: int | None
-    balance: int | None
+    # A 2xx answer's body, as text, cut to ANSWER_CHARACTERS (the bank's: the new balance).
+    answer: str | None
     primed_at: float | None
     sent_at: float | None
     received_at: float | None
@@ -70,7 +81,7 @@ class RequestRecord:
 @dataclass(frozen=True)
 class BurstRun:
     # Request i sent posts[i % len(posts)].
-    posts: tuple[FormPost, ...]
+    posts: tuple[LoadRequest, ...]
     burst_size: int
     records: list[RequestRecord]
     started_at: float
@@ -124,14 +135,14 @@ class BurstRun:
 
 
 def form_request(
-    *, target: Target, cookies: SessionCookies, post: FormPost, run_token: str | None = None
+    *, target: Target, cookies: SessionCookies, post: LoadRequest, run_token: str | None = None
 ) -> bytes:
-    """The raw HTTP/1.1 request (POST, or the post's method), keep-alive, form-encoded so the
-    server must wait for its last byte;
-    with ``run_token``, sent as X-Lab-Run so the server stamps the request's timings."""
-    # The trailing "&" is the byte held back: should the request ever reach the server without
-    # it, the form still reads the same ("amount=10" cut short would otherwise read "amount=1").
-    body = f"{post.body}&".encode()
+    """The raw HTTP/1.1 request (the post's method), keep-alive, with a body the server must
+    wait for to its last byte; with ``run_token``, sent as X-Lab-Run so the server stamps the
+    request's timings."""
+    # The padding is the byte held back: should the request ever reach the server without it,
+    # the body still reads the same ("amount=10" cut short would otherwise read "amount=1").
+    body = post.padded_body
     host = f"[{target.host}]" if ":" in target.host else target.host
     head = (
         f"{post.method} {post.path_and_query} HTTP/1.1\r\n"
@@ -139,7 +150,8 @@ def form_request(
         f"Cookie: {cookies.cookie_header}\r\n"
         f"X-CSRFToken: {cookies.csrftoken}\r\n"
         + (f"X-Lab-Run: {run_token}\r\n" if run_token else "")
-        + "Content-Type: application/x-www-form-urlencoded\r\n"
+        + "".join(f"{name}: {value}\r\n" for name, value in post.headers)
+        + f"Content-Type: {post.content_type}\r\n"
         f"Content-Length: {len(body)}\r\n"
         "Connection: keep-alive\r\n"
         "\r\n"
@@ -151,7 +163,7 @@ def run_bursts(
     *,
     target: Target,
     sessions: Sequence[BurstSession],
-    posts: Sequence[FormPost],
+    posts: Sequence[LoadRequest],
     requests: int,
     burst_size: int,
     response_timeout: float = DEFAULT_RESPONSE_TIMEOUT_SECONDS,
@@ -219,7 +231,7 @@ def history_document(run: BurstRun, *, target: Target) -> dict:
         "target": target.base_url,
         "method": run.posts[0].method,
         "path": run.posts[0].path,
-        "strategy": run.posts[0].strategy,
+        "query": dict(run.posts[0].query),
         # Request i sent forms[i % len(forms)].
         "forms": [dict(post.fields) for post in run.posts],
         "burst_size": run.burst_size,
@@ -279,7 +291,7 @@ class Exchange:
             username=self.username,
             outcome=outcome,
             status=status,
-            balance=self.response.balance if outcome == Outcome.OK else None,
+            answer=self.response.answer if outcome == Outcome.OK else None,
             primed_at=self.primed_at,
             sent_at=self.sent_at,
             received_at=self.received_at,
@@ -457,11 +469,8 @@ class _Response:
         return connection != "close"
 
     @property
-    def balance(self) -> int | None:
-        try:
-            return int(self.body.strip())
-        except ValueError:
-            return None
+    def answer(self) -> str:
+        return answer_text(self.body)
 
     def _parse_head(self, head: str) -> None:
         status_line, *lines = head.split("\r\n")

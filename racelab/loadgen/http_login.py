@@ -6,28 +6,32 @@ cookie. The burst driver uses this, so the lab runs where neither curl nor ab is
 
 import http.client
 from http.cookies import CookieError, SimpleCookie
-from urllib.parse import urlencode
 
 from racelab.loadgen.errors import LoadError
-from racelab.loadgen.login import SessionCookies
-from racelab.loadgen.target import LOGIN_PATH, Target
+from racelab.loadgen.login import DEFAULT_LOGIN_FORM, LoginForm, SessionCookies
+from racelab.loadgen.target import Target
 
 LOGIN_REDIRECT = 302
 
 
-def log_in_http(*, target: Target, username: str, password: str, timeout: float = 10) -> SessionCookies:
+def log_in_http(
+    *, target: Target, username: str, password: str, form: LoginForm = DEFAULT_LOGIN_FORM, timeout: float = 10
+) -> SessionCookies:
     if target.scheme != "http":
         raise LoadError(f"The burst driver speaks plain HTTP only, not {target.scheme}: use --driver ab.")
-    status, cookies = _request(target=target, method="GET", cookies={}, timeout=timeout)
+    login_url = target.url(form.path)
+    status, cookies = _request(target=target, path=form.path, method="GET", cookies={}, timeout=timeout)
     csrftoken = cookies.get("csrftoken")
     if status != 200 or not csrftoken:
         raise LoadError(
-            f"{target.login_url} answered HTTP {status} without a CSRF cookie: it does not "
-            "look like this lab's login page. Is another program listening on that port?"
+            f"{login_url} answered HTTP {status} without a CSRF cookie: it does not look like a "
+            "Django login page. Give the project's login page (--login-url), or check that no "
+            "other program listens on that port."
         )
-    body = urlencode({"csrfmiddlewaretoken": csrftoken, "username": username, "password": password})
+    body = form.body(csrftoken=csrftoken, username=username, password=password)
     status, session = _request(
         target=target,
+        path=form.path,
         method="POST",
         cookies={"csrftoken": csrftoken},
         timeout=timeout,
@@ -39,7 +43,7 @@ def log_in_http(*, target: Target, username: str, password: str, timeout: float 
             200: f"the server refused the username {username!r} or its password",
             403: "the server refused the CSRF token",
         }.get(status, f"the server answered HTTP {status}")
-        raise LoadError(f"Login at {target.login_url} failed: {reason}.")
+        raise LoadError(f"Login at {login_url} failed: {reason}.")
     # Django rotates the CSRF token at login; the newest one is the one to send.
     return SessionCookies(csrftoken=session.get("csrftoken", csrftoken), sessionid=session["sessionid"])
 
@@ -47,6 +51,7 @@ def log_in_http(*, target: Target, username: str, password: str, timeout: float 
 def _request(
     *,
     target: Target,
+    path: str,
     method: str,
     cookies: dict[str, str],
     timeout: float,
@@ -59,14 +64,14 @@ def _request(
     if cookies:
         request_headers["Cookie"] = "; ".join(f"{name}={value}" for name, value in cookies.items())
     try:
-        connection.request(method, LOGIN_PATH, body=body, headers=request_headers)
+        connection.request(method, path, body=body, headers=request_headers)
         response = connection.getresponse()
         response.read()
         set_cookies = response.headers.get_all("Set-Cookie") or []
         return response.status, _parse_set_cookies(set_cookies)
     except (ConnectionError, TimeoutError, OSError, http.client.HTTPException) as error:
         raise LoadError(
-            f"Cannot reach the lab at {target.login_url} ({error}): is Gunicorn running? Start it "
+            f"Cannot reach the server at {target.url(path)} ({error}): is Gunicorn running? Start it "
             f"with `gunicorn -c gunicorn.conf.py --bind {target.host}:{target.port}`."
         ) from error
     finally:

@@ -4,7 +4,9 @@ Secrets never reach an argv that ``ps`` shows: the password, and the CSRF header
 curl as a config file on its standard input (``-K -``).
 """
 
-from dataclasses import dataclass
+import secrets
+import string
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -16,37 +18,100 @@ CURL_COULD_NOT_CONNECT = 7
 CURL_TIMED_OUT = 28
 
 
+# Django's own default for settings.LOGIN_URL.
+DEFAULT_LOGIN_PATH = "/accounts/login/"
+# The length of a CSRF secret Django accepts in its cookie (django.middleware.csrf).
+CSRF_SECRET_LENGTH = 32
+
+
+@dataclass(frozen=True)
+class LoginForm:
+    """The project's login form: where it is and what its two fields are called (Django's
+    ``LoginView`` and ``AuthenticationForm``: ``username`` and ``password``)."""
+
+    path: str = DEFAULT_LOGIN_PATH
+    username_field: str = "username"
+    password_field: str = "password"
+
+    def body(self, *, csrftoken: str, username: str, password: str) -> str:
+        return urlencode(
+            {"csrfmiddlewaretoken": csrftoken, self.username_field: username, self.password_field: password}
+        )
+
+
+DEFAULT_LOGIN_FORM = LoginForm()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Credentials:
+    """Who a load's requests come from: users logged in through ``form``, or, with no form, one
+    client with the session ``sessionid`` (empty: anonymous)."""
+
+    usernames: tuple[str, ...] = ()
+    password: str = field(default="", repr=False)
+    form: LoginForm | None = DEFAULT_LOGIN_FORM
+    sessionid: str = field(default="", repr=False)
+
+    @property
+    def clients(self) -> tuple[str, ...]:
+        """The names the drivers count outcomes under: the users, else "session" or "anonymous"."""
+        if self.form is not None:
+            return self.usernames
+        return ("session",) if self.sessionid else ("anonymous",)
+
+
 @dataclass(frozen=True)
 class SessionCookies:
     csrftoken: str
-    sessionid: str
+    # Empty for an anonymous client.
+    sessionid: str = ""
 
     @property
     def cookie_header(self) -> str:
-        return f"sessionid={self.sessionid}; csrftoken={self.csrftoken}"
+        session = f"sessionid={self.sessionid}; " if self.sessionid else ""
+        return f"{session}csrftoken={self.csrftoken}"
+
+
+def cookies_without_login(*, sessionid: str = "") -> SessionCookies:
+    """Cookies for a client that does not log in: anonymous, or with a session it was given.
+
+    Django's CSRF check compares the header with the cookie and nothing else, so a secret made
+    here is as good as one the server set: no page needs to be fetched first.
+    """
+    alphabet = string.ascii_letters + string.digits
+    csrftoken = "".join(secrets.choice(alphabet) for _ in range(CSRF_SECRET_LENGTH))
+    return SessionCookies(csrftoken=csrftoken, sessionid=sessionid)
 
 
 def log_in(
-    *, target: Target, username: str, password: str, workdir: Path, timeout: float = 10
+    *,
+    target: Target,
+    username: str,
+    password: str,
+    workdir: Path,
+    form: LoginForm = DEFAULT_LOGIN_FORM,
+    timeout: float = 10,
 ) -> SessionCookies:
     curl = require_tool("curl")
     anonymous_jar = workdir / "cookies.txt"
     session_jar = workdir / "new_cookies.txt"
+    login_url = target.url(form.path)
     common = [curl, "--silent", "--show-error", "--max-time", str(timeout), "--output", "/dev/null"]
 
     page = run_tool(
-        [*common, "--cookie-jar", str(anonymous_jar), "--write-out", "%{http_code}", target.login_url],
+        [*common, "--cookie-jar", str(anonymous_jar), "--write-out", "%{http_code}", login_url],
         timeout=timeout + 5,
     )
-    _raise_for_curl(page.returncode, page.stderr, target=target)
+    _raise_for_curl(page.returncode, page.stderr, target=target, url=login_url)
     csrftoken = read_cookie_jar(anonymous_jar).get("csrftoken")
     if page.stdout != "200" or not csrftoken:
         raise LoadError(
-            f"{target.login_url} answered HTTP {page.stdout} without a CSRF cookie: it does not "
-            "look like this lab's login page. Is another program listening on that port?"
+            f"{login_url} answered HTTP {page.stdout} without a CSRF cookie: it does not look like "
+            "a Django login page. Give the project's login page (--login-url), or check that no "
+            "other program listens on that port."
         )
 
-    body = urlencode({"csrfmiddlewaretoken": csrftoken, "username": username, "password": password})
+    body = form.body(csrftoken=csrftoken, username=username, password=password)
     config = f'header = "X-CSRFToken: {csrftoken}"\ndata-binary = "{body}"\n'
     login = run_tool(
         [
@@ -56,19 +121,19 @@ def log_in(
             "--header", "Content-Type: application/x-www-form-urlencoded",
             "--write-out", "%{http_code}",
             "--config", "-",
-            target.login_url,
+            login_url,
         ],
         stdin=config,
         timeout=timeout + 5,
     )  # fmt: skip
-    _raise_for_curl(login.returncode, login.stderr, target=target)
+    _raise_for_curl(login.returncode, login.stderr, target=target, url=login_url)
     cookies = read_cookie_jar(session_jar)
     if login.stdout != "302" or "sessionid" not in cookies:
         reason = {
             "200": f"the server refused the username {username!r} or its password",
             "403": "the server refused the CSRF token",
         }.get(login.stdout, f"the server answered HTTP {login.stdout}")
-        raise LoadError(f"Login at {target.login_url} failed: {reason}.")
+        raise LoadError(f"Login at {login_url} failed: {reason}.")
     # Django rotates the CSRF token at login; the newest one is the one to send.
     return SessionCookies(csrftoken=cookies.get("csrftoken", csrftoken), sessionid=cookies["sessionid"])
 
@@ -87,12 +152,12 @@ def read_cookie_jar(path: Path) -> dict[str, str]:
     return cookies
 
 
-def _raise_for_curl(returncode: int, stderr: str, *, target: Target) -> None:
+def _raise_for_curl(returncode: int, stderr: str, *, target: Target, url: str) -> None:
     if returncode == 0:
         return
     if returncode in (CURL_COULD_NOT_CONNECT, CURL_TIMED_OUT):
         raise LoadError(
-            f"Cannot reach the lab at {target.login_url}: is Gunicorn running? Start it with "
+            f"Cannot reach the server at {url}: is Gunicorn running? Start it with "
             f"`gunicorn -c gunicorn.conf.py --bind {target.host}:{target.port}`."
         )
-    raise LoadError(f"curl failed on {target.login_url} (exit {returncode}): {stderr.strip()}")
+    raise LoadError(f"curl failed on {url} (exit {returncode}): {stderr.strip()}")

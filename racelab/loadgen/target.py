@@ -1,4 +1,5 @@
-"""Which server a load run may hit: loopback only, unless the user explicitly says otherwise."""
+"""Which server a load run may hit (loopback only, unless the user explicitly says otherwise), and
+what each of its requests sends."""
 
 import ipaddress
 from dataclasses import dataclass
@@ -6,7 +7,8 @@ from urllib.parse import urlencode, urlsplit
 
 from racelab.loadgen.errors import LoadError
 
-LOGIN_PATH = "/auth/login/"
+FORM = "application/x-www-form-urlencoded"
+JSON = "application/json"
 
 
 @dataclass(frozen=True)
@@ -20,30 +22,45 @@ class Target:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{self.scheme}://{host}:{self.port}"
 
-    @property
-    def login_url(self) -> str:
-        return self.base_url + LOGIN_PATH
+    def url(self, path: str) -> str:
+        return self.base_url + path
 
-    def post_url(self, post: "FormPost") -> str:
+    def post_url(self, post: "LoadRequest") -> str:
         return self.base_url + post.path_and_query
 
 
 @dataclass(frozen=True)
-class FormPost:
-    """What a request sends: a form to ``path?strategy=NAME``, POSTed unless ``method`` says."""
+class LoadRequest:
+    """What one request of a load sends: ``method`` to ``path`` (and ``query``), with a form of
+    ``fields`` or, when ``json`` is given, that JSON text as its body, and ``headers`` besides the
+    cookies and the CSRF token every driver adds."""
 
     path: str
-    strategy: str
-    fields: tuple[tuple[str, str], ...]
+    fields: tuple[tuple[str, str], ...] = ()
     method: str = "POST"
+    query: tuple[tuple[str, str], ...] = ()
+    json: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
 
     @property
     def path_and_query(self) -> str:
-        return f"{self.path}?{urlencode({'strategy': self.strategy})}"
+        if not self.query:
+            return self.path
+        return f"{self.path}{'&' if '?' in self.path else '?'}{urlencode(self.query)}"
+
+    @property
+    def content_type(self) -> str:
+        return FORM if self.json is None else JSON
 
     @property
     def body(self) -> str:
-        return urlencode(self.fields)
+        return urlencode(self.fields) if self.json is None else self.json
+
+    @property
+    def padded_body(self) -> bytes:
+        """The body with one byte more that changes nothing it says (an empty form field, a JSON
+        space), for drivers that hold back a last byte: a request with no body has none."""
+        return (self.body + ("&" if self.json is None else " ")).encode()
 
 
 def is_loopback(host: str) -> bool:

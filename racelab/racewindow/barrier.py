@@ -5,8 +5,10 @@ right after its first read of a watched table) waits until ``parties`` requests 
 resource have reached theirs, or until ``timeout`` seconds pass with no further one arriving;
 then they all go on. K concurrent naive withdrawals then lose exactly K-1, every time. A safe
 strategy that blocks before its read (``locking`` waits for the row lock, and on SQLite every
-transaction waits for the write lock) can never bring K to the barrier, so the timeout lets each
-one through in turn: slower, but never a deadlock.
+transaction waits for the write lock) can never bring K to the barrier: the window's first party
+counts the requests blocked on its locks as arrived (racelab/racewindow/lock_waits.py), closes
+the window at once, serialized, and lets them through as they come. Where the database cannot
+tell, the timeout lets each one through in turn: slower, but never a deadlock.
 
 Gunicorn runs several worker processes, so the barrier cannot live in memory. It lives in one of
 two backends, as ``RACE_WINDOW_BACKEND`` says: files under the system temp directory for the
@@ -24,7 +26,7 @@ Two ways to arm it (see docs/race-mode.md):
 """
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from types import ModuleType
@@ -226,12 +228,14 @@ class ArmedBarrier:
     backend: Backend
 
     def stats(self) -> BarrierStats:
-        """Requests held, windows closed, and how many of those the timeout closed."""
+        """Requests held, windows closed, how many of those the timeout closed, and how many
+        closed at once because the parties still missing were blocked on a held request's lock."""
         return self.backend.stats()
 
 
-def hold(*, window: RaceWindow, resource: str) -> Passage:
+def hold(*, window: RaceWindow, resource: str, blocked: Callable[[], int] | None = None) -> Passage:
     """Wait at the barrier of ``resource`` (any string naming what the requests race for)
-    until its window closes: ``parties`` have arrived, or ``timeout`` has passed since the last
-    arrival. The last of the parties goes straight on."""
-    return current_backend().hold(window=window, resource=resource)
+    until its window closes: ``parties`` have arrived (those ``blocked`` on this request's locks
+    counted), or ``timeout`` has passed since the last arrival. The last of the parties goes
+    straight on."""
+    return current_backend().hold(window=window, resource=resource, blocked=blocked)

@@ -9,10 +9,14 @@ The same barrier as racelab/racewindow/file_backend.py, kept where every host re
   and pushes one token per other arrival into the window's gate, a list the others block on (``BLPOP``,
   no CPU while they wait). Every wait is bounded by the time left before the timeout and then
   checks the window again, so a waiter never waits forever, whoever died;
+- the window's first party waits in slices of PROBE_SECONDS, and at each asks the database how
+  many sessions wait on its locks (racelab/racewindow/lock_waits.py): once the arrived and the
+  blocked make the parties, its check closes the window, serialized, and the state carries how
+  many parties are still to come, each let straight on when it arrives;
 - the armed document (parties, timeout, park points, who armed it) is a key with a lease: the
   arming process renews it from a thread while armed and deletes it on exit, so a crashed one's
   window expires within LEASE_SECONDS;
-- per database, one hash of counters (held, windows, timeouts), and the counter the epochs come
+- per database, one hash of counters (held, windows, timeouts, serialized), and the counter the epochs come
   from, which arming does not clear: window numbers restart at 0 with each new state, so a
   waiter left over from an earlier arming tells the new window from its own by the epoch.
 
@@ -33,7 +37,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -52,6 +56,8 @@ GATE_TTL_MS = 60 * 1000
 # A wait for the gate lasts until the timeout would close the window, and this much more, so the
 # check that follows finds it due rather than a millisecond early.
 WAIT_SLACK_SECONDS = 0.005
+# How often a window's first party asks the database who waits on its locks.
+PROBE_SECONDS = 0.005
 CONNECT_TIMEOUT_SECONDS = 2.0
 # Above the longest BLPOP (the longest window timeout), so only a Redis that went away trips it.
 SOCKET_TIMEOUT_SECONDS = 20.0
@@ -96,58 +102,82 @@ end
 """
 
 # KEYS: the resource's state, the counters, the counter of states. ARGV: parties, timeout (ms),
-# gate TTL, state TTL. Returns {epoch, window, position}.
+# gate TTL, state TTL. Returns {epoch, window, position, waits}: waits is 0 for the request that
+# goes straight on (the last of the parties, or one that a serialized window carries).
 _ARRIVE = (
     _LUA_PRELUDE
     + """
 local parties, timeout = tonumber(ARGV[1]), tonumber(ARGV[2])
 local now = now_ms()
-local state = redis.call('HMGET', KEYS[1], 'epoch', 'window', 'arrived', 'last')
+local state = redis.call('HMGET', KEYS[1], 'epoch', 'window', 'arrived', 'last', 'carry')
 local epoch = tonumber(state[1])
 local window, arrived, last = tonumber(state[2]) or 0, tonumber(state[3]) or 0, tonumber(state[4]) or 0
+local carry = tonumber(state[5]) or 0
 if not epoch then
     -- A new state (arming cleared the last one): an epoch no earlier state of the resource had, so
     -- a waiter from before never takes this state's window 0 for its own.
     epoch = redis.call('INCR', KEYS[3])
 end
 redis.call('PEXPIRE', KEYS[3], ARGV[4])
-if arrived > 0 and not (now >= last and now - last <= timeout) then
-    -- Whoever arrived last gave up long ago: close that window for any still waiting, start afresh.
-    close(epoch, window, arrived, 1, ARGV[3], ARGV[4])
-    window, arrived = window + 1, 0
+if not (now >= last and now - last <= timeout) then
+    -- Whoever arrived last gave up long ago: close that window for any still waiting, and forget
+    -- the parties a serialized window waited for that never came (refused, rolled back).
+    if arrived > 0 then
+        close(epoch, window, arrived, 1, ARGV[3], ARGV[4])
+        window, arrived = window + 1, 0
+    end
+    carry = 0
+end
+redis.call('HINCRBY', KEYS[2], 'held', 1)
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+if carry > 0 then
+    -- Counted already, while it was blocked on the lock of the window's first party.
+    redis.call('HSET', KEYS[1], 'epoch', epoch, 'carry', carry - 1, 'last', now)
+    redis.call('PEXPIRE', KEYS[1], ARGV[4])
+    return {epoch, window - 1, parties - carry + 1, 0}
 end
 local mine = window
 arrived = arrived + 1
 local position = arrived
-redis.call('HINCRBY', KEYS[2], 'held', 1)
-redis.call('PEXPIRE', KEYS[2], ARGV[4])
+local waits = 1
 if position >= parties then
     close(epoch, window, arrived - 1, 0, ARGV[3], ARGV[4])
-    window, arrived = window + 1, 0
+    window, arrived, waits = window + 1, 0, 0
 end
-redis.call('HSET', KEYS[1], 'epoch', epoch, 'window', window, 'arrived', arrived, 'last', now)
+redis.call('HSET', KEYS[1], 'epoch', epoch, 'window', window, 'arrived', arrived, 'last', now, 'carry', 0)
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
-return {epoch, mine, position}
+return {epoch, mine, position, waits}
 """
 )
 
-# KEYS: the resource's state, the counters. ARGV: epoch, window, timeout (ms), gate TTL, state TTL.
-# Returns the ms left before the timeout closes the window, or 0 once it is closed (by the last
-# party, by another waiter, by this call, or by an arming that cleared its state).
+# KEYS: the resource's state, the counters. ARGV: epoch, window, timeout (ms), gate TTL, state TTL,
+# parties, how many sessions wait on the caller's locks. Returns the ms left before the timeout
+# closes the window, or 0 once it is closed (by the last party, by another waiter, by an arming
+# that cleared its state, or by this call: the timeout passed, or the arrived and the blocked
+# make the parties).
 _CHECK = (
     _LUA_PRELUDE
     + """
 local epoch, mine, timeout = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local parties, blocked = tonumber(ARGV[6]), tonumber(ARGV[7])
 local state = redis.call('HMGET', KEYS[1], 'epoch', 'window', 'arrived', 'last')
 if tonumber(state[1]) ~= epoch or tonumber(state[2]) ~= mine then
     return 0
 end
-local now, last = now_ms(), tonumber(state[4])
+local now, last, arrived = now_ms(), tonumber(state[4]), tonumber(state[3])
 local left = last + timeout - now
+if blocked > 0 and arrived + blocked >= parties then
+    -- The parties still missing wait on our lock: they come one by one as it passes on, each
+    -- straight through, and the carry expires a timeout after the last of them.
+    close(epoch, mine, arrived - 1, 0, ARGV[4], ARGV[5])
+    redis.call('HINCRBY', KEYS[2], 'serialized', 1)
+    redis.call('HSET', KEYS[1], 'window', mine + 1, 'arrived', 0, 'carry', parties - arrived, 'last', now)
+    return 0
+end
 if now >= last and left > 0 then
     return left
 end
-close(epoch, mine, tonumber(state[3]) - 1, 1, ARGV[4], ARGV[5])
+close(epoch, mine, arrived - 1, 1, ARGV[4], ARGV[5])
 redis.call('HSET', KEYS[1], 'window', mine + 1, 'arrived', 0)
 return 0
 """
@@ -291,26 +321,31 @@ class RedisBackend:
             raise RaceWindowError(LEASE_LOST)
         with self._answering():
             counters = self._server.client.hgetall(self._stats_key)
-        held, windows, timeouts = (int(counters.get(name, 0)) for name in (b"held", b"windows", b"timeouts"))
-        return BarrierStats(held=held, windows=windows, timeouts=timeouts)
+        held, windows, timeouts, serialized = (
+            int(counters.get(name, 0)) for name in (b"held", b"windows", b"timeouts", b"serialized")
+        )
+        return BarrierStats(held=held, windows=windows, timeouts=timeouts, serialized=serialized)
 
-    def hold(self, *, window: RaceWindow, resource: str) -> Passage:
+    def hold(self, *, window: RaceWindow, resource: str, blocked: Callable[[], int] | None = None) -> Passage:
         started = time.monotonic()
         state_key = f"{self.prefix}resource:{hashlib.sha256(resource.encode()).hexdigest()[:16]}"
         keys = [state_key, self._stats_key]
         timeout_ms = _ms(window.timeout)
         with self._answering():
-            epoch, mine, position = self._server.arrive(
+            epoch, mine, position, waits = self._server.arrive(
                 keys=[*keys, self._epochs_key], args=[window.parties, timeout_ms, GATE_TTL_MS, STATE_TTL_MS]
             )
-            if position >= window.parties:
+            if not waits:
                 return Passage(window=mine, position=position, waited=0.0)
             gate, left_ms = f"{state_key}:gate:{epoch}:{mine}", timeout_ms
+            watching = position == 1 and blocked is not None
             while left_ms > 0:
-                if self._server.client.blpop([gate], timeout=left_ms / 1000 + WAIT_SLACK_SECONDS):
+                wait = min(left_ms / 1000, PROBE_SECONDS) if watching else left_ms / 1000
+                if self._server.client.blpop([gate], timeout=wait + WAIT_SLACK_SECONDS):
                     break
+                probe = [window.parties, blocked() if watching else 0]
                 left_ms = self._server.check(
-                    keys=keys, args=[epoch, mine, timeout_ms, GATE_TTL_MS, STATE_TTL_MS]
+                    keys=keys, args=[epoch, mine, timeout_ms, GATE_TTL_MS, STATE_TTL_MS, *probe]
                 )
         return Passage(window=mine, position=position, waited=time.monotonic() - started)
 

@@ -7,6 +7,9 @@ the statement's parameters, so requests that read the same row race each other a
 for a write, whose parameters carry the values written, the table alone. A request is held
 once, at the first point it reaches. A read of a table the request has written already (a
 read-back after a conditional UPDATE) decides nothing and is not counted.
+
+Until then, the wrapper also tells the barrier what it needs to count the requests blocked on a
+held one's lock as arrived (racelab/racewindow/lock_waits.py).
 """
 
 import hashlib
@@ -16,7 +19,7 @@ from contextlib import contextmanager
 
 from django.db import connection
 
-from racelab.racewindow import park_points
+from racelab.racewindow import lock_waits, park_points
 from racelab.racewindow.barrier import Passage, RaceWindow, default_park_points, hold
 from racelab.racewindow.park_points import ParkPoint
 
@@ -25,21 +28,28 @@ class StatementHold:
     """The execute wrapper: counts the statements each park point names, and holds at the first
     point whose occurrence is reached."""
 
-    def __init__(self, *, window: RaceWindow, points: tuple[ParkPoint, ...]) -> None:
+    def __init__(
+        self, *, window: RaceWindow, points: tuple[ParkPoint, ...], locks: lock_waits.LockWaits
+    ) -> None:
         self.window = window
         self.points = points
+        self.locks = locks
         self.seen: Counter[ParkPoint] = Counter()
         self.written: set[str] = set()
         self.passage: Passage | None = None
 
     def __call__(self, execute, sql, params, many, context):
-        result = execute(sql, params, many, context)
-        if self.passage is None:
-            kind = park_points.statement_kind(sql)
-            point = self._reached(sql, kind=kind, vendor=context["connection"].vendor)
-            if point is not None:
-                key = params if kind == park_points.READ else None
-                self.passage = hold(window=self.window, resource=resource(point=point, params=key))
+        if self.passage is not None:
+            return execute(sql, params, many, context)
+        with self.locks.executing(sql):
+            result = execute(sql, params, many, context)
+        kind = park_points.statement_kind(sql)
+        point = self._reached(sql, kind=kind, vendor=context["connection"].vendor)
+        if point is not None:
+            key = params if kind == park_points.READ else None
+            self.passage = hold(
+                window=self.window, resource=resource(point=point, params=key), blocked=self.locks.blocked
+            )
         return result
 
     def _reached(self, sql: str, *, kind: str, vendor: str) -> ParkPoint | None:
@@ -71,6 +81,8 @@ def holding(*, window: RaceWindow | None, default_at: str | None = None) -> Iter
     if not at:
         yield None
         return
-    statement_hold = StatementHold(window=window, points=park_points.parse(at))
+    statement_hold = StatementHold(
+        window=window, points=park_points.parse(at), locks=lock_waits.for_connection(connection=connection)
+    )
     with connection.execute_wrapper(statement_hold):
         yield statement_hold

@@ -4,6 +4,7 @@ A module of its own so the backends (racelab/racewindow/file_backend.py, racelab
 and the public API that picks one (racelab/racewindow/barrier.py) import it without importing each other.
 """
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
@@ -53,11 +54,19 @@ class Passage:
 
 @dataclass(frozen=True)
 class BarrierStats:
-    """What the barriers of a database saw since it was armed, over every resource."""
+    """What the barriers of a database saw since it was armed, over every resource.
+
+    ``held``: the requests that reached a park point, each once, those let straight through as
+    part of a serialized window included. ``windows``: the windows closed, ``timeouts`` of them
+    by the timeout, ``serialized`` of them at once because the parties still missing were blocked
+    on a lock a held request holds (racelab/racewindow/lock_waits.py): those go straight through
+    when they reach their park point.
+    """
 
     held: int
     windows: int
     timeouts: int
+    serialized: int = 0
 
 
 class Backend(Protocol):
@@ -71,8 +80,11 @@ class Backend(Protocol):
     def armed_window(self) -> RaceWindow | None:
         """The window some live process has armed for the database, if any."""
 
-    def hold(self, *, window: RaceWindow, resource: str) -> Passage:
-        """Wait at the barrier of ``resource`` until its window closes."""
+    def hold(self, *, window: RaceWindow, resource: str, blocked: Callable[[], int] | None = None) -> Passage:
+        """Wait at the barrier of ``resource`` until its window closes. ``blocked``, if given,
+        says how many sessions are waiting on this request's locks: the window's first party asks
+        it while it watches, and counts them as arrived."""
 
     def stats(self) -> BarrierStats:
-        """Requests held, windows closed, and how many of those the timeout closed."""
+        """Requests held, windows closed, how many of those the timeout closed, and how many
+        closed because the parties still missing were blocked on a held request's lock."""

@@ -2,7 +2,8 @@
 
 from django.db.models import Count
 
-from scenarios.audit import ScenarioAudit, Violation
+from races.violations import Violation
+from scenarios.audit import ScenarioAudit
 from scenarios.capacity.models import Activity, Participant
 
 INVARIANT = "participants per activity at most its places"

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 from django.http import QueryDict
 
-from bank.form_posts import chosen_strategy, strategy_error, token_field
+from races.forms import chosen_strategy, strategy_error, token_field
 from scenarios.capacity.models import MAX_NAME_LENGTH
 from scenarios.capacity.participation import Strategy
 

@@ -1,6 +1,8 @@
 from django.contrib.auth.models import User
 from django.db import models
 
+from races.models import RaceRecord
+
 MAX_NAME_LENGTH = 40
 MAX_PLACES = 1_000_000
 
@@ -20,18 +22,13 @@ class Activity(models.Model):
         return f"Activity {self.name} ({self.max_participants} place(s))"
 
 
-class Participant(models.Model):
+class Participant(RaceRecord):
     """One place taken in an activity: the rows the checker counts against its places."""
 
     activity = models.ForeignKey(Activity, models.CASCADE, related_name="participants")
     # karrot also makes (activity, user) unique; the lab does not: it fires every request from one
     # login, and the race is over how many places are taken, not by whom.
     user = models.ForeignKey(User, models.CASCADE, related_name="+")
-    strategy = models.CharField(max_length=20)
-    request_started_at = models.DateTimeField(
-        help_text="When the server began handling the request, not when the row was inserted."
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
         return f"Place in {self.activity_id} for user {self.user_id} ({self.strategy})"

@@ -15,7 +15,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import F
 
-from bank.serializable import MAX_ATTEMPTS, StillRefused, retried, serializable_transaction
+from races.refusals import Refused, found
+from races.serializable import MAX_ATTEMPTS, retried, serializable_transaction
 from scenarios.capacity.models import Activity, Participant
 
 
@@ -27,14 +28,6 @@ class Strategy(enum.StrEnum):
 
 
 SAFE_STRATEGIES = tuple(strategy for strategy in Strategy if strategy is not Strategy.NAIVE)
-
-
-class ActivityNotFound(Exception):
-    """No activity has that name; nothing changed."""
-
-
-class JoinRefused(Exception):
-    """The user was not added and nothing changed; the message says why."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,7 +43,7 @@ def join(
     *, user: AbstractBaseUser, activity: str, strategy: Strategy, request_started_at: datetime
 ) -> Participation:
     """Add ``user`` to the activity named ``activity`` with ``strategy``: one Participant row, or
-    ``JoinRefused`` when its places are taken (``ActivityNotFound`` for an unknown name)."""
+    ``Refused`` when its places are taken (``NotFound`` for an unknown name)."""
     request = _JoinRequest(user=user, name=activity, strategy=strategy, request_started_at=request_started_at)
     return _IMPLEMENTATIONS[strategy](request)
 
@@ -63,14 +56,12 @@ class _JoinRequest:
     request_started_at: datetime
 
     def activity(self, *, for_update: bool = False) -> Activity:
-        activities = Activity.objects.select_for_update() if for_update else Activity.objects
-        activity = activities.filter(name=self.name).first()
-        if activity is None:
-            raise ActivityNotFound(f"There is no activity {self.name!r}.")
-        return activity
+        return found(
+            Activity, name=self.name, for_update=for_update, missing=f"There is no activity {self.name!r}."
+        )
 
-    def full(self, activity: Activity, *, taken: int) -> JoinRefused:
-        return JoinRefused(
+    def full(self, activity: Activity, *, taken: int) -> Refused:
+        return Refused(
             f"Activity {activity.name} is full: {taken} of {activity.max_participants} place(s) taken; "
             "you were not added."
         )
@@ -118,13 +109,12 @@ def _serializable(request: _JoinRequest) -> Participation:
         with serializable_transaction():
             return request.count_then_add(request.activity())
 
-    try:
-        return retried(attempt, what="a serializable join")
-    except StillRefused:
-        raise JoinRefused(
-            f"Activity {request.name}: the database refused to serialize this join {MAX_ATTEMPTS} "
-            "times in a row; you were not added, try again."
-        ) from None
+    return retried(
+        attempt,
+        what="a serializable join",
+        gave_up=f"Activity {request.name}: the database refused to serialize this join {MAX_ATTEMPTS} "
+        "times in a row; you were not added, try again.",
+    )
 
 
 def _conditional_update(request: _JoinRequest) -> Participation:

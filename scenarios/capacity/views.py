@@ -1,30 +1,23 @@
-from django.http import HttpResponse, HttpResponseNotFound
+from django.http import HttpResponse
 
-from bank.form_posts import FormPostView, HttpResponseConflict
+from races.views import FormPostView
 from scenarios.capacity.forms import parse_join_request
-from scenarios.capacity.participation import ActivityNotFound, JoinRefused, join
+from scenarios.capacity.participation import join
 
 
 class JoinView(FormPostView):
     """POST: take a place in the activity; 200 with which place it was, 409 when it is full."""
 
-    def parse(self, *, query, body):
-        return parse_join_request(query=query, body=body)
+    parse = staticmethod(parse_join_request)
+    create_missing = "Create it with `manage.py seed_scenario capacity`."
 
     def perform(self, request, parsed):
-        try:
-            participation = join(
-                user=request.user,
-                activity=parsed.activity,
-                strategy=parsed.strategy,
-                request_started_at=request.started_at,
-            )
-        except ActivityNotFound as error:
-            return HttpResponseNotFound(
-                f"{error} Create it with `manage.py seed_scenario capacity`.\n", content_type="text/plain"
-            )
-        except JoinRefused as refusal:
-            return HttpResponseConflict(f"{refusal}\n", content_type="text/plain")
+        participation = join(
+            user=request.user,
+            activity=parsed.activity,
+            strategy=parsed.strategy,
+            request_started_at=request.started_at,
+        )
         return HttpResponse(
             f"Joined activity {parsed.activity}: place {participation.place} of "
             f"{participation.max_participants}.\n",

@@ -2,7 +2,8 @@
 
 from django.db.models import Count, Min
 
-from scenarios.audit import ScenarioAudit, Violation
+from races.violations import Violation
+from scenarios.audit import ScenarioAudit
 from scenarios.get_or_create.models import RemoteRepository, RemoteRepositoryBase, UniqueRemoteRepository
 
 INVARIANT = "one row per repository name"

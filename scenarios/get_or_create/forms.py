@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from django.http import QueryDict
 
-from bank.form_posts import BadForm, chosen_strategy, single_field, strategy_error
+from races.forms import BadForm, chosen_strategy, single_field, strategy_error
 from scenarios.get_or_create.models import MAX_FULL_NAME_LENGTH
 from scenarios.get_or_create.syncs import Strategy
 

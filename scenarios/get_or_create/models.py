@@ -5,17 +5,14 @@ on one with it, so the same ``get_or_create`` can race on both."""
 from django.contrib.auth.models import User
 from django.db import models
 
+from races.models import RaceRecord
+
 MAX_FULL_NAME_LENGTH = 100
 
 
-class RemoteRepositoryBase(models.Model):
+class RemoteRepositoryBase(RaceRecord):
     full_name = models.CharField(max_length=MAX_FULL_NAME_LENGTH)
     synced_by = models.ForeignKey(User, models.CASCADE, related_name="+")
-    strategy = models.CharField(max_length=20)
-    request_started_at = models.DateTimeField(
-        help_text="When the server began handling the request, not when the row was inserted."
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         abstract = True

@@ -15,7 +15,7 @@ from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
 
-from bank.serializable import MAX_ATTEMPTS, StillRefused, retried, serializable_transaction
+from races.serializable import MAX_ATTEMPTS, retried, serializable_transaction
 from scenarios.get_or_create.models import RemoteRepository, UniqueRemoteRepository
 
 
@@ -26,10 +26,6 @@ class Strategy(enum.StrEnum):
 
 
 SAFE_STRATEGIES = tuple(strategy for strategy in Strategy if strategy is not Strategy.NAIVE)
-
-
-class SyncConflict(Exception):
-    """Concurrent syncs kept winning the race until the retries ran out; nothing changed."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -107,13 +103,13 @@ def _serializable(order: _Order) -> SyncedRepository:
 
 
 def _retried(attempt: Callable[[], SyncedRepository], *, order: _Order) -> SyncedRepository:
-    try:
-        return retried(attempt, what=f"a {order.strategy} sync")
-    except StillRefused:
-        raise SyncConflict(
-            f"Conflict: the database refused to serialize the sync of {order.full_name} {MAX_ATTEMPTS} "
-            "times in a row; nothing was created, try again."
-        ) from None
+    # Concurrent syncs kept winning the race until the retries ran out: refused, nothing created.
+    return retried(
+        attempt,
+        what=f"a {order.strategy} sync",
+        gave_up=f"Conflict: the database refused to serialize the sync of {order.full_name} "
+        f"{MAX_ATTEMPTS} times in a row; nothing was created, try again.",
+    )
 
 
 _IMPLEMENTATIONS: dict[Strategy, Callable[[_Order], SyncedRepository]] = {

@@ -1,8 +1,8 @@
 from django.http import HttpResponse
 
-from bank.form_posts import FormPostView, HttpResponseConflict
+from races.views import FormPostView
 from scenarios.get_or_create.forms import parse_sync_request
-from scenarios.get_or_create.syncs import SyncConflict, sync_repository
+from scenarios.get_or_create.syncs import sync_repository
 
 
 class SyncView(FormPostView):
@@ -12,19 +12,15 @@ class SyncView(FormPostView):
     of a name, every naive sync of it answers 500, as readthedocs.org's did. That is the bug.
     """
 
-    def parse(self, *, query, body):
-        return parse_sync_request(query=query, body=body)
+    parse = staticmethod(parse_sync_request)
 
     def perform(self, request, parsed):
-        try:
-            synced = sync_repository(
-                user=request.user,
-                full_name=parsed.full_name,
-                strategy=parsed.strategy,
-                request_started_at=request.started_at,
-            )
-        except SyncConflict as conflict:
-            return HttpResponseConflict(f"{conflict}\n", content_type="text/plain")
+        synced = sync_repository(
+            user=request.user,
+            full_name=parsed.full_name,
+            strategy=parsed.strategy,
+            request_started_at=request.started_at,
+        )
         action = "created" if synced.created else "found"
         return HttpResponse(
             f"Repository {parsed.full_name} {action}: row {synced.repository_id}.\n",

@@ -5,7 +5,8 @@ from dataclasses import dataclass, field
 
 from django.db.models import Count, Q
 
-from scenarios.audit import ScenarioAudit, Violation
+from races.violations import Violation
+from scenarios.audit import ScenarioAudit
 from scenarios.payments.models import Invoice, Payment
 
 INVARIANT = "one payment per invoice and per idempotency key"

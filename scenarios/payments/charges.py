@@ -17,7 +17,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from bank.serializable import MAX_ATTEMPTS, StillRefused, retried
+from races.refusals import Refused, found
+from races.serializable import MAX_ATTEMPTS, retried
 from scenarios.payments.models import IdempotencyKey, Invoice, Payment
 
 
@@ -30,11 +31,7 @@ class Strategy(enum.StrEnum):
 SAFE_STRATEGIES = tuple(strategy for strategy in Strategy if strategy is not Strategy.NAIVE)
 
 
-class InvoiceNotFound(Exception):
-    """No invoice has that number; nothing changed."""
-
-
-class PaymentRefused(Exception):
+class PaymentRefused(Refused):
     """Nothing was charged; the message says why (the idempotency_key strategy keeps it with the
     key). ``replayed``: the answer first given for the form's key, given again."""
 
@@ -61,8 +58,8 @@ def pay(
 ) -> Receipt:
     """Pay the invoice numbered ``invoice`` for ``user`` with ``strategy``, from a form that
     carried the idempotency key ``key``: one Payment row, or ``PaymentRefused`` when the invoice
-    is paid already (``InvoiceNotFound`` for an unknown number, ``KeyReused`` for a key first sent
-    for another invoice)."""
+    is paid already (``NotFound`` for an unknown number, ``KeyReused`` for a key first sent for
+    another invoice)."""
     order = _Order(
         user=user, number=invoice, key=key, strategy=strategy, request_started_at=request_started_at
     )
@@ -78,11 +75,12 @@ class _Order:
     request_started_at: datetime
 
     def invoice(self, *, for_update: bool = False) -> Invoice:
-        invoices = Invoice.objects.select_for_update() if for_update else Invoice.objects
-        invoice = invoices.filter(number=self.number).first()
-        if invoice is None:
-            raise InvoiceNotFound(f"There is no invoice {self.number!r}.")
-        return invoice
+        return found(
+            Invoice,
+            number=self.number,
+            for_update=for_update,
+            missing=f"There is no invoice {self.number!r}.",
+        )
 
     @property
     def already_paid(self) -> str:
@@ -151,13 +149,12 @@ def _take_key(order: _Order, invoice: Invoice) -> IdempotencyKey:
     # MariaDB: copies of one form inserting its key at once can deadlock in InnoDB's duplicate
     # check (over a deleted copy of the key, which a reset leaves until purge runs), and InnoDB
     # rolls one back. Retried, it finds the key taken and replays it.
-    try:
-        return retried(lambda: _take_key_once(order, invoice), what=f"idempotency key {order.key}")
-    except StillRefused:
-        raise PaymentRefused(
-            f"Conflict: the database refused to take idempotency key {order.key} {MAX_ATTEMPTS} times "
-            "in a row; nothing was charged, send the form again."
-        ) from None
+    return retried(
+        lambda: _take_key_once(order, invoice),
+        what=f"idempotency key {order.key}",
+        gave_up=f"Conflict: the database refused to take idempotency key {order.key} {MAX_ATTEMPTS} "
+        "times in a row; nothing was charged, send the form again.",
+    )
 
 
 def _take_key_once(order: _Order, invoice: Invoice) -> IdempotencyKey:

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 from django.http import QueryDict
 
-from bank.form_posts import chosen_strategy, strategy_error, token_field
+from races.forms import chosen_strategy, strategy_error, token_field
 from scenarios.payments.charges import Strategy
 from scenarios.payments.models import MAX_KEY_LENGTH, MAX_NUMBER_LENGTH
 

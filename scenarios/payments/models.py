@@ -1,6 +1,8 @@
 from django.contrib.auth.models import User
 from django.db import models
 
+from races.models import RaceRecord
+
 MAX_NUMBER_LENGTH = 40
 # Room for a UUID (36), which is what Stripe and the IETF draft suggest a client sends.
 MAX_KEY_LENGTH = 64
@@ -18,7 +20,7 @@ class Invoice(models.Model):
         return f"Invoice {self.number} ({self.amount}, {state})"
 
 
-class Payment(models.Model):
+class Payment(RaceRecord):
     """One charge: the rows the checker counts per invoice and per idempotency key."""
 
     invoice = models.ForeignKey(Invoice, models.CASCADE, related_name="payments")
@@ -27,11 +29,6 @@ class Payment(models.Model):
     # locking strategies charge without taking it, and the checker must see each charge it names.
     idempotency_key = models.CharField(max_length=MAX_KEY_LENGTH)
     amount = models.PositiveIntegerField()
-    strategy = models.CharField(max_length=20)
-    request_started_at = models.DateTimeField(
-        help_text="When the server began handling the request, not when the row was inserted."
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
         return f"Payment of {self.amount} on invoice {self.invoice_id} ({self.strategy})"

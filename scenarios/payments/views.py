@@ -1,7 +1,7 @@
-from django.http import HttpResponse, HttpResponseNotFound
+from django.http import HttpResponse
 
-from bank.form_posts import FormPostView, HttpResponseConflict
-from scenarios.payments.charges import InvoiceNotFound, KeyReused, PaymentRefused, pay
+from races.views import FormPostView
+from scenarios.payments.charges import KeyReused, PaymentRefused, pay
 from scenarios.payments.forms import parse_payment_request
 
 # Stripe's name for it: the answer is the one first given for this key, and nothing was charged now.
@@ -18,8 +18,8 @@ class PayView(FormPostView):
     with the payment, 409 when the invoice is already paid, and for a form sent again under the
     idempotency_key strategy, its first answer again with ``Idempotent-Replayed: true``."""
 
-    def parse(self, *, query, body):
-        return parse_payment_request(query=query, body=body)
+    parse = staticmethod(parse_payment_request)
+    create_missing = "Create it with `manage.py seed_scenario payment`."
 
     def perform(self, request, parsed):
         try:
@@ -30,21 +30,16 @@ class PayView(FormPostView):
                 strategy=parsed.strategy,
                 request_started_at=request.started_at,
             )
-        except InvoiceNotFound as error:
-            return HttpResponseNotFound(
-                f"{error} Create it with `manage.py seed_scenario payment`.\n", content_type="text/plain"
-            )
-        except PaymentRefused as refused:
-            response = HttpResponseConflict(f"{refused}\n", content_type="text/plain")
-            replayed = refused.replayed
         except KeyReused as reused:
             return HttpResponseUnprocessableContent(f"{reused}\n", content_type="text/plain")
-        else:
-            paid = (
-                f"Invoice {receipt.invoice} paid: {receipt.amount} charged as payment {receipt.payment_id}.\n"
-            )
-            response = HttpResponse(paid, content_type="text/plain")
-            replayed = receipt.replayed
-        if replayed:
-            response[REPLAYED_HEADER] = "true"
-        return response
+        except PaymentRefused as refusal:
+            # Caught here, not by dispatch: a refusal the key kept may be this form's first answer.
+            return _replayed(self.refused(refusal), replayed=refusal.replayed)
+        paid = f"Invoice {receipt.invoice} paid: {receipt.amount} charged as payment {receipt.payment_id}.\n"
+        return _replayed(HttpResponse(paid, content_type="text/plain"), replayed=receipt.replayed)
+
+
+def _replayed(response: HttpResponse, *, replayed: bool) -> HttpResponse:
+    if replayed:
+        response[REPLAYED_HEADER] = "true"
+    return response

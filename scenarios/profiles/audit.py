@@ -7,7 +7,8 @@ whose latest edit is not visible was clobbered: written back by a save that had 
 
 from django.db.models import Max, Q
 
-from scenarios.audit import ScenarioAudit, Violation
+from races.violations import Violation
+from scenarios.audit import ScenarioAudit
 from scenarios.profiles.models import Profile, ProfileEdit
 
 INVARIANT = "each field shows its latest accepted edit"

@@ -16,6 +16,7 @@ from datetime import datetime
 from django.db import DatabaseError, transaction
 from django.db.models import F
 
+from races.refusals import NotFound, Refused, found
 from scenarios.profiles.models import Profile, ProfileEdit, ProfileField
 
 
@@ -27,14 +28,6 @@ class Strategy(enum.StrEnum):
 
 
 SAFE_STRATEGIES = tuple(strategy for strategy in Strategy if strategy is not Strategy.NAIVE)
-
-
-class ProfileNotFound(Exception):
-    """No profile has that handle; nothing changed."""
-
-
-class EditRefused(Exception):
-    """The edit was not saved and nothing changed; the message says why."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,8 +42,8 @@ def edit_profile(
     *, handle: str, field: ProfileField, value: str, strategy: Strategy, request_started_at: datetime
 ) -> AcceptedEdit:
     """Set ``field`` of the profile ``handle`` to ``value`` with ``strategy``: one ProfileEdit
-    row, or ``EditRefused`` when the version strategy finds the profile changed since it read it
-    (``ProfileNotFound`` for an unknown handle)."""
+    row, or ``Refused`` when the version strategy finds the profile changed since it read it
+    (``NotFound`` for an unknown handle)."""
     change = _Change(
         handle=handle, field=field, value=value, strategy=strategy, request_started_at=request_started_at
     )
@@ -65,14 +58,12 @@ class _Change:
     strategy: Strategy
     request_started_at: datetime
 
-    def not_found(self) -> ProfileNotFound:
-        return ProfileNotFound(f"There is no profile {self.handle!r}.")
+    @property
+    def missing(self) -> str:
+        return f"There is no profile {self.handle!r}."
 
     def profile(self) -> Profile:
-        profile = Profile.objects.filter(handle=self.handle).first()
-        if profile is None:
-            raise self.not_found()
-        return profile
+        return found(Profile, handle=self.handle, missing=self.missing)
 
     def record(self, *, profile_id: int) -> AcceptedEdit:
         edit = ProfileEdit.objects.create(
@@ -107,14 +98,14 @@ def _update_fields(change: _Change) -> AcceptedEdit:
         # save(update_fields=...) raises when it updates no row: deleted since it was read.
         if Profile.objects.filter(pk=profile.pk).exists():
             raise
-        raise change.not_found() from None
+        raise NotFound(change.missing) from None
 
 
 def _update(change: _Change) -> AcceptedEdit:
     # No instance to go stale: one UPDATE of the one column, with no read before it.
     with transaction.atomic():
         if not Profile.objects.filter(handle=change.handle).update(**{change.field: change.value}):
-            raise change.not_found()
+            raise NotFound(change.missing)
         # Ours until COMMIT (the UPDATE holds the row): the id the edit row points at.
         profile_id = Profile.objects.filter(handle=change.handle).values_list("pk", flat=True).get()
         return change.record(profile_id=profile_id)
@@ -129,7 +120,7 @@ def _version(change: _Change) -> AcceptedEdit:
             **{change.field: change.value}, version=F("version") + 1
         )
         if not written:
-            raise EditRefused(
+            raise Refused(
                 f"Profile {change.handle} changed since this request read it (version {profile.version}); "
                 "nothing was saved: reload it and send your change again."
             )

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from django.http import QueryDict
 
-from bank.form_posts import BadForm, chosen_strategy, single_field, strategy_error, token_field
+from races.forms import BadForm, chosen_strategy, single_field, strategy_error, token_field
 from scenarios.profiles.edits import Strategy
 from scenarios.profiles.models import MAX_HANDLE_LENGTH, MAX_TEXT_LENGTH, ProfileField
 

@@ -1,5 +1,7 @@
 from django.db import models
 
+from races.models import RaceRecord
+
 MAX_HANDLE_LENGTH = 40
 MAX_TEXT_LENGTH = 100
 
@@ -24,17 +26,12 @@ class Profile(models.Model):
         return f"Profile {self.handle} (version {self.version})"
 
 
-class ProfileEdit(models.Model):
+class ProfileEdit(RaceRecord):
     """One accepted PATCH: the rows the checker compares with the profile, field by field."""
 
     profile = models.ForeignKey(Profile, models.CASCADE, related_name="edits")
     field = models.CharField(max_length=20, choices=ProfileField.choices)
     value = models.CharField(max_length=MAX_TEXT_LENGTH)
-    strategy = models.CharField(max_length=20)
-    request_started_at = models.DateTimeField(
-        help_text="When the server began handling the request, not when the row was inserted."
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
         return f"Edit of {self.profile_id}: {self.field} = {self.value!r} ({self.strategy})"

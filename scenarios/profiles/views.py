@@ -1,7 +1,7 @@
-from django.http import HttpResponse, HttpResponseNotFound
+from django.http import HttpResponse
 
-from bank.form_posts import FormPostView, HttpResponseConflict
-from scenarios.profiles.edits import EditRefused, ProfileNotFound, edit_profile
+from races.views import FormPostView
+from scenarios.profiles.edits import edit_profile
 from scenarios.profiles.forms import parse_edit_request
 
 
@@ -10,28 +10,20 @@ class EditProfileView(FormPostView):
     version strategy finds the profile changed since it read it."""
 
     http_method_names = ["patch"]
+    parse = staticmethod(parse_edit_request)
+    create_missing = "Create it with `manage.py seed_scenario profile`."
 
     def patch(self, request):
         return self.handle_form(request)
 
-    def parse(self, *, query, body):
-        return parse_edit_request(query=query, body=body)
-
     def perform(self, request, parsed):
-        try:
-            edit = edit_profile(
-                handle=parsed.handle,
-                field=parsed.field,
-                value=parsed.value,
-                strategy=parsed.strategy,
-                request_started_at=request.started_at,
-            )
-        except ProfileNotFound as error:
-            return HttpResponseNotFound(
-                f"{error} Create it with `manage.py seed_scenario profile`.\n", content_type="text/plain"
-            )
-        except EditRefused as refusal:
-            return HttpResponseConflict(f"{refusal}\n", content_type="text/plain")
+        edit = edit_profile(
+            handle=parsed.handle,
+            field=parsed.field,
+            value=parsed.value,
+            strategy=parsed.strategy,
+            request_started_at=request.started_at,
+        )
         return HttpResponse(
             f"Profile {edit.handle}: {edit.field} set to {edit.value!r} (edit {edit.edit_id}).\n",
             content_type="text/plain",

@@ -11,7 +11,8 @@ from the answers, not from the rows (ScenarioRun.violations).
 from django.db.models import Count, Min
 from django.db.models.functions import Lower
 
-from scenarios.audit import ScenarioAudit, Violation
+from races.violations import Violation
+from scenarios.audit import ScenarioAudit
 from scenarios.signups.models import Signup
 
 INVARIANT = "one signup per email address, compared lower-cased"

@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.http import QueryDict
 
-from bank.form_posts import BadForm, chosen_strategy, single_field, strategy_error
+from races.forms import BadForm, chosen_strategy, single_field, strategy_error
 from scenarios.signups.models import MAX_EMAIL_LENGTH
 from scenarios.signups.registrations import Strategy
 

@@ -1,11 +1,13 @@
 from django.contrib.auth.models import User
 from django.db import models
 
+from races.models import RaceRecord
+
 # The longest address RFC 5321 lets through (a 254-character path), as Django's EmailField.
 MAX_EMAIL_LENGTH = 254
 
 
-class Signup(models.Model):
+class Signup(RaceRecord):
     """One address registered: the rows the checker counts, one per address at most."""
 
     # Stored lower-cased by the service, so the unique index compares addresses as the invariant
@@ -14,11 +16,6 @@ class Signup(models.Model):
     # The lab user who sent it. A signup belongs to its address, not to that login, so it stays
     # (without one) when the user is deleted.
     user = models.ForeignKey(User, models.SET_NULL, null=True, blank=True, related_name="+")
-    strategy = models.CharField(max_length=20)
-    request_started_at = models.DateTimeField(
-        help_text="When the server began handling the request, not when the row was inserted."
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
         return f"Signup of {self.email} ({self.strategy})"

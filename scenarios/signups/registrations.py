@@ -16,7 +16,8 @@ from datetime import datetime
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
-from bank.serializable import MAX_ATTEMPTS, StillRefused, retried, serializable_transaction
+from races.refusals import Refused
+from races.serializable import MAX_ATTEMPTS, retried, serializable_transaction
 from scenarios.signups.models import Signup
 
 
@@ -29,10 +30,6 @@ class Strategy(enum.StrEnum):
 SAFE_STRATEGIES = tuple(strategy for strategy in Strategy if strategy is not Strategy.NAIVE)
 
 
-class RegistrationRefused(Exception):
-    """The address was not registered and nothing changed; the message says why."""
-
-
 @dataclass(frozen=True, kw_only=True)
 class Registration:
     signup_id: int
@@ -43,7 +40,7 @@ def register(
     *, user: AbstractBaseUser, email: str, strategy: Strategy, request_started_at: datetime
 ) -> Registration:
     """Sign ``email`` (a valid address: forms.py checks it) up with ``strategy``: one Signup row,
-    or ``RegistrationRefused`` when the address has one. Addresses are compared lower-cased:
+    or ``Refused`` when the address has one. Addresses are compared lower-cased:
     one signup per mailbox, whatever case it is typed in."""
     application = _Application(
         user=user, email=email.lower(), strategy=strategy, request_started_at=request_started_at
@@ -62,14 +59,14 @@ class _Application:
         # UniqueValidator's query.
         return Signup.objects.filter(email=self.email).exists()
 
-    def already_registered(self) -> RegistrationRefused:
-        return RegistrationRefused(
+    def already_registered(self) -> Refused:
+        return Refused(
             f"already registered: {self.email} has signed up before; this signup was not recorded. "
             "Sign in with it, or register another address."
         )
 
-    def lost_race(self) -> RegistrationRefused:
-        return RegistrationRefused(
+    def lost_race(self) -> Refused:
+        return Refused(
             f"already registered: a concurrent request registered {self.email} first; this signup "
             "was not recorded. Sign in with it, or register another address."
         )
@@ -140,13 +137,12 @@ def _serializable(application: _Application) -> Registration:
 
 
 def _retried(application: _Application, attempt: Callable[[], Registration]) -> Registration:
-    try:
-        return retried(attempt, what=f"the signup of {application.email}")
-    except StillRefused:
-        raise RegistrationRefused(
-            f"Conflict: the database refused to serialize the signup of {application.email} "
-            f"{MAX_ATTEMPTS} times in a row; nothing was recorded, try again."
-        ) from None
+    return retried(
+        attempt,
+        what=f"the signup of {application.email}",
+        gave_up=f"Conflict: the database refused to serialize the signup of {application.email} "
+        f"{MAX_ATTEMPTS} times in a row; nothing was recorded, try again.",
+    )
 
 
 _IMPLEMENTATIONS: dict[Strategy, Callable[[_Application], Registration]] = {

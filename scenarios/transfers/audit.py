@@ -12,7 +12,8 @@ from typing import NamedTuple
 
 from django.db.models import Count, Q, QuerySet, Sum
 
-from scenarios.audit import ScenarioAudit, Violation
+from races.violations import Violation
+from scenarios.audit import ScenarioAudit
 from scenarios.transfers.models import Transfer, Wallet
 
 INVARIANT = "each wallet's balance is its opening balance plus its transfers in minus its transfers out"

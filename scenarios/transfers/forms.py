@@ -1,11 +1,10 @@
 """Parse what a client may send to the send endpoint, refusing anything else with a reason."""
 
-import re
 from dataclasses import dataclass
 
 from django.http import QueryDict
 
-from bank.form_posts import BadForm, chosen_strategy, single_field, strategy_error, token_field
+from races.forms import BadForm, chosen_strategy, strategy_error, token_field, whole_number_field
 from scenarios.transfers.models import MAX_NAME_LENGTH, MAX_TRANSFER_AMOUNT
 from scenarios.transfers.movements import Strategy
 
@@ -19,7 +18,6 @@ DESTINATION_ERROR = _wallet_error("destination")
 SAME_WALLET_ERROR = "source and destination must be two different wallets."
 AMOUNT_ERROR = f"amount must be a whole number from 1 to {MAX_TRANSFER_AMOUNT}."
 STRATEGY_ERROR = strategy_error(Strategy)
-_DIGITS = re.compile(r"[0-9]{1,16}")
 
 
 @dataclass(frozen=True)
@@ -38,7 +36,5 @@ def parse_transfer_request(*, query: QueryDict, body: QueryDict) -> TransferRequ
     destination = token_field(body, "destination", max_length=MAX_NAME_LENGTH, error=DESTINATION_ERROR)
     if source == destination:
         raise BadForm(SAME_WALLET_ERROR)
-    amount = single_field(body, "amount", default="").strip()
-    if not _DIGITS.fullmatch(amount) or not 1 <= int(amount) <= MAX_TRANSFER_AMOUNT:
-        raise BadForm(AMOUNT_ERROR)
-    return TransferRequest(source=source, destination=destination, amount=int(amount), strategy=strategy)
+    amount = whole_number_field(body, "amount", maximum=MAX_TRANSFER_AMOUNT, error=AMOUNT_ERROR)
+    return TransferRequest(source=source, destination=destination, amount=amount, strategy=strategy)

@@ -1,5 +1,7 @@
 from django.db import models
 
+from races.models import RaceRecord
+
 MAX_NAME_LENGTH = 40
 MAX_TRANSFER_AMOUNT = 1_000
 
@@ -16,18 +18,13 @@ class Wallet(models.Model):
         return f"Wallet {self.name} ({self.balance})"
 
 
-class Transfer(models.Model):
+class Transfer(RaceRecord):
     """One accepted transfer, written in the transaction that moved its money: the rows the
     checker adds up against each wallet's balance."""
 
     source = models.ForeignKey(Wallet, models.CASCADE, related_name="sent")
     destination = models.ForeignKey(Wallet, models.CASCADE, related_name="received")
     amount = models.PositiveIntegerField()
-    strategy = models.CharField(max_length=20)
-    request_started_at = models.DateTimeField(
-        help_text="When the server began handling the request, not when the row was inserted."
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
         return f"Transfer of {self.amount} from {self.source_id} to {self.destination_id} ({self.strategy})"

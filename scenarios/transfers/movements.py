@@ -16,7 +16,8 @@ from datetime import datetime
 from django.db import transaction
 from django.db.models import F
 
-from bank.serializable import MAX_ATTEMPTS, StillRefused, retried
+from races.refusals import NotFound, Refused
+from races.serializable import MAX_ATTEMPTS, retried
 from scenarios.transfers.models import MAX_TRANSFER_AMOUNT, Transfer, Wallet
 
 
@@ -27,14 +28,6 @@ class Strategy(enum.StrEnum):
 
 
 SAFE_STRATEGIES = tuple(strategy for strategy in Strategy if strategy is not Strategy.NAIVE)
-
-
-class WalletNotFound(Exception):
-    """No wallet has that name; nothing changed."""
-
-
-class TransferRefused(Exception):
-    """Nothing was moved; the message says why."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,8 +42,8 @@ def transfer(
     *, source: str, destination: str, amount: int, strategy: Strategy, request_started_at: datetime
 ) -> Receipt:
     """Move ``amount`` from the wallet named ``source`` to the one named ``destination`` with
-    ``strategy``: both balances and one Transfer row, together or not at all. ``TransferRefused``
-    when the source holds less than ``amount``; ``WalletNotFound`` for an unknown name."""
+    ``strategy``: both balances and one Transfer row, together or not at all. ``Refused`` when the
+    source holds less than ``amount``; ``NotFound`` for an unknown name."""
     if not 1 <= amount <= MAX_TRANSFER_AMOUNT:
         raise ValueError(f"amount must be from 1 to {MAX_TRANSFER_AMOUNT}, not {amount}")
     if source == destination:
@@ -58,7 +51,7 @@ def transfer(
     ids = dict(Wallet.objects.filter(name__in=[source, destination]).values_list("name", "pk"))
     for name in (source, destination):
         if name not in ids:
-            raise WalletNotFound(f"There is no wallet {name!r}.")
+            raise NotFound(f"There is no wallet {name!r}.")
     order = _Order(
         source=source,
         destination=destination,
@@ -102,11 +95,11 @@ class _Order:
             transfer_id=row.pk, source=self.source, destination=self.destination, amount=self.amount
         )
 
-    def short(self) -> TransferRefused | WalletNotFound:
+    def short(self) -> Refused | NotFound:
         balance = Wallet.objects.filter(pk=self.source_id).values_list("balance", flat=True).first()
         if balance is None:  # deleted since it was looked up
-            return WalletNotFound(f"There is no wallet {self.source!r}.")
-        return TransferRefused(
+            return NotFound(f"There is no wallet {self.source!r}.")
+        return Refused(
             f"Wallet {self.source} holds {balance}, less than the {self.amount} to send; nothing was moved."
         )
 
@@ -139,13 +132,12 @@ def _retry(order: _Order) -> Receipt:
         with transaction.atomic(durable=True):
             return order.move()
 
-    try:
-        return retried(attempt, what=f"the transfer from {order.source} to {order.destination}")
-    except StillRefused:
-        raise TransferRefused(
-            f"Conflict: the database aborted the transfer from {order.source} to {order.destination} "
-            f"{MAX_ATTEMPTS} times in a row to break a deadlock; nothing was moved, try again."
-        ) from None
+    return retried(
+        attempt,
+        what=f"the transfer from {order.source} to {order.destination}",
+        gave_up=f"Conflict: the database aborted the transfer from {order.source} to {order.destination} "
+        f"{MAX_ATTEMPTS} times in a row to break a deadlock; nothing was moved, try again.",
+    )
 
 
 _IMPLEMENTATIONS: dict[Strategy, Callable[[_Order], Receipt]] = {

@@ -1,6 +1,8 @@
 from django.contrib.auth.models import User
 from django.db import models
 
+from races.models import RaceRecord
+
 MAX_CODE_LENGTH = 40
 MAX_USES = 1_000_000
 
@@ -17,7 +19,7 @@ class Voucher(models.Model):
         return f"Voucher {self.code} ({self.limit} use(s))"
 
 
-class VoucherUsage(models.Model):
+class VoucherUsage(RaceRecord):
     """One use of a voucher: the rows the checker counts against the voucher's limit."""
 
     voucher = models.ForeignKey(Voucher, models.CASCADE, related_name="usages")
@@ -26,11 +28,6 @@ class VoucherUsage(models.Model):
     # constraint below then refuses a second row for the same use. Left NULL by the others, and
     # NULLs never collide in a unique index (SQLite, PostgreSQL and MariaDB alike).
     slot = models.PositiveIntegerField(null=True, blank=True)
-    strategy = models.CharField(max_length=20)
-    request_started_at = models.DateTimeField(
-        help_text="When the server began handling the request, not when the row was inserted."
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["voucher", "slot"], name="voucher_usage_one_per_slot")]

@@ -14,6 +14,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import F
 
+from races.refusals import Refused, found
 from scenarios.vouchers.models import Voucher, VoucherUsage
 
 
@@ -25,14 +26,6 @@ class Strategy(enum.StrEnum):
 
 
 SAFE_STRATEGIES = tuple(strategy for strategy in Strategy if strategy is not Strategy.NAIVE)
-
-
-class VoucherNotFound(Exception):
-    """No voucher has that code; nothing changed."""
-
-
-class RedemptionRefused(Exception):
-    """The voucher was not used and nothing changed; the message says why."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,7 +41,7 @@ def redeem(
     *, user: AbstractBaseUser, code: str, strategy: Strategy, request_started_at: datetime
 ) -> Redemption:
     """Use the voucher ``code`` once for ``user`` with ``strategy``: one VoucherUsage row, or
-    ``RedemptionRefused`` when its uses are taken (``VoucherNotFound`` for an unknown code)."""
+    ``Refused`` when its uses are taken (``NotFound`` for an unknown code)."""
     order = _Order(user=user, code=code, strategy=strategy, request_started_at=request_started_at)
     return _IMPLEMENTATIONS[strategy](order)
 
@@ -61,17 +54,23 @@ class _Order:
     request_started_at: datetime
 
     def voucher(self, *, for_update: bool = False) -> Voucher:
-        vouchers = Voucher.objects.select_for_update() if for_update else Voucher.objects
-        voucher = vouchers.filter(code=self.code).first()
-        if voucher is None:
-            raise VoucherNotFound(f"There is no voucher {self.code!r}.")
-        return voucher
+        return found(
+            Voucher, code=self.code, for_update=for_update, missing=f"There is no voucher {self.code!r}."
+        )
 
-    def used_up(self, voucher: Voucher, *, taken: int) -> RedemptionRefused:
-        return RedemptionRefused(
+    def used_up(self, voucher: Voucher, *, taken: int) -> Refused:
+        return Refused(
             f"Voucher {voucher.code} is used up: {taken} of its {voucher.limit} use(s) are taken; "
             "it was not applied."
         )
+
+    def next_use(self, voucher: Voucher) -> int:
+        """Which use of the voucher this would be, counted from its usage rows (oscar's
+        ``is_available_to_user()``); refused when they are all taken."""
+        taken = voucher.usages.count()
+        if taken >= voucher.limit:
+            raise self.used_up(voucher, taken=taken)
+        return taken + 1
 
     def record(self, voucher: Voucher, *, use: int, slot: int | None = None) -> Redemption:
         usage = VoucherUsage.objects.create(
@@ -87,20 +86,14 @@ class _Order:
 def _naive(order: _Order) -> Redemption:
     # Check, then act: the count and the INSERT are separate statements, outside any transaction.
     voucher = order.voucher()
-    taken = voucher.usages.count()
-    if taken >= voucher.limit:
-        raise order.used_up(voucher, taken=taken)
-    return order.record(voucher, use=taken + 1)
+    return order.record(voucher, use=order.next_use(voucher))
 
 
 def _locking(order: _Order) -> Redemption:
     # The voucher's row lock serialises its redemptions: the count is taken by one at a time.
     with transaction.atomic():
         voucher = order.voucher(for_update=True)
-        taken = voucher.usages.count()
-        if taken >= voucher.limit:
-            raise order.used_up(voucher, taken=taken)
-        return order.record(voucher, use=taken + 1)
+        return order.record(voucher, use=order.next_use(voucher))
 
 
 def _conditional_update(order: _Order) -> Redemption:
@@ -119,17 +112,15 @@ def _unique_slot(order: _Order) -> Redemption:
     # The naive check, with the database as the referee: each use takes a numbered slot, and the
     # unique constraint on (voucher, slot) refuses the second row for the same one.
     voucher = order.voucher()
-    taken = voucher.usages.count()
-    if taken >= voucher.limit:
-        raise order.used_up(voucher, taken=taken)
+    use = order.next_use(voucher)
     try:
         with transaction.atomic():
-            return order.record(voucher, use=taken + 1, slot=taken + 1)
+            return order.record(voucher, use=use, slot=use)
     except IntegrityError:
-        if not VoucherUsage.objects.filter(voucher=voucher, slot=taken + 1).exists():
+        if not VoucherUsage.objects.filter(voucher=voucher, slot=use).exists():
             raise
-        raise RedemptionRefused(
-            f"Voucher {voucher.code}: a concurrent request took use {taken + 1} of {voucher.limit} "
+        raise Refused(
+            f"Voucher {voucher.code}: a concurrent request took use {use} of {voucher.limit} "
             "first; this one was not applied. Try again."
         ) from None
 

@@ -9,11 +9,11 @@ from urllib.parse import urlencode
 import pytest
 
 from accounts.withdrawals import Strategy
-from experiment.runs import withdrawal_post
+from experiment.requests import withdrawal_post
 from labserver.databases import reached_at, server_port
 from labserver.hosts import Host, topology, unavailable_reason
+from labserver.lab import LAB_LOGIN
 from racelab.loadgen.login import read_cookie_jar
-from racelab.loadgen.target import LOGIN_PATH
 from tests.helpers import LAB_PASSWORD, LAB_USER, audit, require, seed
 
 # TEST-NET-3 (RFC 5737): documentation only, and outside every simulated host's one route.
@@ -72,7 +72,7 @@ def test_a_client_host_logs_in_and_withdraws_on_an_app_host_whose_database_is_be
     anonymous, session = tmp_path / "anonymous.txt", tmp_path / "session.txt"
     with lab_env.serve(workers=1, host=app, env={"DATABASE_URL": database_url}) as server:
         assert server.url == f"http://{app.address}:8000"
-        login_url = f"{server.url}{LOGIN_PATH}"
+        login_url = f"{server.url}{LAB_LOGIN.path}"
         with urllib.request.urlopen(login_url, timeout=10) as answer:
             assert answer.status == 200
         _, page = _curl_from(client, login_url, "--output", "/dev/null", "--cookie-jar", str(anonymous))

@@ -97,7 +97,12 @@ def test_a_burst_across_client_hosts_and_app_hosts_loses_exactly_k_minus_1(lab_e
         assert [trial["lost"] for trial in trials] == [level - 1] * TRIALS, trials
         assert sum(trial["server_errors"] for trial in trials) == 0
         # One window per trial, closed by its K requests across both app hosts, none by the timeout.
-        assert report["race_window"][str(level)] == {"held": level * TRIALS, "windows": TRIALS, "timeouts": 0}
+        assert report["race_window"][str(level)] == {
+            "held": level * TRIALS,
+            "windows": TRIALS,
+            "timeouts": 0,
+            "serialized": 0,
+        }
     # A balancer's share: each app host served half of every burst.
     posts = [log.count('"POST /accounts/withdraw/') for log in logs]
     assert posts == [sum(LEVELS) * TRIALS // 2] * 2, posts

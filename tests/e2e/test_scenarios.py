@@ -108,7 +108,12 @@ def test_naive_breaks_the_invariant_exactly_as_predicted_in_every_trial(scenario
         # Every request answered: the only indeterminate ones are the 5xx a naive bug may answer.
         assert trial["indeterminate"] == trial["server_errors"], trial
         # Every one of the K held at the read it decides on, in one window, none let go early.
-        assert trial["race_window"] == {"held": trial["concurrency"], "windows": 1, "timeouts": 0}
+        assert trial["race_window"] == {
+            "held": trial["concurrency"],
+            "windows": 1,
+            "timeouts": 0,
+            "serialized": 0,
+        }
 
 
 @pytest.mark.parametrize("scenario", SCENARIO_PARAMS)

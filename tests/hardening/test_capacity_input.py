@@ -5,8 +5,8 @@ from urllib.parse import urlencode
 
 import pytest
 
-from bank.form_posts import CHUNKED_BODY, NOT_A_FORM, NOT_LOGGED_IN
 from racelab.loadgen.login import SessionCookies
+from races.views import CHUNKED_BODY, NOT_A_FORM, NOT_LOGGED_IN
 from scenarios.capacity.forms import ACTIVITY_ERROR, STRATEGY_ERROR
 from scenarios.capacity.participation import Strategy
 from scenarios.capacity.provisioning import LAB_ACTIVITY

@@ -321,4 +321,4 @@ def test_allow_remote_lets_the_target_through(module_lab, network_namespaces, dr
         "--username", LAB_USER, "--no-input",
     )  # fmt: skip
 
-    assert_clear_refusal(result, "Cannot reach the lab at http://192.0.2.1:8001/auth/login/")
+    assert_clear_refusal(result, "Cannot reach the server at http://192.0.2.1:8001/auth/login/")

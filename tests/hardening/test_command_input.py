@@ -17,10 +17,10 @@ from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 from django.db import DataError, IntegrityError, connection, transaction
 
-from accounts.management.database_errors import reports_database_errors
 from accounts.models import Account
 from accounts.provisioning import seed_account
 from labserver.lab import LOOPBACK, free_port
+from racelab.management.database_errors import reports_database_errors
 from tests.helpers import database_snapshot
 
 pytestmark = pytest.mark.usefixtures("fast_password_hasher")
@@ -245,12 +245,12 @@ def test_splatter_malformed_url(url, message, unchanged):
 def test_splatter_to_a_server_that_is_down(unchanged):
     url = f"http://{LOOPBACK}:{free_port()}"
 
-    down = f"Cannot reach the lab at {url}/auth/login/: is Gunicorn running?"
+    down = f"Cannot reach the server at {url}/auth/login/: is Gunicorn running?"
     refused("splatter", "--no-input", "--username", "alice", "--url", url, match=f"^{re.escape(down)}")
 
 
 def test_splatter_to_another_http_server(unchanged):
-    not_the_lab = "answered HTTP 200 without a CSRF cookie: it does not look like this lab's login page"
+    not_the_lab = "answered HTTP 200 without a CSRF cookie: it does not look like a Django login page"
     with other_http_server() as url:
         refused("splatter", "--no-input", "--username", "alice", "--url", url, match=re.escape(not_the_lab))
 

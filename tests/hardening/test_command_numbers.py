@@ -1,5 +1,5 @@
 """Numbers on the lab's command lines are read in ASCII digits alone, as its endpoints read them
-(accounts/management/arguments.py): argparse's ``type=int`` would read ``--limit ٣`` as 3. Any
+(racelab/management/arguments.py): argparse's ``type=int`` would read ``--limit ٣`` as 3. Any
 other digit is a CommandError that says so, and nothing changed."""
 
 from io import StringIO

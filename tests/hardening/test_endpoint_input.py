@@ -8,9 +8,9 @@ from urllib.parse import urlencode, urlsplit
 import pytest
 
 from accounts.forms import AMOUNT_ERROR, STRATEGY_ERROR
-from bank.form_posts import CHUNKED_BODY, NOT_A_FORM, NOT_LOGGED_IN
 from labserver.lab import Server
 from racelab.loadgen.login import SessionCookies
+from races.views import CHUNKED_BODY, NOT_A_FORM, NOT_LOGGED_IN
 from tests.hardening.lab_http import request, set_cookie
 from tests.helpers import LAB_PASSWORD, lab_snapshot, log_in_lab_user
 from tests.lab_database import command

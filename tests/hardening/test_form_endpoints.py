@@ -1,15 +1,16 @@
 """What every form endpoint refuses in one place, through the real Gunicorn: a form in another
-charset than UTF-8 (bank/charset.py, login included), bytes that are not UTF-8, a strategy
-anywhere but the query string (bank/form_posts.py). A clear 400, nothing changed."""
+charset than UTF-8 (races/charset.py, login included), bytes that are not UTF-8, a strategy
+anywhere but the query string (races/forms.py). A clear 400, nothing changed."""
 
 import base64
 from urllib.parse import quote, urlencode
 
 import pytest
 
-from bank.form_posts import NOT_UTF8, NOT_UTF8_TEXT, QUERY_TAKES_STRATEGY_ONLY, STRATEGY_IN_FORM
 from labreport.middleware import RUN_HEADER
 from racelab.loadgen.login import SessionCookies
+from races.charset import NOT_UTF8
+from races.forms import NOT_UTF8_TEXT, QUERY_TAKES_STRATEGY_ONLY, STRATEGY_IN_FORM
 from scenarios.catalogue import SCENARIOS
 from scenarios.profiles.provisioning import LAB_PROFILE
 from tests.hardening.lab_http import request, set_cookie

@@ -5,8 +5,8 @@ from urllib.parse import urlencode
 
 import pytest
 
-from bank.form_posts import CHUNKED_BODY, NOT_A_FORM, NOT_LOGGED_IN
 from racelab.loadgen.login import SessionCookies
+from races.views import CHUNKED_BODY, NOT_A_FORM, NOT_LOGGED_IN
 from scenarios.get_or_create.forms import FULL_NAME_ERROR, STRATEGY_ERROR
 from scenarios.get_or_create.provisioning import LAB_REPOSITORY
 from tests.hardening.lab_http import request

@@ -4,8 +4,8 @@ from urllib.parse import urlencode
 
 import pytest
 
-from bank.form_posts import CHUNKED_BODY, NOT_A_FORM, NOT_LOGGED_IN
 from racelab.loadgen.login import SessionCookies
+from races.views import CHUNKED_BODY, NOT_A_FORM, NOT_LOGGED_IN
 from scenarios.payments.forms import INVOICE_ERROR, KEY_ERROR, STRATEGY_ERROR
 from scenarios.payments.provisioning import LAB_INVOICE, LAB_KEY
 from tests.hardening.lab_http import request

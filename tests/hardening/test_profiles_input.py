@@ -4,8 +4,10 @@ from urllib.parse import urlencode
 
 import pytest
 
-from bank.form_posts import CHUNKED_BODY, NOT_A_FORM, NOT_LOGGED_IN, NOT_UTF8, STRATEGY_IN_FORM
 from racelab.loadgen.login import SessionCookies
+from races.charset import NOT_UTF8
+from races.forms import STRATEGY_IN_FORM
+from races.views import CHUNKED_BODY, NOT_A_FORM, NOT_LOGGED_IN
 from scenarios.profiles.forms import FIELDS_ERROR, PROFILE_ERROR, STRATEGY_ERROR, value_error
 from scenarios.profiles.models import MAX_TEXT_LENGTH, ProfileField
 from scenarios.profiles.provisioning import LAB_PROFILE

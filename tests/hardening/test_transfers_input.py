@@ -4,8 +4,8 @@ from urllib.parse import urlencode
 
 import pytest
 
-from bank.form_posts import CHUNKED_BODY, NOT_A_FORM, NOT_LOGGED_IN
 from racelab.loadgen.login import SessionCookies
+from races.views import CHUNKED_BODY, NOT_A_FORM, NOT_LOGGED_IN
 from scenarios.transfers.forms import (
     AMOUNT_ERROR,
     DESTINATION_ERROR,

@@ -4,8 +4,8 @@ from urllib.parse import urlencode
 
 import pytest
 
-from bank.form_posts import CHUNKED_BODY, NOT_A_FORM, NOT_LOGGED_IN
 from racelab.loadgen.login import SessionCookies
+from races.views import CHUNKED_BODY, NOT_A_FORM, NOT_LOGGED_IN
 from scenarios.vouchers.forms import CODE_ERROR, STRATEGY_ERROR
 from scenarios.vouchers.provisioning import LAB_VOUCHER
 from tests.hardening.lab_http import request

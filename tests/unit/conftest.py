@@ -12,7 +12,9 @@ from accounts.models import Account, ClientRun, Transaction
 from accounts.withdrawals import Strategy
 from labreport.models import LabRun, RecordedRequest
 from labreport.runs import RunSummary, file_lab_run
+from racelab.management.password_input import PASSWORD_ENV_VAR
 from tests.helpers import PASSWORD, STARTED_AT, database_snapshot
+from tests.listening import Listener, listener
 
 
 @pytest.fixture(autouse=True)
@@ -34,6 +36,19 @@ def database_unchanged() -> Callable:
         assert database_snapshot() == before
 
     return check
+
+
+@pytest.fixture
+def splatter_password(monkeypatch) -> None:
+    """The password splatter reads, in its environment (racelab/loadgen/credentials.py)."""
+    monkeypatch.setenv(PASSWORD_ENV_VAR, PASSWORD)
+
+
+@pytest.fixture
+def lab_port() -> Iterator[Listener]:
+    """Where splatter is sent: a real listener, to show that nothing reached it."""
+    with listener() as listening:
+        yield listening
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from django.test.utils import CaptureQueriesContext
 from accounts.audit import (
     EXAMPLE_LEDGER_IDS,
     AccountAudit,
-    Anomaly,
     AnomalyKind,
     ClientOutcomes,
     StrategyAudit,
@@ -18,6 +17,7 @@ from accounts.audit import (
 )
 from accounts.models import Account, Transaction
 from accounts.withdrawals import Strategy
+from races.violations import Violation
 
 pytestmark = pytest.mark.django_db
 
@@ -28,7 +28,7 @@ def settle(account: Account, current: int) -> Account:
     return account
 
 
-def anomalies(audit: AccountAudit) -> dict[str, Anomaly]:
+def anomalies(audit: AccountAudit) -> dict[str, Violation]:
     found = {anomaly.kind: anomaly for anomaly in audit.anomalies}
     assert len(found) == len(audit.anomalies), "an anomaly kind was reported twice"
     return found

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from experiment.runs import withdrawal_post
+from experiment.requests import withdrawal_post
 from labserver.lab import LOOPBACK
 from racelab.loadgen.burst import (
     BurstSession,
@@ -24,7 +24,7 @@ from racelab.loadgen.burst import (
 )
 from racelab.loadgen.login import SessionCookies
 from racelab.loadgen.outcomes import Outcome
-from racelab.loadgen.target import FormPost, Target
+from racelab.loadgen.target import LoadRequest, Target
 
 pytestmark = pytest.mark.database_independent
 
@@ -126,8 +126,10 @@ def _fire(target, *, requests, burst_size, users=("alice",), timeout=5.0):
 def test_a_run_of_two_forms_sends_them_in_turn_in_every_burst():
     recorder = Recorder(answer=lambda n: _ok(n))
     forms = (
-        FormPost(path="/edit/", strategy="naive", fields=(("city", "Lisbon"),), method="PATCH"),
-        FormPost(path="/edit/", strategy="naive", fields=(("name", "Ada"),), method="PATCH"),
+        LoadRequest(
+            path="/edit/", query=(("strategy", "naive"),), fields=(("city", "Lisbon"),), method="PATCH"
+        ),
+        LoadRequest(path="/edit/", query=(("strategy", "naive"),), fields=(("name", "Ada"),), method="PATCH"),
     )
     with recording_server(recorder) as target:
         run = run_bursts(
@@ -152,7 +154,7 @@ def test_each_burst_is_released_only_once_every_request_is_primed():
         run = _fire(target, requests=12, burst_size=4)
 
     assert [record.outcome for record in run.records] == [Outcome.OK] * 12
-    assert sorted(record.balance for record in run.records) == [1_000_000 - n for n in range(12, 0, -1)]
+    assert sorted(int(record.answer) for record in run.records) == [1_000_000 - n for n in range(12, 0, -1)]
     assert run.bursts == 3 and recorder.connections == 12  # no keep-alive: new connections each burst
     assert all(seen.body == b"amount=7&" for seen in recorder.seen)
     for burst in range(3):
@@ -203,8 +205,8 @@ def test_answers_are_classified_as_the_checker_expects():
         elapsed = time.monotonic() - started
 
     by_status = {record.status: record for record in run.records}
-    assert by_status[200].outcome == Outcome.OK and by_status[200].balance == 5
-    assert by_status[409].outcome == Outcome.REFUSED and by_status[409].balance is None
+    assert by_status[200].outcome == Outcome.OK and by_status[200].answer == "5"
+    assert by_status[409].outcome == Outcome.REFUSED and by_status[409].answer is None
     assert by_status[500].outcome == Outcome.INDETERMINATE
     unanswered = [record for record in run.records if record.status is None]
     assert [record.outcome for record in unanswered] == [Outcome.INDETERMINATE] * 2
@@ -236,7 +238,7 @@ def test_history_file_lists_every_request(tmp_path):
     assert document["driver"] == "burst"
     assert document["outcomes"] == {Outcome.OK: 4, Outcome.REFUSED: 0, Outcome.INDETERMINATE: 0}
     assert [entry["index"] for entry in document["history"]] == [0, 1, 2, 3]
-    assert {entry["balance"] for entry in document["history"]} == {96, 97, 98, 99}
+    assert {int(entry["answer"]) for entry in document["history"]} == {96, 97, 98, 99}
     assert all(entry["primed_at"] < entry["sent_at"] < entry["received_at"] for entry in document["history"])
 
 
@@ -257,12 +259,25 @@ def test_the_request_holds_back_a_harmless_last_byte():
 
 
 def test_a_form_of_another_method_goes_out_with_it():
-    patch = FormPost(
-        path="/scenarios/profile/edit/", strategy="naive", fields=(("city", "Lisbon"),), method="PATCH"
+    patch = LoadRequest(
+        path="/scenarios/profile/edit/",
+        query=(("strategy", "naive"),),
+        fields=(("city", "Lisbon"),),
+        method="PATCH",
     )
     raw = form_request(target=Target("http", "127.0.0.1", 8001), cookies=COOKIES, post=patch)
     assert raw.startswith(b"PATCH /scenarios/profile/edit/?strategy=naive HTTP/1.1\r\n")
     assert raw.endswith(b"\r\n\r\ncity=Lisbon&")
+
+
+def test_a_json_body_and_the_users_headers_go_out_with_the_request():
+    put = LoadRequest(path="/api/cart/1/", method="PUT", json='{"qty": 2}', headers=(("If-Match", "7"),))
+    raw = form_request(target=Target("http", "127.0.0.1", 8001), cookies=COOKIES, post=put)
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"PUT /api/cart/1/ HTTP/1.1\r\n")
+    assert b"\r\nIf-Match: 7\r\n" in head and b"\r\nContent-Type: application/json\r\n" in head
+    # The byte held back is a space after the JSON, which any parser skips.
+    assert body == b'{"qty": 2} ' and b"Content-Length: 11\r\n" in head
 
 
 @pytest.mark.parametrize(
@@ -295,7 +310,7 @@ def test_a_close_delimited_response_ends_at_the_close():
     response.feed(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n42")
     assert not response.complete
     response.close()
-    assert response.complete and response.balance == 42
+    assert response.complete and response.answer == "42"
 
 
 def test_garbage_is_not_an_http_answer():

@@ -13,17 +13,16 @@ from django.db import DatabaseError, OperationalError, connection
 from django.urls import reverse
 from django.utils import timezone
 
-from bank import serializable
 from racelab.racewindow.barrier import armed
 from racelab.racewindow.statements import holding
+from races import serializable
+from races.refusals import NotFound, Refused
 from scenarios.capacity import participation
 from scenarios.capacity.audit import OVERFULL, audit_activities
 from scenarios.capacity.forms import ACTIVITY_ERROR, STRATEGY_ERROR
 from scenarios.capacity.models import Activity, Participant
 from scenarios.capacity.participation import (
     SAFE_STRATEGIES,
-    ActivityNotFound,
-    JoinRefused,
     Strategy,
     join,
 )
@@ -76,7 +75,7 @@ def test_each_strategy_takes_the_place_once_and_then_refuses(user, activity, str
     assert (joined.participant_id, joined.place, joined.max_participants) == (participant.pk, 1, 1)
     assert (participant.activity_id, participant.user_id) == (activity.pk, user.pk)
     assert (participant.strategy, participant.request_started_at) == (strategy.value, STARTED_AT)
-    with pytest.raises(JoinRefused, match=f"Activity {LAB_ACTIVITY} is full: 1 of 1 place"):
+    with pytest.raises(Refused, match=f"Activity {LAB_ACTIVITY} is full: 1 of 1 place"):
         join_lab_activity(user, strategy)
     assert Participant.objects.count() == 1
 
@@ -87,13 +86,13 @@ def test_an_activity_of_three_places_counts_them(user, strategy):
     places = [join_lab_activity(user, strategy).place for _ in range(3)]
 
     assert places == [1, 2, 3]
-    with pytest.raises(JoinRefused, match="is full: 3 of 3 place"):
+    with pytest.raises(Refused, match="is full: 3 of 3 place"):
         join_lab_activity(user, strategy)
 
 
 @pytest.mark.parametrize("strategy", ALL)
 def test_an_unknown_activity_changes_nothing(user, activity, strategy, database_unchanged):
-    with database_unchanged(), pytest.raises(ActivityNotFound, match="There is no activity 'NOPE'"):
+    with database_unchanged(), pytest.raises(NotFound, match="There is no activity 'NOPE'"):
         join(user=user, activity="NOPE", strategy=strategy, request_started_at=STARTED_AT)
 
 
@@ -131,7 +130,7 @@ def test_serializable_gives_up_after_its_last_attempt_and_adds_no_one(
     with (
         database_unchanged(),
         connection.execute_wrapper(failing_inserts(failure, attempts)),
-        pytest.raises(JoinRefused, match=f"^{re.escape(gave_up)}$"),
+        pytest.raises(Refused, match=f"^{re.escape(gave_up)}$"),
     ):
         join_lab_activity(user, Strategy.SERIALIZABLE)
 
@@ -216,7 +215,7 @@ def test_safe_strategies_fill_the_places_and_refuse_the_rest_with_a_reason(user,
         stats = barrier.stats()
     elapsed = time.monotonic() - started
 
-    refused = [result for result in results if isinstance(result, JoinRefused)]
+    refused = [result for result in results if isinstance(result, Refused)]
     joined = sorted(result.place for result in results if isinstance(result, participation.Participation))
     assert len(results) == parties and len(refused) == parties - places, results
     assert joined == list(range(1, places + 1))

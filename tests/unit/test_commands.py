@@ -6,9 +6,9 @@ from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 
 from accounts.audit import AnomalyKind
-from accounts.management.password_input import PASSWORD_ENV_VAR
 from accounts.models import Account, ClientRun, Transaction
 from accounts.withdrawals import MAX_WITHDRAWAL_AMOUNT
+from racelab.management.password_input import PASSWORD_ENV_VAR
 from tests.json_schema import valid
 
 pytestmark = pytest.mark.django_db

@@ -11,7 +11,7 @@ from accounts.forms import (
     parse_withdrawal_request,
 )
 from accounts.withdrawals import MAX_WITHDRAWAL_AMOUNT, Strategy
-from bank.form_posts import BadForm
+from races.forms import BadForm
 
 pytestmark = pytest.mark.database_independent
 

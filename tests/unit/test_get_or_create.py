@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from racelab.racewindow.barrier import armed
 from racelab.racewindow.statements import holding
+from races.refusals import Refused
 from scenarios.get_or_create.audit import DUPLICATES, audit_repositories
 from scenarios.get_or_create.forms import FULL_NAME_ERROR, STRATEGY_ERROR
 from scenarios.get_or_create.models import RemoteRepository, UniqueRemoteRepository
@@ -23,7 +24,6 @@ from scenarios.get_or_create.scenario import GET_OR_CREATE
 from scenarios.get_or_create.syncs import (
     SAFE_STRATEGIES,
     Strategy,
-    SyncConflict,
     SyncedRepository,
     sync_repository,
 )
@@ -140,7 +140,7 @@ def test_serializable_gives_up_after_its_last_attempt_and_creates_nothing(user, 
     with (
         database_unchanged(),
         connection.execute_wrapper(refuse_to_serialize_inserts),
-        pytest.raises(SyncConflict, match=f"^{re.escape(gave_up)}$"),
+        pytest.raises(Refused, match=f"^{re.escape(gave_up)}$"),
     ):
         sync(user, Strategy.SERIALIZABLE)
 

@@ -16,12 +16,11 @@ from jsonschema import ValidationError
 
 from accounts.audit import AnomalyKind, audit_account, audit_document
 from experiment import tables
-from experiment.drivers import LoadResult
-from experiment.plan import DriverName
 from experiment.scenario_runs import ScenarioRun, scenario_posts, summarise
 from experiment.trials import SweepReport, TrialOutcome, summarize
 from labreport.models import LabRun
 from racelab.loadgen.burst import BurstRun, RequestRecord
+from racelab.loadgen.drivers import DriverName, LoadResult
 from racelab.loadgen.outcomes import Outcome
 from racelab.racewindow.barrier import BarrierStats
 from scenarios.audit import scenario_audit_document
@@ -90,7 +89,7 @@ def _record(index: int, *, outcome: Outcome, status: int | None) -> RequestRecor
         username="alice",
         outcome=outcome,
         status=status,
-        balance=None,
+        answer=None,
         primed_at=1.0,
         sent_at=1.1,
         received_at=None if status is None else 1.2,
@@ -162,7 +161,7 @@ def test_a_sweep_names_the_level_concurrency_and_the_4xx_refused(sweep):
         ("naive", 3, 1),
         ("locking", 3, 1),
     ]
-    assert sweep["race_window"]["3"] == {"held": 5, "windows": 2, "timeouts": 1}
+    assert sweep["race_window"]["3"] == {"held": 5, "windows": 2, "serialized": 0, "timeouts": 1}
 
 
 @pytest.mark.django_db

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.models import User
 
-from labserver.lab import free_port
+from labserver.lab import LAB_LOGIN, free_port
 from racelab.loadgen import ab
 from racelab.loadgen.ab import AbReport, merged_reports, parse_ab_report, run_ab
 from racelab.loadgen.errors import LoadError
 from racelab.loadgen.login import SessionCookies, log_in, read_cookie_jar
-from racelab.loadgen.target import FormPost, Target, is_loopback, parse_target
+from racelab.loadgen.target import LoadRequest, Target, is_loopback, parse_target
 from tests.helpers import PASSWORD, require
 
 pytestmark = pytest.mark.database_independent
@@ -96,10 +96,12 @@ def test_target_urls():
     target = Target("http", "127.0.0.1", 8001)
 
     assert target.base_url == "http://127.0.0.1:8001"
-    assert target.login_url == "http://127.0.0.1:8001/auth/login/"
-    post = FormPost(path="/shop/cart/checkout/", strategy="locking", fields=(("item", "1"),))
+    assert target.url("/auth/login/") == "http://127.0.0.1:8001/auth/login/"
+    post = LoadRequest(path="/shop/cart/checkout/", query=(("strategy", "locking"),), fields=(("item", "1"),))
     assert target.post_url(post) == "http://127.0.0.1:8001/shop/cart/checkout/?strategy=locking"
-    assert Target("http", "::1", 8001).login_url == "http://[::1]:8001/auth/login/"
+    assert Target("http", "::1", 8001).url("/a/") == "http://[::1]:8001/a/"
+    # A path that has a query of its own keeps it.
+    assert LoadRequest(path="/a/?x=1", query=(("y", "2"),)).path_and_query == "/a/?x=1&y=2"
 
 
 @pytest.mark.parametrize(
@@ -163,8 +165,10 @@ def needs_curl() -> None:
 def test_log_in_to_a_closed_loopback_port_says_to_start_gunicorn(tmp_path):
     target = parse_target(f"http://127.0.0.1:{free_port()}")
 
-    with pytest.raises(LoadError, match="Cannot reach the lab at .* is Gunicorn running"):
-        log_in(target=target, username="alice", password=PASSWORD, workdir=tmp_path, timeout=5)
+    with pytest.raises(LoadError, match="Cannot reach the server at .* is Gunicorn running"):
+        log_in(
+            target=target, username="alice", password=PASSWORD, workdir=tmp_path, form=LAB_LOGIN, timeout=5
+        )
 
 
 @pytest.mark.usefixtures("needs_curl")
@@ -173,7 +177,7 @@ def test_log_in_with_curl_against_the_app(live_server, tmp_path):
     User.objects.create_user(username="alice", password=PASSWORD)
     target = parse_target(live_server.url)
 
-    cookies = log_in(target=target, username="alice", password=PASSWORD, workdir=tmp_path)
+    cookies = log_in(target=target, username="alice", password=PASSWORD, workdir=tmp_path, form=LAB_LOGIN)
 
     anonymous = read_cookie_jar(tmp_path / "cookies.txt")["csrftoken"]
     assert cookies.sessionid
@@ -188,7 +192,13 @@ def test_log_in_with_a_wrong_password_is_refused(live_server, tmp_path):
     User.objects.create_user(username="alice", password=PASSWORD)
 
     with pytest.raises(LoadError, match="refused the username 'alice' or its password"):
-        log_in(target=parse_target(live_server.url), username="alice", password="wrong", workdir=tmp_path)
+        log_in(
+            target=parse_target(live_server.url),
+            username="alice",
+            password="wrong",
+            workdir=tmp_path,
+            form=LAB_LOGIN,
+        )
 
 
 # racelab.loadgen.ab

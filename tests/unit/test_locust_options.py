@@ -7,30 +7,16 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from accounts.management.password_input import PASSWORD_ENV_VAR
 from experiment.plan import DriverName, PlanError, RunPlan
 from labserver.lab import free_port
 from racelab.loadgen.errors import LoadError
 from racelab.loadgen.locust.protocol import LocustMode
 from racelab.loadgen.locust.runner import DEFAULT_MASTER_PORT, MasterAddress, parse_bind
 from racelab.loadgen.target import parse_target
-from tests.listening import listener
 
 pytestmark = pytest.mark.database_independent
 
 TARGET = parse_target("http://127.0.0.1:8001")
-
-
-@pytest.fixture
-def password(monkeypatch) -> None:
-    monkeypatch.setenv(PASSWORD_ENV_VAR, "from-the-environment")
-
-
-@pytest.fixture
-def lab_port():
-    """Where splatter is sent: a real listener, to show that nothing reached it."""
-    with listener() as listening:
-        yield listening
 
 
 def splatter(*args: str) -> str:
@@ -83,7 +69,7 @@ def splatter(*args: str) -> str:
     ],
 )
 def test_bad_locust_options_are_refused_before_anything_is_sent(
-    password, account, lab_port, args, message, database_unchanged
+    splatter_password, account, lab_port, args, message, database_unchanged
 ):
     with database_unchanged(), pytest.raises(CommandError, match=message):
         splatter("--url", lab_port.url, *(arg.format(url=lab_port.url) for arg in args))
@@ -91,15 +77,19 @@ def test_bad_locust_options_are_refused_before_anything_is_sent(
 
 
 @pytest.mark.django_db
-def test_local_workers_and_expected_workers_exclude_each_other(password, account, database_unchanged):
+def test_local_workers_and_expected_workers_exclude_each_other(
+    splatter_password, account, database_unchanged
+):
     with database_unchanged(), pytest.raises(CommandError, match="not allowed with argument"):
         splatter("--driver", "locust", "--locust-workers", "1", "--expect-workers", "1")
 
 
 @pytest.mark.django_db
-def test_an_unreachable_server_is_a_clear_error_before_locust_starts(password, account, database_unchanged):
+def test_an_unreachable_server_is_a_clear_error_before_locust_starts(
+    splatter_password, account, database_unchanged
+):
     url = f"http://127.0.0.1:{free_port()}"
-    with database_unchanged(), pytest.raises(CommandError, match=f"Cannot reach the lab at {url}"):
+    with database_unchanged(), pytest.raises(CommandError, match=f"Cannot reach the server at {url}"):
         splatter("--driver", "locust", "--url", url)
 
 

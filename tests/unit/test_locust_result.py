@@ -5,14 +5,15 @@ import json
 
 import pytest
 
-from experiment.runs import withdrawal_post
+from experiment.requests import withdrawal_post
 from experiment.tables import lost_worker_lines
 from racelab.loadgen.burst import outcome_of
 from racelab.loadgen.errors import LoadError
-from racelab.loadgen.locust.protocol import Form, LocustMode, RunSpec, shares
+from racelab.loadgen.locust.protocol import LocustMode, RunSpec, shares
 from racelab.loadgen.locust.result import locust_history_document, read_result
+from racelab.loadgen.login import LoginForm
 from racelab.loadgen.outcomes import Outcome
-from racelab.loadgen.target import parse_target
+from racelab.loadgen.target import LoadRequest, parse_target
 
 pytestmark = pytest.mark.database_independent
 
@@ -25,7 +26,7 @@ def record(
 ) -> dict:
     return {
         "burst": index // 2, "index": index, "username": "alice", "outcome": outcome, "status": status,
-        "balance": 999_999 - index if outcome == "ok" else None, "primed_at": 1.0, "sent_at": 1.1 + index,
+        "answer": str(999_999 - index) if outcome == "ok" else None, "primed_at": 1.0, "sent_at": 1.1 + index,
         "received_at": 1.2 + index, "error": None, "worker": worker, **fields,
     }  # fmt: skip
 
@@ -113,7 +114,11 @@ def test_the_history_names_the_driver_every_server_and_each_requests_worker(tmp_
 
     document = locust_history_document(run, targets=TARGETS)
 
-    assert (document["driver"], document["mode"], document["strategy"]) == ("locust", "burst", "naive")
+    assert (document["driver"], document["mode"], document["query"]) == (
+        "locust",
+        "burst",
+        {"strategy": "naive"},
+    )
     assert document["targets"] == ["http://127.0.0.1:8001", "http://127.0.0.1:8002"]
     assert document["outcomes"] == {"ok": 2, "refused": 1, "indeterminate": 1}
     assert [entry["worker"] for entry in document["history"]] == ["w1", "w2", "w1", "w2"]
@@ -123,9 +128,9 @@ def test_the_history_names_the_driver_every_server_and_each_requests_worker(tmp_
 
 def test_the_spec_travels_as_json_and_deals_requests_round_robin(tmp_path):
     spec = RunSpec(
-        mode=LocustMode.STEADY, usernames=["alice", "alice-2"],
-        forms=[Form(method="POST", path_and_query="/a?strategy=naive", body="amount=1"),
-               Form(method="PATCH", path_and_query="/b?strategy=naive", body="x=1")],
+        mode=LocustMode.STEADY, usernames=["alice", "alice-2"], login=LoginForm(path="/auth/login/"),
+        forms=[LoadRequest(path="/a", query=(("strategy", "naive"),), fields=(("amount", "1"),)),
+               LoadRequest(path="/b", method="PATCH", json='{"x": 1}', headers=(("If-Match", "7"),))],
         targets=["http://127.0.0.1:8001", "http://127.0.0.1:8002", "http://127.0.0.1:8003"],
         requests=7, concurrency=2, run_token=None, response_timeout=30.0, settle=0.1, worker_wait=60.0,
     )  # fmt: skip
@@ -133,6 +138,7 @@ def test_the_spec_travels_as_json_and_deals_requests_round_robin(tmp_path):
 
     assert RunSpec.load(tmp_path / "run.json") == spec
     assert [spec.form(i).method for i in range(4)] == ["POST", "PATCH", "POST", "PATCH"]
+    assert spec.form(1).content_type == "application/json" and spec.form(1).headers == (("If-Match", "7"),)
     assert [spec.target(i)[-4:] for i in range(4)] == ["8001", "8002", "8003", "8001"]
     assert [spec.username(i) for i in range(3)] == ["alice", "alice-2", "alice"]
     assert shares(list(range(7)), parts=2) == [[0, 2, 4, 6], [1, 3, 5]]

@@ -13,10 +13,10 @@ from django.utils import timezone
 
 from racelab.racewindow.barrier import armed
 from racelab.racewindow.statements import holding
+from races.refusals import NotFound
 from scenarios.payments.audit import DUPLICATES, audit_payments
 from scenarios.payments.charges import (
     SAFE_STRATEGIES,
-    InvoiceNotFound,
     KeyReused,
     PaymentRefused,
     Receipt,
@@ -158,7 +158,7 @@ def test_another_users_key_is_their_own(user, invoice):
 @pytest.mark.django_db
 @pytest.mark.parametrize("strategy", ALL)
 def test_an_unknown_invoice_changes_nothing(user, invoice, strategy, database_unchanged):
-    with database_unchanged(), pytest.raises(InvoiceNotFound, match="There is no invoice 'NOPE'"):
+    with database_unchanged(), pytest.raises(NotFound, match="There is no invoice 'NOPE'"):
         pay(user=user, invoice="NOPE", key=LAB_KEY, strategy=strategy, request_started_at=STARTED_AT)
 
 

@@ -14,15 +14,14 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from bank.form_posts import NOT_A_FORM
 from racelab.racewindow.barrier import armed
 from racelab.racewindow.statements import holding
+from races.refusals import NotFound, Refused
+from races.views import NOT_A_FORM
 from scenarios.profiles import edits
 from scenarios.profiles.audit import CLOBBERED, audit_profiles
 from scenarios.profiles.edits import (
     SAFE_STRATEGIES,
-    EditRefused,
-    ProfileNotFound,
     Strategy,
     edit_profile,
 )
@@ -103,7 +102,7 @@ def test_edits_one_after_another_all_stay_visible(profile, strategy):
 @pytest.mark.django_db
 @pytest.mark.parametrize("strategy", ALL)
 def test_an_unknown_profile_changes_nothing(profile, strategy, database_unchanged):
-    with database_unchanged(), pytest.raises(ProfileNotFound, match="There is no profile 'nope'"):
+    with database_unchanged(), pytest.raises(NotFound, match="There is no profile 'nope'"):
         edit(strategy, CITY, "Lisbon", handle="nope")
 
 
@@ -177,9 +176,9 @@ def test_safe_strategies_keep_every_accepted_edit_visible(strategy):
         stats = barrier.stats()
     elapsed = time.monotonic() - started
 
-    refused = [result for result in results if isinstance(result, EditRefused)]
+    refused = [result for result in results if isinstance(result, Refused)]
     accepted = len(results) - len(refused)
-    assert len(results) == parties and not any(isinstance(r, ProfileNotFound) for r in results), results
+    assert len(results) == parties and not any(isinstance(r, NotFound) for r in results), results
     if strategy is Strategy.VERSION:
         # All four read version 0; the first UPDATE bumps it, and the other three find it changed.
         assert len(refused) == parties - 1 and all(str(r).startswith(CHANGED) for r in refused), results
@@ -474,7 +473,7 @@ def test_update_fields_on_a_profile_deleted_since_it_was_read_is_not_found(monke
     Profile.objects.filter(pk=stale.pk).delete()
     # The read returns the row as it was; the save then finds none to update.
     monkeypatch.setattr(edits._Change, "profile", lambda change: stale)
-    with database_unchanged(), pytest.raises(ProfileNotFound, match=f"There is no profile '{LAB_PROFILE}'"):
+    with database_unchanged(), pytest.raises(NotFound, match=f"There is no profile '{LAB_PROFILE}'"):
         edit_profile(
             handle=LAB_PROFILE, field=ProfileField.CITY, value="Lisbon", strategy=Strategy.UPDATE_FIELDS,
             request_started_at=STARTED_AT,

@@ -1,12 +1,17 @@
 """Deterministic race mode in one process: real threads, each with its own connection, as a
 project would use ``armed`` and ``holding`` in its own test suite."""
 
+import logging
 import multiprocessing
+import os
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
+from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
@@ -14,12 +19,13 @@ from accounts.audit import audit_account
 from accounts.models import Account
 from accounts.withdrawals import SAFE_STRATEGIES, Strategy, withdraw
 from racelab.racewindow import barrier as race_window
-from racelab.racewindow import statements
+from racelab.racewindow import lock_waits, statements
 from racelab.racewindow.statements import holding
 from tests.concurrency import run_concurrently
 
 JOIN_SECONDS = 60
 TIMEOUT = 0.25
+NO_PRIVILEGE_TO_LACK = "MariaDB alone guards its lock waits with a privilege"
 
 
 def withdraw_concurrently(
@@ -52,8 +58,138 @@ def test_naive_loses_exactly_all_but_one_every_time(make_account, parties):
             account.refresh_from_db()
             assert account.current == 1_000 - round_  # parties withdrawals, one shows
             assert audit_account(account=account).lost_withdrawals == round_ * (parties - 1)
-    stats = barrier.stats()
-    assert (stats.held, stats.windows, stats.timeouts) == (3 * parties, 3, 0)
+    # Every window closed by its last arrival: a naive read takes no lock, so none was serialized.
+    assert barrier.stats() == race_window.BarrierStats(held=3 * parties, windows=3, timeouts=0, serialized=0)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("parties", [2, 5])
+def test_requests_blocked_on_the_held_lock_count_as_arrived(make_account, parties):
+    # locking's read is SELECT ... FOR UPDATE (on SQLite, its transaction holds the write lock
+    # from BEGIN): the first withdrawal parks holding the lock, and the others wait for it inside
+    # the database, before their park point. Counted as arrived, they close the window at once;
+    # each goes straight on when it gets the lock and reaches its park point.
+    rounds, timeout = 3, 5.0
+    account = make_account(opening=1_000)
+    started = time.monotonic()
+    with race_window.armed(parties=parties, timeout=timeout) as barrier:
+        for round_ in range(1, rounds + 1):
+            results = withdraw_concurrently(
+                account_id=account.pk, strategy=Strategy.LOCKING, parties=parties, window=barrier.window
+            )
+
+            assert not any(isinstance(result, Exception) for result in results), results
+            account.refresh_from_db()
+            assert account.current == 1_000 - round_ * parties
+        stats = barrier.stats()
+    elapsed = time.monotonic() - started
+
+    assert audit_account(account=account).anomalies == []
+    assert stats == race_window.BarrierStats(
+        held=rounds * parties, windows=rounds, timeouts=0, serialized=rounds
+    )
+    # Not one timeout waited out, over all the rounds.
+    assert elapsed < timeout
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_blocked_request_that_never_reaches_its_park_point_is_forgotten_after_the_timeout(make_account):
+    parties, timeout = 3, 1.0
+    account = make_account(opening=1_000)
+    user = account.user
+
+    def locking(window: race_window.RaceWindow) -> object:
+        with holding(window=window):
+            return withdraw(user=user, amount=1, strategy=Strategy.LOCKING, request_started_at=timezone.now())
+
+    def write_without_reading(window: race_window.RaceWindow) -> int:
+        # Blocked on the held withdrawal's lock, so counted, but its park point is a read of the
+        # account and this request only writes it.
+        with holding(window=window):
+            return Account.objects.filter(pk=account.pk).update(current=F("current"))
+
+    with race_window.armed(parties=parties, timeout=timeout) as barrier, ThreadPoolExecutor(1) as pool:
+        first = pool.submit(run_concurrently, [lambda: locking(barrier.window)])
+        wait_for(lambda: barrier.stats().held == 1)
+        others = run_concurrently(
+            [lambda: locking(barrier.window), lambda: write_without_reading(barrier.window)]
+        )
+        assert not any(isinstance(result, Exception) for result in [*first.result(JOIN_SECONDS), *others])
+        serialized = barrier.stats()
+        # The window's third party never came: after the timeout, the next burst is held whole.
+        time.sleep(timeout)
+        results = withdraw_concurrently(
+            account_id=account.pk, strategy=Strategy.NAIVE, parties=parties, window=barrier.window
+        )
+        assert not any(isinstance(result, Exception) for result in results), results
+        stats = barrier.stats()
+
+    assert serialized == race_window.BarrierStats(held=2, windows=1, timeouts=0, serialized=1)
+    assert stats == race_window.BarrierStats(held=2 + parties, windows=2, timeouts=0, serialized=1)
+    account.refresh_from_db()
+    assert account.current == 1_000 - 2 - 1
+    assert audit_account(account=account).lost_withdrawals == parties - 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_database_user_that_may_not_see_lock_waits_is_not_counted_and_told_once(caplog):
+    if connection.vendor != "mysql":
+        pytest.skip(NO_PRIVILEGE_TO_LACK)
+    name, password = f"racelab_no_process_{os.getpid()}", "no-process"
+    project = connections[DEFAULT_DB_ALIAS]
+    limited = type(project)({**project.settings_dict, "USER": name, "PASSWORD": password}, alias="limited")
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE USER '{name}'@'%%' IDENTIFIED BY %s", [password])
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(f"GRANT SELECT ON `{project.settings_dict['NAME']}`.* TO '{name}'@'%'")
+        limited.ensure_connection()
+        with caplog.at_level(logging.WARNING, logger=lock_waits.__name__):
+            # Two requests of that user, then one of the project's own, which may ask.
+            counts = [lock_waits.for_connection(connection=limited).blocked() for _ in range(2)]
+            counts.append(lock_waits.for_connection(connection=connection).blocked())
+    finally:
+        limited.close()
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP USER '{name}'@'%'")
+
+    assert counts == [0, 0, 0]
+    (warning,) = caplog.records
+    message = warning.getMessage()
+    assert message.startswith("The race window cannot ask the database which sessions wait on a held")
+    assert "(1227, " in message and "grant the database user the PROCESS privilege" in message
+
+
+@pytest.mark.database_independent
+def test_the_sqlite_writers_of_a_process_that_died_stop_counting(tmp_path):
+    writers = lock_waits.Writers(path=tmp_path / lock_waits.WRITERS_FILE)
+    context = multiprocessing.get_context("fork")
+    parent_end, child_end = context.Pipe()
+    child = context.Process(target=write_until_killed, args=(writers, child_end))
+    child.start()
+    try:
+        assert parent_end.poll(JOIN_SECONDS) and parent_end.recv() == "writing"
+        with writers.waiting():
+            assert writers.count() == 2
+        assert writers.count() == 1
+    finally:
+        child.kill()  # SIGKILL, mid-statement: it never unregisters
+        child.join(timeout=JOIN_SECONDS)
+    assert writers.count() == 0
+
+
+def write_until_killed(writers: lock_waits.Writers, channel) -> None:
+    """In a child process: a request forever in its write statement."""
+    with writers.waiting():
+        channel.send("writing")
+        time.sleep(JOIN_SECONDS)
+
+
+def wait_for(condition) -> None:
+    deadline = time.monotonic() + JOIN_SECONDS
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -136,6 +136,56 @@ def test_naive_loses_exactly_all_but_one_every_time(redis_window, make_account, 
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("parties", [2, 4])
+def test_requests_blocked_on_the_held_lock_count_as_arrived(redis_window, make_account, parties):
+    # locking's first withdrawal parks holding the row lock (on SQLite, the write lock); the others
+    # wait for it in the database. Counted as arrived, they close the window at once, then each
+    # goes straight on as it reaches its park point.
+    rounds, timeout = 3, 5.0
+    account = make_account(opening=1_000)
+
+    def one() -> object:
+        user = Account.objects.get(pk=account.pk).user
+        with holding(window=barrier.window) as statement_hold:
+            withdraw(user=user, amount=1, strategy=Strategy.LOCKING, request_started_at=timezone.now())
+        return statement_hold.passage
+
+    started = time.monotonic()
+    with race_window.armed(parties=parties, timeout=timeout) as barrier:
+        for round_ in range(rounds):
+            passages = run_concurrently([one] * parties)
+
+            assert not any(isinstance(passage, Exception) for passage in passages), passages
+            assert sorted(passage.position for passage in passages) == list(range(1, parties + 1))
+            assert {passage.window for passage in passages} == {round_}
+            assert sorted(passage.waited for passage in passages)[: parties - 1] == [0.0] * (parties - 1)
+        stats = barrier.stats()
+    elapsed = time.monotonic() - started
+
+    assert audit_account(account=account).final == 1_000 - rounds * parties
+    assert stats == race_window.BarrierStats(
+        held=rounds * parties, windows=rounds, timeouts=0, serialized=rounds
+    )
+    assert elapsed < timeout
+
+
+@pytest.mark.django_db
+def test_the_parties_a_serialized_window_carries_are_forgotten_after_the_timeout(redis_window):
+    with race_window.armed(parties=3, timeout=TIMEOUT) as barrier:
+        # Two sessions wait on the first party's lock: the window closes at once, carrying two.
+        first = race_window.hold(window=barrier.window, resource="balance", blocked=lambda: 2)
+        carried = race_window.hold(window=barrier.window, resource="balance")
+        # The third never comes (refused, rolled back): a timeout later, a request waits again.
+        time.sleep(TIMEOUT + 0.05)
+        late = race_window.hold(window=barrier.window, resource="balance")
+
+    assert (first.window, first.position) == (0, 1) and first.waited < TIMEOUT
+    assert carried == race_window.Passage(window=0, position=2, waited=0.0)
+    assert (late.window, late.position) == (1, 1) and TIMEOUT <= late.waited < TIMEOUT + LATE_SECONDS
+    assert barrier.stats() == race_window.BarrierStats(held=3, windows=2, timeouts=1, serialized=1)
+
+
+@pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("strategy", SAFE_STRATEGIES)
 def test_safe_strategies_lose_nothing_and_never_hang(redis_window, make_account, strategy):
     parties = 3

@@ -6,8 +6,8 @@ import time
 import pytest
 from django.db import OperationalError
 
-from bank import serializable
-from bank.serializable import retried, retry_span
+from races import serializable
+from races.serializable import retried, retry_span
 
 pytestmark = pytest.mark.database_independent
 
@@ -43,7 +43,7 @@ def test_retried_backs_off_by_the_refused_attempts_own_duration(monkeypatch):
             raise failure
         return "done"
 
-    assert retried(attempt, what="a test") == "done"
+    assert retried(attempt, what="a test", gave_up="a test gave up") == "done"
     (pause,) = pauses
     assert pause["attempt"] == 1
     assert 0.03 <= pause["lasted"] < 1

@@ -15,11 +15,12 @@ from django.utils import timezone
 
 from racelab.racewindow.barrier import armed
 from racelab.racewindow.statements import holding
+from races.refusals import Refused
 from scenarios.signups.audit import DUPLICATES, audit_signups
 from scenarios.signups.forms import EMAIL_ERROR, STRATEGY_ERROR
 from scenarios.signups.models import Signup
 from scenarios.signups.provisioning import LAB_EMAIL, seed_signups
-from scenarios.signups.registrations import SAFE_STRATEGIES, RegistrationRefused, Strategy, register
+from scenarios.signups.registrations import SAFE_STRATEGIES, Strategy, register
 from scenarios.signups.scenario import SIGNUP
 from tests.concurrency import JOIN_SECONDS, run_concurrently
 from tests.helpers import PASSWORD, STARTED_AT
@@ -68,7 +69,7 @@ def test_each_strategy_registers_the_address_once_and_then_refuses(user, strateg
     assert (registration.signup_id, registration.email) == (signup.pk, LAB_EMAIL)
     assert (signup.email, signup.user_id, signup.strategy) == (LAB_EMAIL, user.pk, strategy.value)
     assert signup.request_started_at == STARTED_AT
-    with pytest.raises(RegistrationRefused, match=ALREADY):
+    with pytest.raises(Refused, match=ALREADY):
         sign_up(user, strategy)
     assert Signup.objects.count() == 1
 
@@ -77,7 +78,7 @@ def test_each_strategy_registers_the_address_once_and_then_refuses(user, strateg
 def test_an_address_is_one_whatever_its_case(user, strategy, database_unchanged):
     assert sign_up(user, strategy, email="Lab@Example.COM").email == LAB_EMAIL
 
-    with database_unchanged(), pytest.raises(RegistrationRefused, match=ALREADY):
+    with database_unchanged(), pytest.raises(Refused, match=ALREADY):
         sign_up(user, strategy, email="LAB@example.com")
 
 
@@ -135,7 +136,7 @@ def test_safe_strategies_register_it_once_and_refuse_the_rest_with_a_reason(user
         results = register_concurrently(strategy=strategy, parties=parties, window=barrier.window)
     elapsed = time.monotonic() - started
 
-    refused = [result for result in results if isinstance(result, RegistrationRefused)]
+    refused = [result for result in results if isinstance(result, Refused)]
     assert len(results) == parties and len(refused) == parties - 1, results
     assert all(str(refusal).startswith("already registered: ") for refusal in refused), refused
     assert Signup.objects.count() == 1
@@ -150,7 +151,7 @@ def test_constraint_tells_the_losers_a_concurrent_request_registered_first(user)
         results = register_concurrently(strategy=Strategy.CONSTRAINT, parties=3, window=barrier.window)
 
     # All three found the address free; the unique index refused two, each told why.
-    refusals = [str(result) for result in results if isinstance(result, RegistrationRefused)]
+    refusals = [str(result) for result in results if isinstance(result, Refused)]
     assert len(refusals) == 2 and all(refusal.startswith(LOST_RACE) for refusal in refusals), results
     assert barrier.stats().held == 3
 

@@ -6,23 +6,9 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from accounts.management.password_input import PASSWORD_ENV_VAR
 from labserver.lab import free_port
-from tests.listening import listener
 
 pytestmark = [pytest.mark.database_independent, pytest.mark.django_db]
-
-
-@pytest.fixture
-def password(monkeypatch) -> None:
-    monkeypatch.setenv(PASSWORD_ENV_VAR, "from-the-environment")
-
-
-@pytest.fixture
-def lab_port():
-    """Where splatter is sent: a real listener, to show that nothing reached it."""
-    with listener() as listening:
-        yield listening
 
 
 def splatter(*args: str) -> str:
@@ -80,14 +66,14 @@ def splatter(*args: str) -> str:
     ],
 )
 def test_bad_options_are_refused_before_anything_is_sent(
-    password, account, lab_port, args, message, database_unchanged
+    splatter_password, account, lab_port, args, message, database_unchanged
 ):
     with database_unchanged(), pytest.raises(CommandError, match=message):
         splatter("--url", lab_port.url, *args, "--no-input")
     assert lab_port.arrivals() == []
 
 
-def test_trials_ask_before_resetting(password, account, lab_port, monkeypatch, database_unchanged):
+def test_trials_ask_before_resetting(splatter_password, account, lab_port, monkeypatch, database_unchanged):
     prompts = []
 
     def answer(prompt: str) -> str:
@@ -103,11 +89,16 @@ def test_trials_ask_before_resetting(password, account, lab_port, monkeypatch, d
     ]
 
 
-def test_an_unreachable_server_is_a_clear_error_for_the_burst_driver(password, account, database_unchanged):
-    with database_unchanged(), pytest.raises(CommandError, match="Cannot reach the lab at http://127.0.0.1:"):
+def test_an_unreachable_server_is_a_clear_error_for_the_burst_driver(
+    splatter_password, account, database_unchanged
+):
+    with (
+        database_unchanged(),
+        pytest.raises(CommandError, match="Cannot reach the server at http://127.0.0.1:"),
+    ):
         splatter("--driver", "burst", "--url", f"http://127.0.0.1:{free_port()}", "--no-input")
 
 
-def test_missing_sibling_users_are_named(password, account, database_unchanged):
+def test_missing_sibling_users_are_named(splatter_password, account, database_unchanged):
     with database_unchanged(), pytest.raises(CommandError, match="There is no user named 'alice-2'"):
         splatter("--driver", "burst", "--users", "2", "-c", "2", "--no-input")

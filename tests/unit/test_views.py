@@ -8,7 +8,7 @@ from accounts.forms import AMOUNT_ERROR, STRATEGY_ERROR
 from accounts.models import Account, Transaction
 from accounts.views import NO_ACCOUNT
 from accounts.withdrawals import MAX_WITHDRAWAL_AMOUNT, Strategy
-from bank.form_posts import NOT_LOGGED_IN
+from races.views import NOT_LOGGED_IN
 from tests.helpers import ALL_STRATEGY_PARAMS, PASSWORD, SAFE_STRATEGY_PARAMS
 
 URL = reverse("withdraw")

@@ -13,15 +13,14 @@ from django.utils import timezone
 
 from racelab.racewindow.barrier import armed
 from racelab.racewindow.statements import holding
+from races.refusals import NotFound, Refused
 from scenarios.vouchers.audit import OVERUSES, audit_vouchers
 from scenarios.vouchers.forms import CODE_ERROR, STRATEGY_ERROR
 from scenarios.vouchers.models import Voucher, VoucherUsage
 from scenarios.vouchers.provisioning import LAB_VOUCHER, seed_voucher
 from scenarios.vouchers.redemptions import (
     SAFE_STRATEGIES,
-    RedemptionRefused,
     Strategy,
-    VoucherNotFound,
     redeem,
 )
 from scenarios.vouchers.scenario import VOUCHER
@@ -55,7 +54,7 @@ def test_each_strategy_uses_the_voucher_once_and_then_refuses(user, voucher, str
     assert (redemption.usage_id, redemption.use, redemption.limit) == (usage.pk, 1, 1)
     assert (usage.voucher_id, usage.user_id, usage.strategy) == (voucher.pk, user.pk, strategy.value)
     assert usage.request_started_at == STARTED_AT
-    with pytest.raises(RedemptionRefused, match=f"Voucher {LAB_VOUCHER} is used up: 1 of its 1 use"):
+    with pytest.raises(Refused, match=f"Voucher {LAB_VOUCHER} is used up: 1 of its 1 use"):
         redeem(user=user, code=LAB_VOUCHER, strategy=strategy, request_started_at=STARTED_AT)
     assert VoucherUsage.objects.count() == 1
 
@@ -70,14 +69,14 @@ def test_a_voucher_of_three_uses_counts_them(user, strategy):
     ]
     assert uses == [1, 2, 3]
     used_up = f"Voucher {LAB_VOUCHER} is used up: 3 of its 3 use(s) are taken; it was not applied."
-    with pytest.raises(RedemptionRefused, match=f"^{re.escape(used_up)}$"):
+    with pytest.raises(Refused, match=f"^{re.escape(used_up)}$"):
         redeem(user=user, code=LAB_VOUCHER, strategy=strategy, request_started_at=STARTED_AT)
 
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("strategy", ALL)
 def test_an_unknown_code_changes_nothing(user, voucher, strategy, database_unchanged):
-    with database_unchanged(), pytest.raises(VoucherNotFound, match="There is no voucher 'NOPE'"):
+    with database_unchanged(), pytest.raises(NotFound, match="There is no voucher 'NOPE'"):
         redeem(user=user, code="NOPE", strategy=strategy, request_started_at=STARTED_AT)
 
 
@@ -136,7 +135,7 @@ def test_safe_strategies_use_it_once_and_refuse_the_rest_with_a_reason(user, str
         results = redeem_concurrently(strategy=strategy, parties=parties, window=barrier.window)
     elapsed = time.monotonic() - started
 
-    refused = [result for result in results if isinstance(result, RedemptionRefused)]
+    refused = [result for result in results if isinstance(result, Refused)]
     assert len(results) == parties and len(refused) == parties - 1, results
     assert VoucherUsage.objects.count() == 1
     assert audit_vouchers(code=LAB_VOUCHER).violations == []

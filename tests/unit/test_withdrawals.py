@@ -21,15 +21,14 @@ from accounts.withdrawals import (
     OPTIMISTIC_MAX_ATTEMPTS,
     SAFE_STRATEGIES,
     SERIALIZABLE_MAX_ATTEMPTS,
-    AccountNotFound,
     InsufficientFunds,
     Strategy,
     Withdrawal,
     WithdrawalConflict,
-    WithdrawalRefused,
     withdraw,
 )
 from racelab.racewindow.park_points import WRITE, statement_kind
+from races.refusals import NotFound, Refused
 from tests.helpers import ALL_STRATEGY_PARAMS, PASSWORD, SAFE_STRATEGY_PARAMS, STARTED_AT, database_snapshot
 
 THREADS = 8
@@ -44,8 +43,8 @@ def test_strategy_names_and_the_safe_ones():
     assert [s.value for s in Strategy] == ["naive", "atomic_update", "locking", "optimistic", "serializable"]
     assert Strategy.NAIVE not in SAFE_STRATEGIES
     assert set(SAFE_STRATEGIES) == set(Strategy) - {Strategy.NAIVE}
-    assert issubclass(InsufficientFunds, WithdrawalRefused)
-    assert issubclass(WithdrawalConflict, WithdrawalRefused)
+    assert issubclass(InsufficientFunds, Refused)
+    assert issubclass(WithdrawalConflict, Refused)
 
 
 @pytest.mark.parametrize("strategy", ALL_STRATEGY_PARAMS)
@@ -141,7 +140,7 @@ def test_a_user_without_an_account_changes_nothing(make_account, strategy, datab
     make_account(opening=1_000)
     stranger = User.objects.create_user(username="bob", password=PASSWORD)
 
-    with database_unchanged(), pytest.raises(AccountNotFound, match=f"User {stranger.pk} has no account."):
+    with database_unchanged(), pytest.raises(NotFound, match=f"User {stranger.pk} has no account."):
         withdraw(user=stranger, amount=1, strategy=strategy, request_started_at=STARTED_AT)
 
 

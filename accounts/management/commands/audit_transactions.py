@@ -4,11 +4,12 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tabulate import tabulate
 
-from accounts.audit import AccountAudit, Anomaly, audit_accounts, audit_document, headline_rows
-from accounts.management.database_errors import reports_database_errors
+from accounts.audit import AccountAudit, audit_accounts, audit_document, headline_rows
 from labreport.selectors import latest_run
 from labreport.timeline_files import TIMELINE_SUFFIXES, write_timeline
-from scenarios.audit import ScenarioAudit, Violation, scenario_audit_document
+from racelab.management.database_errors import reports_database_errors
+from races.violations import Violation
+from scenarios.audit import ScenarioAudit, scenario_audit_document
 from scenarios.catalogue import SCENARIOS
 
 
@@ -115,7 +116,7 @@ class Command(BaseCommand):
         else:
             self.stdout.write(self.style.SUCCESS("Verdict: OK, the ledger and the balance agree."))
 
-    def _print_anomalies(self, anomalies: list[Anomaly] | list[Violation]) -> None:
+    def _print_anomalies(self, anomalies: list[Violation]) -> None:
         if not anomalies:
             return
         self.stdout.write(

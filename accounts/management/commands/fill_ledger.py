@@ -4,9 +4,9 @@ from django.core.management.base import BaseCommand, CommandError
 from tabulate import tabulate
 
 from accounts.ledger_fill import DEFAULT_PREFIX, LedgerFillError, fill_ledger
-from accounts.management.arguments import ascii_int
-from accounts.management.database_errors import reports_database_errors
 from accounts.withdrawals import Strategy
+from racelab.management.arguments import ascii_int
+from racelab.management.database_errors import reports_database_errors
 
 
 class Command(BaseCommand):

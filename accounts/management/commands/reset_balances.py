@@ -1,9 +1,9 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts.management.arguments import ascii_int
-from accounts.management.confirmation import add_no_input_argument, confirm
-from accounts.management.database_errors import reports_database_errors
 from accounts.provisioning import ProvisioningError, reset_accounts
+from racelab.management.arguments import ascii_int
+from racelab.management.confirmation import add_no_input_argument, confirm
+from racelab.management.database_errors import reports_database_errors
 
 
 class Command(BaseCommand):

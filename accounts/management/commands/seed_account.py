@@ -1,11 +1,11 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts.management.arguments import ascii_int
-from accounts.management.confirmation import add_no_input_argument
-from accounts.management.database_errors import reports_database_errors
-from accounts.management.password_input import PASSWORD_ENV_VAR, read_password
 from accounts.models import DEFAULT_OPENING_BALANCE
 from accounts.provisioning import USERNAME_RULE, ProvisioningError, seed_account, validate_username
+from racelab.management.arguments import ascii_int
+from racelab.management.confirmation import add_no_input_argument
+from racelab.management.database_errors import reports_database_errors
+from racelab.management.password_input import PASSWORD_ENV_VAR, read_password
 
 
 class Command(BaseCommand):

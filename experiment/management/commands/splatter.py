@@ -2,96 +2,84 @@ import json
 import sys
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import connection
 from django.urls import reverse
 from tqdm import tqdm
 
-from accounts.management.arguments import ascii_float, ascii_int
-from accounts.management.confirmation import add_no_input_argument, confirm
-from accounts.management.database_errors import reports_database_errors
-from accounts.management.password_input import PASSWORD_ENV_VAR, read_password
 from accounts.provisioning import ProvisioningError
 from accounts.withdrawals import Strategy
 from experiment import tables
-from experiment.drivers import default_driver
 from experiment.matrix import strategy_matrix
 from experiment.plan import (
-    DEFAULT_REQUESTS,
     Mode,
     OutputFormat,
     PlanError,
     RunPlan,
-    parse_drivers,
-    parse_levels,
 )
 from experiment.runs import run_load
 from experiment.scenario_runs import run_scenario, summarise
 from experiment.trials import run_sweep
+from racelab.loadgen.drivers import default_driver
 from racelab.loadgen.errors import LoadError
 from racelab.loadgen.locust.protocol import LocustMode
 from racelab.loadgen.locust.runner import DEFAULT_MASTER_PORT, parse_bind
 from racelab.loadgen.target import parse_target
-from racelab.racewindow.barrier import DEFAULT_TIMEOUT_SECONDS
+from racelab.management.arguments import ascii_int
+from racelab.management.commands import splatter as endpoint
+from racelab.management.commands.splatter import ENDPOINT_OPTIONS, USAGE_ERROR
+from racelab.management.confirmation import confirm
+from racelab.management.database_errors import reports_database_errors
+from racelab.management.password_input import PASSWORD_ENV_VAR, read_password
 from scenarios.catalogue import SCENARIOS
 
 ALL_STRATEGIES = "all"
+DEMO_USER = "demo"
 WITHDRAWAL = "withdrawal"
 
 
-class Command(BaseCommand):
+# The demo's own options: its races (the withdrawal and the catalogue) and its experiments.
+DEMO_OPTIONS = {
+    "amount": "--amount",
+    "scenario": "--scenario",
+    "strategy": "--strategy",
+    "users": "--users",
+    "trials": "--trials",
+    "plot": "--plot",
+    "locust_mode": "--locust-mode",
+    "locust_workers": "--locust-workers",
+    "expect_workers": "--expect-workers",
+    "locust_bind": "--locust-bind",
+    "locust_output": "--locust-output",
+}
+
+
+class Command(endpoint.Command):
     help = (
-        "Log in and fire concurrent withdrawals at a running lab server: with Apache Bench, as the "
-        "blog's splatter.sh does, with the built-in burst driver, or on Locust's master and workers; once, "
-        "for every strategy, or as "
-        f"repeated trials. The password comes from ${PASSWORD_ENV_VAR}, or a prompt."
+        "Log in and fire concurrent requests at a running lab server: at one of its races (the bank's "
+        "withdrawal, or --scenario NAME), or at any endpoint (--path); with Apache Bench, as the "
+        "blog's splatter.sh does, with the built-in burst driver, or on Locust's master and workers; "
+        "once, for every strategy, or as repeated trials. The password comes from "
+        f"${PASSWORD_ENV_VAR}, or a prompt."
     )
 
     def add_arguments(self, parser):
+        super().add_arguments(parser)
+        # The lab's server; its races log in as the seeded user unless told (--path: anonymous).
+        parser.set_defaults(url="http://127.0.0.1:8001")
         add = parser.add_argument
-        add(
-            "--url",
-            default="http://127.0.0.1:8001",
-            help="The lab server (default: %(default)s); with --driver locust, several app servers "
-            "comma-separated, taking turns.",
-        )
-        add("--username", default="demo", help="Log in as this user (default: %(default)s).")
-        add(
-            "-n",
-            "--requests",
-            type=ascii_int,
-            help=f"Requests per run (default: {DEFAULT_REQUESTS}); not in trials.",
-        )
-        add(
-            "-c",
-            "--concurrency",
-            type=parse_levels,
-            default=(3,),
-            help="Requests in flight at once, the burst size (default: 3); in trials, levels like 2,5,10.",
-        )
         add("--amount", type=ascii_int, help="Amount each request withdraws (default: 1).")
         add(
             "--scenario",
-            default=WITHDRAWAL,
             choices=[WITHDRAWAL, *SCENARIOS],
             help="The race to reproduce (default: the bank's withdrawal); docs/scenarios.md lists them.",
         )
         add(
             "--strategy",
-            default="naive",
             help=f"The scenario's strategy (default: naive; withdrawal: {', '.join(Strategy)}); 'all' "
             "compares them, each from reset data.",
         )
-        add(
-            "--driver",
-            type=parse_drivers,
-            help="ab (the blog's, the default; burst when ab is missing), burst (last-byte synchronised) "
-            "or locust (Locust's master and workers, docs/locust.md); in trials, a list like ab,burst.",
-        )
-        add(
-            "--users", type=ascii_int, default=1, help="Burst, locust: USERNAME, USERNAME-2 ... (default: 1)."
-        )
-        add("--history", type=Path, metavar="FILE.json", help="Burst, locust: save every request's outcome.")
+        add("--users", type=ascii_int, help="Burst, locust: USERNAME, USERNAME-2 ... (default: 1).")
         locust = parser.add_argument_group("the Locust driver (--driver locust, docs/locust.md)")
         locust.add_argument(
             "--locust-mode",
@@ -126,34 +114,33 @@ class Command(BaseCommand):
             help="Keep Locust's CSV, JSON and HTML reports and logs here, a run-NNN folder per command "
             "(default: a temporary folder, removed).",
         )
-        add("--race-window", action="store_true", help="Arm the deterministic race mode (docs/race-mode.md).")
-        add(
-            "--race-window-timeout",
-            type=ascii_float,
-            default=DEFAULT_TIMEOUT_SECONDS,
-            help="With --race-window: seconds a held withdrawal waits for another (default: %(default)s).",
-        )
-        add(
-            "--race-window-at",
-            metavar="POINTS",
-            help="With --race-window: where the server holds each request, "
-            "table[:read|write|any[:occurrence]] (default: the server's RACE_WINDOW_AT).",
-        )
         add(
             "--trials",
             type=ascii_int,
             help="Repeat per -c level: reset, fire one burst, audit; this many times.",
         )
-        add("--format", choices=list(OutputFormat), default="table", help="Trials: a table or JSON.")
         add("--plot", type=Path, metavar="FILE.png", help="Trials: draw lost fraction and hit rate.")
         add("--no-record", action="store_false", dest="record", help="Do not record the outcome counts.")
-        add("--allow-remote", action="store_true", help="Allow a non-loopback target (a server you own).")
-        add_no_input_argument(
-            parser, help=f"Never prompt: take the password from ${PASSWORD_ENV_VAR}, reset without asking."
-        )
+
+    def handle(self, *, interactive, verbosity, **options):
+        if options["path"] is not None:
+            given = [option for name, option in DEMO_OPTIONS.items() if options[name] is not None]
+            if not options["record"]:
+                given.append("--no-record")
+            if given:
+                raise CommandError(
+                    f"{', '.join(given)} run the lab's own races; with --path, drop them.",
+                    returncode=USAGE_ERROR,
+                )
+            return super().handle(interactive=interactive, verbosity=verbosity, **options)
+        given = [name for name in ENDPOINT_OPTIONS if options[name] not in (None, [])]
+        if given:
+            option = "--" + given[0].replace("_", "-")
+            raise CommandError(f"{option} describes the requests to an endpoint: add --path, or drop it.")
+        self._lab_races(interactive=interactive, verbosity=verbosity, options=options)
 
     @reports_database_errors
-    def handle(self, *, interactive, verbosity, **options):
+    def _lab_races(self, *, interactive: bool, verbosity: int, options: dict) -> None:
         try:
             plan = self._plan(options)
             if interactive and plan.resets:
@@ -181,10 +168,11 @@ class Command(BaseCommand):
             if note:
                 self.stderr.write(note, style_func=self.style.WARNING)
             drivers = (driver,)
-        scenario = SCENARIOS.get(options["scenario"])
+        scenario = SCENARIOS.get(options["scenario"] or WITHDRAWAL)
         if scenario is not None and options["amount"] is not None:
             raise PlanError(f"--amount is the withdrawal's; the {scenario.name} scenario sends its own form.")
-        every = options["strategy"] == ALL_STRATEGIES
+        strategy = options["strategy"] or "naive"
+        every = strategy == ALL_STRATEGIES
         known = tuple(Strategy) if scenario is None else scenario.strategies
         targets = tuple(
             parse_target(url.strip(), allow_remote=options["allow_remote"])
@@ -194,15 +182,15 @@ class Command(BaseCommand):
         return RunPlan(
             target=targets[0],
             targets=targets if len(targets) > 1 else (),
-            username=options["username"],
-            strategies=known if every else (options["strategy"],),
+            username=options["username"] or DEMO_USER,
+            strategies=known if every else (strategy,),
             scenario=scenario,
             compare_strategies=every,
             drivers=drivers,
             levels=options["concurrency"],
             requests=options["requests"],
             amount=1 if options["amount"] is None else options["amount"],
-            users=options["users"],
+            users=1 if options["users"] is None else options["users"],
             trials=options["trials"],
             race_window=options["race_window"],
             race_window_timeout=options["race_window_timeout"],

@@ -19,12 +19,14 @@ from racelab.loadgen.burst import (
     CONNECT_TIMEOUT_SECONDS,
     DEFAULT_RESPONSE_TIMEOUT_SECONDS,
     RequestRecord,
+    answer_text,
     outcome_of,
 )
 from racelab.loadgen.locust.master import LabMaster
-from racelab.loadgen.locust.protocol import SESSION_OPTION, Form, SessionFolder
+from racelab.loadgen.locust.protocol import SESSION_OPTION, SessionFolder
 from racelab.loadgen.locust.worker import LabWorker, WorkerRun
 from racelab.loadgen.outcomes import Outcome
+from racelab.loadgen.target import LoadRequest
 
 # This process's side of the run: set once Locust has made its runner.
 lab_worker: LabWorker | None = None
@@ -61,7 +63,8 @@ class LabUser(FastHttpUser):
         headers = {
             "Cookie": cookies.cookie_header,
             "X-CSRFToken": cookies.csrftoken,
-            "Content-Type": "application/x-www-form-urlencoded",
+            **dict(form.headers),
+            "Content-Type": form.content_type,
             **({"X-Lab-Run": run.spec.run_token} if run.spec.run_token else {}),
         }
         sent_at = time.time()
@@ -77,7 +80,7 @@ class LabUser(FastHttpUser):
                 record
                 or RequestRecord(
                     burst=0, index=index, username=username, outcome=Outcome.INDETERMINATE, status=None,
-                    balance=None, primed_at=None, sent_at=sent_at, received_at=None,
+                    answer=None, primed_at=None, sent_at=sent_at, received_at=None,
                     error="the Locust user failed while sending it",
                 )
             )  # fmt: skip
@@ -88,7 +91,7 @@ class LabUser(FastHttpUser):
         index: int,
         *,
         username: str,
-        form: Form,
+        form: LoadRequest,
         headers: dict[str, str],
         sent_at: float,
     ) -> RequestRecord:
@@ -115,16 +118,9 @@ class LabUser(FastHttpUser):
             username=username,
             outcome=outcome,
             status=status,
-            balance=_balance(response.text) if outcome is Outcome.OK else None,
+            answer=answer_text(response.text) if outcome is Outcome.OK else None,
             primed_at=None,
             sent_at=sent_at,
             received_at=received_at if status else None,
             error=None if error is None or outcome is not Outcome.INDETERMINATE else str(error),
         )
-
-
-def _balance(text: str | None) -> int | None:
-    try:
-        return int((text or "").strip())
-    except ValueError:
-        return None

@@ -410,7 +410,7 @@ def unanswered(assignment: Assignment, *, worker: str | None, reason: str | None
         "username": assignment.username,
         "outcome": (Outcome.REFUSED if worker is None else Outcome.INDETERMINATE).value,
         "status": None,
-        "balance": None,
+        "answer": None,
         "primed_at": None,
         "sent_at": None,
         "received_at": None,

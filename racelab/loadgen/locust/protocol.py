@@ -24,10 +24,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from racelab.loadgen.burst import CONNECT_TIMEOUT_SECONDS
+from racelab.loadgen.login import LoginForm
+from racelab.loadgen.target import LoadRequest
 
-# Every worker reads the users' password from its own environment, never from a command line
-# or a message: the same variable seed_account and splatter read.
-PASSWORD_ENV_VAR = "BANK_PASSWORD"
 # How often a steady worker sends the records it has to the master: what a killed worker takes
 # with it is at most this much of its share, counted indeterminate.
 BATCH_SECONDS = 0.5
@@ -59,19 +58,14 @@ class LocustMode(enum.StrEnum):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Form:
-    """One request to send: request i sends forms[i % len(forms)]."""
-
-    method: str
-    path_and_query: str
-    body: str
-
-
-@dataclass(frozen=True, kw_only=True)
 class RunSpec:
     mode: LocustMode
     usernames: list[str]
-    forms: list[Form]
+    # How each worker logs the users in; None: it does not (anonymous, or the session cookie in
+    # its environment).
+    login: LoginForm | None
+    # Request i sends forms[i % len(forms)].
+    forms: list[LoadRequest]
     # Base URLs of the app servers: request i goes to targets[i % len(targets)].
     targets: list[str]
     requests: int
@@ -92,7 +86,8 @@ class RunSpec:
             **{
                 **document,
                 "mode": LocustMode(document["mode"]),
-                "forms": [Form(**form) for form in document["forms"]],
+                "login": None if document["login"] is None else LoginForm(**document["login"]),
+                "forms": [_load_request(form) for form in document["forms"]],
             }
         )
 
@@ -103,11 +98,19 @@ class RunSpec:
     def username(self, slot: int) -> str:
         return self.usernames[slot % len(self.usernames)]
 
-    def form(self, index: int) -> Form:
+    def form(self, index: int) -> LoadRequest:
         return self.forms[index % len(self.forms)]
 
     def target(self, index: int) -> str:
         return self.targets[index % len(self.targets)]
+
+
+def _load_request(document: dict) -> LoadRequest:
+    """A LoadRequest read back from JSON, where its tuples of pairs became lists of lists."""
+    pairs = ("fields", "query", "headers")
+    return LoadRequest(
+        **{key: tuple(map(tuple, value)) if key in pairs else value for key, value in document.items()}
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

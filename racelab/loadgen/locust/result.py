@@ -9,7 +9,7 @@ from racelab.loadgen.burst import BurstRun, RequestRecord, history_document
 from racelab.loadgen.errors import LoadError
 from racelab.loadgen.locust.protocol import LocustMode
 from racelab.loadgen.outcomes import Outcome
-from racelab.loadgen.target import FormPost, Target
+from racelab.loadgen.target import LoadRequest, Target
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -46,7 +46,7 @@ class LocustRun(BurstRun):
         return super().release_spreads if self.mode is LocustMode.BURST else []
 
 
-def read_result(path: Path, *, posts: tuple[FormPost, ...], output: Path | None) -> LocustRun:
+def read_result(path: Path, *, posts: tuple[LoadRequest, ...], output: Path | None) -> LocustRun:
     """The master's result file as a ``LocustRun``; a run the master gave up on is a LoadError."""
     document = json.loads(path.read_text())
     if document["error"] is not None:

@@ -25,13 +25,12 @@ from racelab.loadgen.burst import (
     DEFAULT_RESPONSE_TIMEOUT_SECONDS,
     DEFAULT_SETTLE_SECONDS,
 )
+from racelab.loadgen.credentials import PASSWORD_ENV_VAR, SESSION_ENV_VAR, without_secrets
 from racelab.loadgen.errors import LoadError
 from racelab.loadgen.locust.protocol import (
     BATCH_SECONDS,
     MESSAGE_SLACK_SECONDS,
-    PASSWORD_ENV_VAR,
     SESSION_OPTION,
-    Form,
     LocustMode,
     RunSpec,
     SessionFolder,
@@ -41,7 +40,8 @@ from racelab.loadgen.locust.protocol import (
     write_atomically,
 )
 from racelab.loadgen.locust.result import LocustRun, read_result
-from racelab.loadgen.target import FormPost, Target, is_loopback
+from racelab.loadgen.login import LoginForm
+from racelab.loadgen.target import LoadRequest, Target, is_loopback
 
 # Where ``import racelab`` works from (a checkout's root, or site-packages): the master and its
 # workers run there, so the locustfile finds racelab whether it is installed or not.
@@ -130,7 +130,8 @@ class LocustSession:
         *,
         targets: list[Target],
         usernames: list[str],
-        posts: tuple[FormPost, ...],
+        login: LoginForm | None,
+        posts: tuple[LoadRequest, ...],
         requests: int,
         concurrency: int,
         run_token: str | None = None,
@@ -141,9 +142,8 @@ class LocustSession:
         spec = RunSpec(
             mode=self.setup.mode,
             usernames=usernames,
-            forms=[
-                Form(method=post.method, path_and_query=post.path_and_query, body=post.body) for post in posts
-            ],
+            login=login,
+            forms=list(posts),
             targets=[target.base_url for target in targets],
             requests=requests,
             concurrency=concurrency,
@@ -176,9 +176,13 @@ class LocustSession:
 
 
 @contextmanager
-def locust_session(*, setup: LocustSetup, targets: list[Target], password: str) -> Iterator[LocustSession]:
+def locust_session(
+    *, setup: LocustSetup, targets: list[Target], password: str, sessionid: str = ""
+) -> Iterator[LocustSession]:
     """Start the master (and the local workers), wait until every worker has connected, and
-    stop them all on the way out, however the block ends (KeyboardInterrupt included)."""
+    stop them all on the way out, however the block ends (KeyboardInterrupt included). The local
+    workers get ``password`` (or ``sessionid``, a session cookie to send instead of logging in) in
+    their environment."""
     with _run_folder(setup.output) as path, ExitStack() as processes:
         folder = SessionFolder(path)
         write_atomically(
@@ -193,8 +197,9 @@ def locust_session(*, setup: LocustSetup, targets: list[Target], password: str) 
         )
         address = setup.bind or MasterAddress(host="127.0.0.1", port=_free_port())
         # Only the workers log in: the master never sees the password.
-        master_env = {name: value for name, value in os.environ.items() if name != PASSWORD_ENV_VAR}
-        env = {**master_env, PASSWORD_ENV_VAR: password}
+        master_env = without_secrets(os.environ)
+        secrets = {PASSWORD_ENV_VAR: password, SESSION_ENV_VAR: sessionid}
+        env = {**master_env, **{name: value for name, value in secrets.items() if value}}
         master = processes.enter_context(
             locust_process(
                 _master_argv(setup, folder=folder, address=address, host=targets[0].base_url),

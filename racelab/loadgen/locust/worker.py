@@ -22,10 +22,11 @@ from racelab.loadgen.burst import (
     prime,
     release,
 )
+from racelab.loadgen.credentials import PASSWORD_ENV_VAR, SESSION_ENV_VAR, password_from_environment
 from racelab.loadgen.errors import LoadError
 from racelab.loadgen.http_login import log_in_http
-from racelab.loadgen.locust.protocol import BATCH_SECONDS, PASSWORD_ENV_VAR, Assignment, Message, RunSpec
-from racelab.loadgen.login import SessionCookies
+from racelab.loadgen.locust.protocol import BATCH_SECONDS, Assignment, Message, RunSpec
+from racelab.loadgen.login import SessionCookies, cookies_without_login
 from racelab.loadgen.outcomes import Outcome
 from racelab.loadgen.target import Target, parse_target
 
@@ -89,17 +90,24 @@ class LabWorker:
     def log_in(self, spec: RunSpec) -> dict:
         """Each of the spec's users' session at the first app server (they share a database, so a
         session is good on every one), logged in the blog's way the first time it is needed."""
-        password = os.environ.get(PASSWORD_ENV_VAR, "")
+        # splatter checked every URL against the loopback guard (or the user allowed a remote one).
+        targets = [parse_target(url, allow_remote=True) for url in spec.targets]
+        if spec.login is None:
+            # Not logged in: the session this worker was given, or none.
+            sessionid = os.environ.get(SESSION_ENV_VAR, "")
+            return {
+                "cookies": dict.fromkeys(spec.usernames, cookies_without_login(sessionid=sessionid)),
+                "targets": targets,
+            }
+        password = password_from_environment()
         if not password:
             raise LoadError(
                 f"This worker has no password: set {PASSWORD_ENV_VAR} in its environment before starting it."
             )
-        # splatter checked every URL against the loopback guard (or the user allowed a remote one).
-        targets = [parse_target(url, allow_remote=True) for url in spec.targets]
         for username in spec.usernames:
             if (spec.targets[0], username) not in self.logins:
                 self.logins[spec.targets[0], username] = log_in_http(
-                    target=targets[0], username=username, password=password
+                    target=targets[0], username=username, password=password, form=spec.login
                 )
         cookies = {username: self.logins[spec.targets[0], username] for username in spec.usernames}
         return {"cookies": cookies, "targets": targets}

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand
 
-from accounts.management.confirmation import add_no_input_argument, confirm
-from accounts.management.database_errors import reports_database_errors
+from racelab.management.confirmation import add_no_input_argument, confirm
+from racelab.management.database_errors import reports_database_errors
 from scenarios.catalogue import SCENARIOS
 
 

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts.management.arguments import ascii_int
-from accounts.management.database_errors import reports_database_errors
+from racelab.management.arguments import ascii_int
+from racelab.management.database_errors import reports_database_errors
 from scenarios.catalogue import SCENARIOS
 from scenarios.definition import ProvisioningError
 

@@ -1,10 +1,11 @@
-"""The load drivers behind one interface: log the users in once, then fire as many runs as needed.
+"""The load drivers behind one interface: log the clients in once, then fire as many runs as needed.
 
 ``ab`` is the blog's way (curl logs in, each run is one ``ab`` process); ``burst`` is the
 built-in last-byte-synchronised driver from ``racelab.loadgen.burst``; ``locust`` runs on Locust's master
 and workers, its bursts synchronised across them (``racelab.loadgen.locust``). Each answers a ``LoadResult``.
 """
 
+import enum
 import json
 import shutil
 import tempfile
@@ -15,18 +16,23 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from experiment.plan import DriverName, RunPlan
 from racelab.loadgen.ab import AbReport, merged_reports, run_ab
 from racelab.loadgen.burst import BurstRun, BurstSession, run_bursts, save_history
 from racelab.loadgen.http_login import log_in_http
 from racelab.loadgen.locust.result import LocustRun, locust_history_document
-from racelab.loadgen.locust.runner import LocustSession, locust_session
-from racelab.loadgen.login import log_in
+from racelab.loadgen.locust.runner import LocustSession, LocustSetup, locust_session
+from racelab.loadgen.login import Credentials, SessionCookies, cookies_without_login, log_in
 from racelab.loadgen.outcomes import Outcome
-from racelab.loadgen.target import FormPost, Target
+from racelab.loadgen.target import LoadRequest, Target
 from racelab.loadgen.tools import require_tool
 
 AB_MISSING = "ab is not installed (apt-get install apache2-utils): using the built-in burst driver instead."
+
+
+class DriverName(enum.StrEnum):
+    AB = "ab"
+    BURST = "burst"
+    LOCUST = "locust"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -35,17 +41,13 @@ class LoadResult:
 
     driver: DriverName
     # Request i sent posts[i % len(posts)] (ab: each form from an ab process of its own).
-    posts: tuple[FormPost, ...]
+    posts: tuple[LoadRequest, ...]
     requests: int
     outcomes: dict[str, Counter[Outcome]]
     server_errors: int
     report: AbReport | BurstRun | LocustRun
     # The ab command lines, for -v 2; none for the other drivers.
     argvs: list[list[str]]
-
-    @property
-    def strategy(self) -> str:
-        return self.posts[0].strategy
 
     @property
     def requests_per_second(self) -> float:
@@ -56,29 +58,61 @@ class LoadResult:
         return sum(self.outcomes.values(), start=Counter())
 
 
+def recorded_load(
+    *,
+    driver: DriverName,
+    posts: tuple[LoadRequest, ...],
+    requests: int,
+    run: BurstRun | LocustRun,
+    clients: list[str],
+) -> LoadResult:
+    """A run of the drivers that record every request: its outcomes counted per client."""
+    return LoadResult(
+        driver=driver,
+        posts=posts,
+        requests=requests,
+        outcomes={client: run.outcomes(username=client) for client in clients},
+        server_errors=run.server_errors,
+        report=run,
+        argvs=[],
+    )
+
+
 class AbDriver:
     """The blog's way: curl logs in once, then each run is one ``ab`` process per form, side by
     side, sharing the requests and the concurrency between them."""
 
     name = DriverName.AB
 
-    def __init__(self, *, target: Target, username: str, password: str, workdir: Path) -> None:
+    def __init__(self, *, target: Target, credentials: Credentials, workdir: Path) -> None:
         self.target = target
-        self.username = username
+        # The plan allows ab a single client: ab sends one session cookie.
+        (self.username,) = credentials.clients
         self.workdir = workdir
-        self.cookies = log_in(target=target, username=username, password=password, workdir=workdir)
+        if credentials.form is None:
+            self.cookies = cookies_without_login(sessionid=credentials.sessionid)
+        else:
+            self.cookies = log_in(
+                target=target,
+                username=self.username,
+                password=credentials.password,
+                form=credentials.form,
+                workdir=workdir,
+            )
 
     def fire(
-        self, *, posts: tuple[FormPost, ...], requests: int, concurrency: int, run_token: str | None = None
+        self, *, posts: tuple[LoadRequest, ...], requests: int, concurrency: int, run_token: str | None = None
     ) -> LoadResult:
-        def one(number: int, post: FormPost) -> tuple[list[str], AbReport]:
+        def one(number: int, post: LoadRequest) -> tuple[list[str], AbReport]:
             return run_ab(
                 url=self.target.post_url(post),
                 cookies=self.cookies,
                 requests=_share(requests, parts=len(posts), number=number),
                 concurrency=max(1, _share(concurrency, parts=len(posts), number=number)),
-                form=post.body,
+                form=post.body if post.method != "GET" else None,
                 method=post.method,
+                content_type=post.content_type,
+                headers=post.headers,
                 workdir=self.workdir,
                 run_token=run_token,
             )
@@ -109,17 +143,15 @@ class BurstDriver:
 
     name = DriverName.BURST
 
-    def __init__(self, *, target: Target, usernames: list[str], password: str) -> None:
+    def __init__(self, *, target: Target, credentials: Credentials) -> None:
         self.target = target
         self.sessions = [
-            BurstSession(
-                username=username, cookies=log_in_http(target=target, username=username, password=password)
-            )
-            for username in usernames
+            BurstSession(username=client, cookies=cookies)
+            for client, cookies in http_sessions(target=target, credentials=credentials).items()
         ]
 
     def fire(
-        self, *, posts: tuple[FormPost, ...], requests: int, concurrency: int, run_token: str | None = None
+        self, *, posts: tuple[LoadRequest, ...], requests: int, concurrency: int, run_token: str | None = None
     ) -> LoadResult:
         run = run_bursts(
             target=self.target,
@@ -129,15 +161,8 @@ class BurstDriver:
             burst_size=concurrency,
             run_token=run_token,
         )
-        return LoadResult(
-            driver=self.name,
-            posts=posts,
-            requests=requests,
-            outcomes={session.username: run.outcomes(username=session.username) for session in self.sessions},
-            server_errors=run.server_errors,
-            report=run,
-            argvs=[],
-        )
+        clients = [session.username for session in self.sessions]
+        return recorded_load(driver=self.name, posts=posts, requests=requests, run=run, clients=clients)
 
 
 class LocustDriver:
@@ -146,43 +171,51 @@ class LocustDriver:
 
     name = DriverName.LOCUST
 
-    def __init__(self, *, plan: RunPlan, session: LocustSession) -> None:
-        self.plan = plan
+    def __init__(self, *, targets: list[Target], credentials: Credentials, session: LocustSession) -> None:
+        self.targets = targets
+        self.credentials = credentials
         self.session = session
 
     def fire(
-        self, *, posts: tuple[FormPost, ...], requests: int, concurrency: int, run_token: str | None = None
+        self, *, posts: tuple[LoadRequest, ...], requests: int, concurrency: int, run_token: str | None = None
     ) -> LoadResult:
+        clients = list(self.credentials.clients)
         run = self.session.run(
-            targets=self.plan.app_servers,
-            usernames=self.plan.usernames,
+            targets=self.targets,
+            usernames=clients,
+            login=self.credentials.form,
             posts=posts,
             requests=requests,
             concurrency=concurrency,
             run_token=run_token,
         )
-        return LoadResult(
-            driver=self.name,
-            posts=posts,
-            requests=requests,
-            outcomes={username: run.outcomes(username=username) for username in self.plan.usernames},
-            server_errors=run.server_errors,
-            report=run,
-            argvs=[],
-        )
+        return recorded_load(driver=self.name, posts=posts, requests=requests, run=run, clients=clients)
 
 
 Driver = AbDriver | BurstDriver | LocustDriver
 
 
-def save_load_history(load: LoadResult, *, plan: RunPlan) -> None:
-    """The run's per-request history as JSON (the plan allows --history with the burst and
-    Locust drivers only)."""
+def save_load_history(load: LoadResult, *, path: Path, targets: list[Target]) -> None:
+    """The run's per-request history as JSON (the burst and Locust drivers; ab keeps none)."""
     if isinstance(load.report, LocustRun):
-        document = locust_history_document(load.report, targets=plan.app_servers)
-        plan.history.write_text(json.dumps(document, indent=2) + "\n")
+        document = locust_history_document(load.report, targets=targets)
+        path.write_text(json.dumps(document, indent=2) + "\n")
     else:
-        save_history(load.report, path=plan.history, target=plan.target)
+        save_history(load.report, path=path, target=targets[0])
+
+
+def http_sessions(*, target: Target, credentials: Credentials) -> dict[str, SessionCookies]:
+    """Each client's cookies: each user logged in with Python's HTTP client, or the given session."""
+    if credentials.form is None:
+        return {
+            client: cookies_without_login(sessionid=credentials.sessionid) for client in credentials.clients
+        }
+    return {
+        username: log_in_http(
+            target=target, username=username, password=credentials.password, form=credentials.form
+        )
+        for username in credentials.clients
+    }
 
 
 def _share(total: int, *, parts: int, number: int) -> int:
@@ -198,23 +231,36 @@ def default_driver() -> tuple[DriverName, str | None]:
 
 
 @contextmanager
-def logged_in(*, plan: RunPlan, name: DriverName, password: str) -> Iterator[Driver]:
-    """The named driver with the plan's users logged in, ready to fire as many runs as needed."""
+def logged_in(
+    *,
+    name: DriverName,
+    targets: list[Target],
+    credentials: Credentials,
+    locust_setup: LocustSetup | None = None,
+) -> Iterator[Driver]:
+    """The named driver with the clients logged in at ``targets[0]`` (Locust: request i goes to
+    targets[i % len]), ready to fire as many runs as needed."""
+    target = targets[0]
     if name is DriverName.LOCUST:
+        if locust_setup is None:
+            raise ValueError("the Locust driver needs a LocustSetup")
         # Once here first: a wrong password or an unreachable server is then a clear error
         # before any Locust process starts.
-        for username in plan.usernames:
-            log_in_http(target=plan.target, username=username, password=password)
-        with locust_session(setup=plan.locust_setup, targets=plan.app_servers, password=password) as session:
-            yield LocustDriver(plan=plan, session=session)
+        http_sessions(target=target, credentials=credentials)
+        with locust_session(
+            setup=locust_setup,
+            targets=targets,
+            password=credentials.password,
+            sessionid=credentials.sessionid,
+        ) as session:
+            yield LocustDriver(targets=targets, credentials=credentials, session=session)
         return
     if name is DriverName.BURST:
-        yield BurstDriver(target=plan.target, usernames=plan.usernames, password=password)
+        yield BurstDriver(target=target, credentials=credentials)
         return
     # Both before the login, so a missing ab changes nothing (not even the user's last_login).
-    require_tool("curl")
+    if credentials.form is not None:
+        require_tool("curl")
     require_tool("ab")
-    # The plan allows ab a single user: ab sends one session cookie.
-    (username,) = plan.usernames
     with tempfile.TemporaryDirectory(prefix="splatter-") as workdir:
-        yield AbDriver(target=plan.target, username=username, password=password, workdir=Path(workdir))
+        yield AbDriver(target=target, credentials=credentials, workdir=Path(workdir))

@@ -10,6 +10,8 @@ from typing import TypeVar
 
 from django.db import DatabaseError, connection, transaction
 
+from races.refusals import Refused
+
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -84,15 +86,12 @@ def back_off(*, attempt: int, lasted: float) -> None:
     time.sleep(random.uniform(0, retry_span(attempt=attempt, lasted=lasted)))
 
 
-class StillRefused(Exception):
-    """The database refused the transaction MAX_ATTEMPTS times in a row; nothing was changed."""
-
-
-def retried(attempt: Callable[[], T], *, what: str) -> T:
+def retried(attempt: Callable[[], T], *, what: str, gave_up: str) -> T:
     """``attempt()`` again, after a random pause, each time the database refuses it to keep
-    transactions serial (a serialization failure or a deadlock); ``StillRefused`` after
-    MAX_ATTEMPTS. ``attempt`` must run in a transaction of its own, so that a refusal rolls all
-    of it back and the retry starts afresh."""
+    transactions serial (a serialization failure or a deadlock), ``what`` naming it in the log;
+    after MAX_ATTEMPTS refusals, ``Refused(gave_up)``, the reason the client is told. ``attempt``
+    must run in a transaction of its own, so that a refusal rolls all of it back and the retry
+    starts afresh."""
     for number in range(1, MAX_ATTEMPTS + 1):
         started = time.monotonic()
         try:
@@ -103,4 +102,4 @@ def retried(attempt: Callable[[], T], *, what: str) -> T:
             logger.info("%s retried after: %s", what, error)
             if number < MAX_ATTEMPTS:
                 back_off(attempt=number, lasted=time.monotonic() - started)
-    raise StillRefused(f"the database refused {what} {MAX_ATTEMPTS} times in a row")
+    raise Refused(gave_up)

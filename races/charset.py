@@ -12,10 +12,12 @@ from collections.abc import Callable, Iterable
 
 from django.utils.http import parse_header_parameters
 
-from bank.form_posts import NOT_UTF8
-
 # Django reads a form in this charset alone, written any case; aliases such as utf8 it refuses.
 UTF8 = "utf-8"
+NOT_UTF8 = (
+    "The lab reads forms and query strings as UTF-8 only: send charset=utf-8 in the Content-Type, "
+    "or no charset.\n"
+)
 
 WSGIApplication = Callable[[dict, Callable], Iterable[bytes]]
 

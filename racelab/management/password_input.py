@@ -1,16 +1,17 @@
 """Read a password the way Django's createsuperuser does: environment with --no-input, else a prompt."""
 
 import getpass
-import os
 import sys
 
 from django.core.management import CommandError
 
-PASSWORD_ENV_VAR = "BANK_PASSWORD"
+from racelab.loadgen.credentials import PASSWORD_ENV_VAR, password_from_environment
+
+__all__ = ["PASSWORD_ENV_VAR", "read_password"]
 
 
 def read_password(*, no_input: bool, ask_twice: bool) -> str:
-    password = os.environ.get(PASSWORD_ENV_VAR, "")
+    password = password_from_environment()
     if password:
         return password
     if no_input or not sys.stdin.isatty():

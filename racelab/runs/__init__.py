@@ -1,0 +1,1 @@
+"""Runs against any endpoint of any project: the plan, the race window around it, the verdict."""

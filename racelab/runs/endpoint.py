@@ -1,0 +1,81 @@
+"""One run against an endpoint of any project: log in, arm the window, fire, check the verdict."""
+
+import time
+from dataclasses import dataclass
+
+from racelab.loadgen.drivers import LoadResult, logged_in, save_load_history
+from racelab.loadgen.outcomes import Outcome
+from racelab.racewindow.barrier import BarrierStats
+from racelab.runs.arming import arming, check_barrier_used
+from racelab.runs.plan import EndpointPlan
+
+
+@dataclass(frozen=True, kw_only=True)
+class EndpointRun:
+    plan: EndpointPlan
+    load: LoadResult
+    # Seconds from the first request sent to the last answer.
+    elapsed: float
+    barrier: BarrierStats | None
+    # What --check counted after the run; None without --check.
+    violations: int | None
+
+
+def run_endpoint(*, plan: EndpointPlan) -> EndpointRun:
+    """The plan's requests, fired once; the check runs before anything is sent (a check that
+    cannot run stops the command while nothing has changed) and again, for the verdict, after."""
+    if plan.check is not None:
+        plan.check.violations()
+    with (
+        logged_in(
+            name=plan.driver,
+            targets=[plan.target],
+            credentials=plan.credentials,
+            locust_setup=plan.locust_setup,
+        ) as driver,
+        arming(parties=plan.parties, timeout=plan.race_window_timeout, at=plan.race_window_at) as barrier,
+    ):
+        started = time.monotonic()
+        load = driver.fire(posts=plan.requests, requests=plan.count, concurrency=plan.concurrency)
+        elapsed = time.monotonic() - started
+        stats = barrier.stats() if barrier is not None else None
+    if plan.history is not None:
+        save_load_history(load, path=plan.history, targets=[plan.target])
+    check_barrier_used(stats, ok=load.totals[Outcome.OK])
+    violations = plan.check.violations() if plan.check is not None else None
+    return EndpointRun(plan=plan, load=load, elapsed=elapsed, barrier=stats, violations=violations)
+
+
+def endpoint_document(run: EndpointRun) -> dict:
+    """``splatter --path ... --format json`` (docs/json-schema.json, splatter-endpoint)."""
+    plan, totals, stats = run.plan, run.load.totals, run.barrier
+    return {
+        "schema": "splatter-endpoint/1",
+        "target": plan.target.base_url,
+        "method": plan.requests[0].method,
+        "path": plan.requests[0].path,
+        "driver": plan.driver.value,
+        "requests": run.load.requests,
+        "concurrency": plan.concurrency,
+        **{outcome.value: totals[outcome] for outcome in Outcome},
+        "server_errors": run.load.server_errors,
+        "elapsed_seconds": round(run.elapsed, 6),
+        "race_window": None
+        if stats is None
+        else {
+            "held": stats.held,
+            "windows": stats.windows,
+            "serialized": stats.serialized,
+            "timeouts": stats.timeouts,
+        },
+        "check": None if plan.check is None else {"check": plan.check.text, "violations": run.violations},
+    }
+
+
+def barrier_sentence(stats: BarrierStats) -> str:
+    """What the race window did, in one sentence: how each window closed."""
+    arrived = stats.windows - stats.serialized - stats.timeouts
+    return (
+        f"Race window: held {stats.held} request(s) in {stats.windows} window(s): {arrived} closed by "
+        f"every party arriving, {stats.serialized} serialized by a lock, {stats.timeouts} by the timeout."
+    )
