@@ -91,7 +91,7 @@ def run_scenario(
                         requests=level if plan.trials is not None else plan.run_requests,
                         concurrency=level,
                     )
-                    held = _since(before, barrier.stats()) if barrier is not None else None
+                    held = barrier.stats().since(before) if barrier is not None else None
                     run = ScenarioRun(level=level, load=load, audit=scenario.audit(), barrier=held)
                     if plan.history is not None:  # a single burst run (the plan checks)
                         save_load_history(load, path=plan.history, targets=plan.app_servers)
@@ -136,11 +136,3 @@ def summarise(runs: list[ScenarioRun], *, scenario: Scenario, race_window: bool)
             )
         )
     return summaries
-
-
-def _since(before: BarrierStats, after: BarrierStats) -> BarrierStats:
-    return BarrierStats(
-        held=after.held - before.held,
-        windows=after.windows - before.windows,
-        timeouts=after.timeouts - before.timeouts,
-    )

@@ -6,6 +6,7 @@ import os
 
 from django.conf import settings
 from django.shortcuts import resolve_url
+from django.urls import NoReverseMatch
 
 from racelab.loadgen.login import LoginForm
 
@@ -21,5 +22,11 @@ def setting(name: str, default: str = "") -> str:
 
 def login_form() -> LoginForm:
     """The project's login form: at ``settings.LOGIN_URL`` (a URL name or a path), with Django's
-    field names."""
-    return LoginForm(path=resolve_url(settings.LOGIN_URL))
+    field names. ValueError when it names a URL the project does not have."""
+    try:
+        return LoginForm(path=resolve_url(settings.LOGIN_URL))
+    except NoReverseMatch as error:
+        raise ValueError(
+            f"settings.LOGIN_URL {settings.LOGIN_URL!r} names no URL of this project: give the login "
+            "form with --login-url PATH."
+        ) from error

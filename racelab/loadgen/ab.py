@@ -164,6 +164,8 @@ def merged_reports(reports: list[AbReport]) -> AbReport:
 
 
 def _redact(argv: list[str], cookies: SessionCookies) -> list[str]:
+    if not cookies.sessionid:
+        return argv
     return [arg.replace(cookies.sessionid, "<sessionid>") for arg in argv]
 
 

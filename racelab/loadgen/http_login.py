@@ -71,8 +71,8 @@ def _request(
         return response.status, _parse_set_cookies(set_cookies)
     except (ConnectionError, TimeoutError, OSError, http.client.HTTPException) as error:
         raise LoadError(
-            f"Cannot reach the server at {target.url(path)} ({error}): is Gunicorn running? Start it "
-            f"with `gunicorn -c gunicorn.conf.py --bind {target.host}:{target.port}`."
+            f"Cannot reach the server at {target.url(path)} ({error}): is it running, and listening on "
+            f"{target.host}:{target.port}?"
         ) from error
     finally:
         connection.close()

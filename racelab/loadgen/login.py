@@ -157,7 +157,6 @@ def _raise_for_curl(returncode: int, stderr: str, *, target: Target, url: str) -
         return
     if returncode in (CURL_COULD_NOT_CONNECT, CURL_TIMED_OUT):
         raise LoadError(
-            f"Cannot reach the server at {url}: is Gunicorn running? Start it with "
-            f"`gunicorn -c gunicorn.conf.py --bind {target.host}:{target.port}`."
+            f"Cannot reach the server at {url}: is it running, and listening on {target.host}:{target.port}?"
         )
     raise LoadError(f"curl failed on {url} (exit {returncode}): {stderr.strip()}")

@@ -59,7 +59,7 @@ class LoadRequest:
     @property
     def padded_body(self) -> bytes:
         """The body with one byte more that changes nothing it says (an empty form field, a JSON
-        space), for drivers that hold back a last byte: a request with no body has none."""
+        space), for drivers that hold back a last byte: an empty form is sent as "&"."""
         return (self.body + ("&" if self.json is None else " ")).encode()
 
 

@@ -6,7 +6,7 @@ and the public API that picks one (racelab/racewindow/barrier.py) import it with
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Protocol
 
 from racelab.racewindow import park_points
@@ -66,7 +66,13 @@ class BarrierStats:
     held: int
     windows: int
     timeouts: int
-    serialized: int = 0
+    serialized: int
+
+    def since(self, before: "BarrierStats") -> "BarrierStats":
+        """What the barriers saw between ``before`` and these counts."""
+        return BarrierStats(
+            **{field.name: getattr(self, field.name) - getattr(before, field.name) for field in fields(self)}
+        )
 
 
 class Backend(Protocol):

@@ -1,8 +1,10 @@
 """One run against an endpoint of any project: log in, arm the window, fire, check the verdict."""
 
 import time
+from collections import Counter
 from dataclasses import dataclass
 
+from racelab.loadgen.ab import AbReport
 from racelab.loadgen.drivers import LoadResult, logged_in, save_load_history
 from racelab.loadgen.outcomes import Outcome
 from racelab.racewindow.barrier import BarrierStats
@@ -44,6 +46,31 @@ def run_endpoint(*, plan: EndpointPlan) -> EndpointRun:
     check_barrier_used(stats, ok=load.totals[Outcome.OK])
     violations = plan.check.violations() if plan.check is not None else None
     return EndpointRun(plan=plan, load=load, elapsed=elapsed, barrier=stats, violations=violations)
+
+
+def unjudged_reason(run: EndpointRun) -> str | None:
+    """Why the run's outcome says nothing about a race, or None: no request was answered, or none
+    succeeded (a wrong path or method, a refused login, CSRF settings of the project's own)."""
+    statuses = answer_statuses(run.load)
+    requests, url = run.load.requests, run.plan.target.url(run.plan.requests[0].path)
+    if not statuses:
+        return f"None of the {requests} requests got an answer from {url}: is the server running there?"
+    if run.load.totals[Outcome.OK] == 0:
+        seen = ", ".join(f"{count} x {status}" for status, count in sorted(statuses.items()))
+        return (
+            f"None of the {requests} requests to {url} succeeded ({seen}), so there is no race to judge: "
+            "check --path and --method, the login (--username, --login-url), and that the project "
+            "uses Django's default CSRF cookie and header (csrftoken, X-CSRFToken)."
+        )
+    return None
+
+
+def answer_statuses(load: LoadResult) -> Counter:
+    """How many answers of each HTTP status the run got (ab counts its 2xx together, as 200)."""
+    report = load.report
+    if isinstance(report, AbReport):
+        return Counter({200: report.ok}) + report.non_2xx_statuses
+    return report.statuses
 
 
 def endpoint_document(run: EndpointRun) -> dict:

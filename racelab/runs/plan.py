@@ -16,7 +16,7 @@ from racelab.loadgen.locust.runner import LocustSetup
 from racelab.loadgen.login import Credentials
 from racelab.loadgen.target import LoadRequest, Target
 from racelab.racewindow import park_points
-from racelab.racewindow.window import MAX_TIMEOUT_SECONDS
+from racelab.racewindow.window import DEFAULT_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS
 from racelab.runs.checks import Check
 
 DEFAULT_REQUESTS = 100
@@ -25,10 +25,14 @@ MAX_CONCURRENCY = 1_000
 METHODS = ("POST", "PUT", "PATCH", "DELETE")
 # An HTTP header name (RFC 9110 token).
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-# What every driver sets itself, from the login, the body and the connection.
+# What every driver sets itself, from the login, the body and the connection, and what would
+# change how the body is framed (the burst driver holds back its last byte by Content-Length).
 _DRIVER_HEADERS = frozenset(
-    {"cookie", "x-csrftoken", "content-type", "content-length", "host", "connection", "x-lab-run"}
-)
+    {
+        "cookie", "x-csrftoken", "content-type", "content-length", "host", "connection", "x-lab-run",
+        "transfer-encoding", "expect", "te", "upgrade", "trailer", "keep-alive",
+    }
+)  # fmt: skip
 
 
 class PlanError(ValueError):
@@ -45,7 +49,7 @@ class EndpointPlan:
     count: int = DEFAULT_REQUESTS
     concurrency: int = 3
     race_window: bool = False
-    race_window_timeout: float = 0.5
+    race_window_timeout: float = DEFAULT_TIMEOUT_SECONDS
     race_window_at: str | None = None
     check: Check | None = None
     history: Path | None = None
@@ -84,6 +88,8 @@ def check_run_size(*, requests: int, concurrency: int) -> None:
 
 
 def check_output_folder(path: Path | None, *, option: str) -> None:
+    if path is not None and path.is_dir():
+        raise PlanError(f"{option} {path} is a folder: give the name of a file to write.")
     if path is not None and not path.parent.is_dir():
         raise PlanError(
             f"{option} {path}: the folder {path.parent} does not exist; create it or pick another."
@@ -114,11 +120,7 @@ def endpoint_requests(
     headers: list[str],
 ) -> tuple[LoadRequest, ...]:
     """The requests ``--path``, ``--method``, ``--data``, ``--json`` and ``--header`` describe."""
-    if not path.startswith("/") or any(not 0x21 <= ord(c) <= 0x7E for c in path) or "#" in path:
-        raise PlanError(
-            f"--path {path!r} must be a path on the server, starting with / (like /shop/cart/checkout/), "
-            "in URL-encoded ASCII without spaces or a #fragment."
-        )
+    check_path(path, option="--path")
     if method not in METHODS:
         raise PlanError(f"--method must be one of {', '.join(METHODS)}, not {method!r}.")
     if forms and json_body is not None:
@@ -137,6 +139,32 @@ def endpoint_requests(
     )
 
 
+def check_path(path: str, *, option: str) -> None:
+    """A path on the target server: anything else (``@host/...``, ``//host/...``) would let the
+    URL it is joined to name another host."""
+    if (
+        not path.startswith("/")
+        or path.startswith("//")
+        or any(not 0x21 <= ord(c) <= 0x7E for c in path)
+        or "#" in path
+        or "@" in path.partition("?")[0]
+    ):
+        raise PlanError(
+            f"{option} {path!r} must be a path on the server, starting with one / (like "
+            "/shop/cart/checkout/), in URL-encoded ASCII without spaces, an @ or a #fragment."
+        )
+
+
+def check_session_cookie(value: str) -> None:
+    """$RACELAB_SESSION_COOKIE: a cookie value (RFC 6265 cookie-octets), so it cannot end the
+    Cookie header or add one."""
+    if any(not 0x21 <= ord(c) <= 0x7E or c in '",;\\' for c in value):
+        raise PlanError(
+            "$RACELAB_SESSION_COOKIE must be a session cookie's value alone: printable ASCII without "
+            "spaces, quotes, commas, semicolons or backslashes."
+        )
+
+
 def parse_form(value: str) -> tuple[tuple[str, str], ...]:
     """``--data 'a=1&b=2'``: a URL-encoded form, as curl's --data takes it."""
     if not value:
@@ -151,8 +179,10 @@ def parse_header(value: str) -> tuple[str, str]:
     """``--header 'Name: value'``, refusing what would break the request or that the drivers set."""
     name, colon, text = value.partition(":")
     text = text.strip()
-    if not colon or not _HEADER_NAME.fullmatch(name) or any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
-        raise PlanError(f"--header {value!r} is not a header: write 'Name: value', on one line.")
+    if not colon or not _HEADER_NAME.fullmatch(name) or any(not 0x20 <= ord(c) <= 0x7E for c in text):
+        raise PlanError(
+            f"--header {value!r} is not a header: write 'Name: value', on one line, in printable ASCII."
+        )
     if name.lower() in _DRIVER_HEADERS:
         raise PlanError(
             f"--header {name}: splatter sets it itself (cookies and the CSRF token from the login, the "

@@ -245,7 +245,7 @@ def test_splatter_malformed_url(url, message, unchanged):
 def test_splatter_to_a_server_that_is_down(unchanged):
     url = f"http://{LOOPBACK}:{free_port()}"
 
-    down = f"Cannot reach the server at {url}/auth/login/: is Gunicorn running?"
+    down = f"Cannot reach the server at {url}/auth/login/: is it running, and listening on"
     refused("splatter", "--no-input", "--username", "alice", "--url", url, match=f"^{re.escape(down)}")
 
 

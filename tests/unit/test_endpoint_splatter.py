@@ -8,7 +8,8 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from accounts.models import Transaction
+from accounts.models import Account, Transaction
+from racelab.loadgen.credentials import SESSION_ENV_VAR
 from racelab.management.password_input import PASSWORD_ENV_VAR
 from tests.json_schema import valid
 
@@ -23,6 +24,16 @@ def splatter(*args: str) -> str:
     return out.getvalue()
 
 
+def broken_check() -> int:
+    raise RuntimeError("the check's own bug")
+
+
+def writing_check() -> int:
+    """A check with a side effect: the read-only transaction it runs in refuses it."""
+    Account.objects.update(current=0)
+    return 0
+
+
 def ledger_rows() -> int:
     """A check as a project writes one: here, every withdrawal recorded counts as a violation."""
     return Transaction.objects.count()
@@ -33,7 +44,7 @@ def ledger_rows() -> int:
     [
         (
             ("--path", "shop/checkout/"),
-            r"--path 'shop/checkout/' must be a path on the server, starting with /",
+            r"--path 'shop/checkout/' must be a path on the server, starting with one /",
         ),
         (("--path", "/a b/"), "in URL-encoded ASCII without spaces"),
         (
@@ -59,7 +70,10 @@ def ledger_rows() -> int:
             ("--path", "/a/", "--race-window-at", "shop_cart"),
             "--race-window-at says where --race-window holds",
         ),
-        (("--path", "/a/", "--check", "SELEKT 1"), "--check: the database refused the query"),
+        (
+            ("--path", "/a/", "--check", "SELECT nothing FROM nowhere"),
+            "--check: the database refused the query",
+        ),
         (("--path", "/a/", "--check", "SELECT 1 UNION SELECT 2"), "must answer one row of one number"),
         (
             ("--path", "/a/", "--check", "SELECT 'many'"),
@@ -75,6 +89,25 @@ def ledger_rows() -> int:
             "--scenario, --strategy run the lab's",
         ),
         (("--path", "/a/", "--no-record"), "--no-record run the lab's own races; with --path, drop them."),
+        (("--path", "//127.0.0.2/a/"), "must be a path on the server, starting with one /"),
+        (
+            ("--path", "/a/", "--login-url", "@127.0.0.2:9/login/"),
+            "--login-url '@127.0.0.2:9/login/' must be a path",
+        ),
+        (("--path", "/a/", "--header", "X-Price: €1"), "on one line, in printable ASCII"),
+        (
+            ("--path", "/a/", "--header", "Transfer-Encoding: chunked"),
+            "--header Transfer-Encoding: splatter sets",
+        ),
+        (("--path", "/a/", "--history", "/tmp"), "--history /tmp is a folder: give the name of a file"),
+        (("--path", "/a/", "--check", "SELECT 0; DELETE FROM accounts_account"), "must be one SELECT"),
+        (("--path", "/a/", "--check", "DELETE FROM accounts_account"), "must be one SELECT"),
+        (("--path", "/a/", "--check", ".x:y"), "must be one SELECT"),
+        (("--path", "/a/", "--check", "json:dumps"), "--check 'json:dumps' raised TypeError"),
+        (
+            ("--path", "/a/", "--check", f"{__name__}:broken_check"),
+            "raised RuntimeError: the check's own bug",
+        ),
     ],
 )
 def test_bad_endpoint_options_are_refused_with_exit_2_before_anything_is_sent(
@@ -82,6 +115,33 @@ def test_bad_endpoint_options_are_refused_with_exit_2_before_anything_is_sent(
 ):
     with database_unchanged(), pytest.raises(CommandError, match=message) as refused:
         splatter("--url", lab_port.url, "--username", "alice", "--driver", "burst", *args)
+    assert refused.value.returncode == USAGE_ERROR
+    assert lab_port.arrivals() == []
+
+
+def test_login_options_without_a_username_are_refused(lab_port, database_unchanged):
+    with (
+        database_unchanged(),
+        pytest.raises(CommandError, match="--login-url describes the login form: add --username."),
+    ):
+        splatter("--url", lab_port.url, "--path", "/a/", "--login-url", "/login/", "--driver", "burst")
+    assert lab_port.arrivals() == []
+
+
+@pytest.mark.parametrize(
+    ("cookie", "driver", "message"),
+    [
+        ("abc\r\nX-Injected: 1", "burst", r"\$RACELAB_SESSION_COOKIE must be a session cookie's value alone"),
+        ("abc;def", "burst", "without spaces, quotes, commas, semicolons or backslashes"),
+        ("abc", "ab", r"ab takes a cookie on its command line, where ps would show \$RACELAB_SESSION_COOKIE"),
+    ],
+)
+def test_a_session_cookie_that_would_break_the_request_or_show_in_ps_is_refused(
+    lab_port, monkeypatch, cookie, driver, message, database_unchanged
+):
+    monkeypatch.setenv(SESSION_ENV_VAR, cookie)
+    with database_unchanged(), pytest.raises(CommandError, match=message) as refused:
+        splatter("--url", lab_port.url, "--path", "/a/", "--driver", driver)
     assert refused.value.returncode == USAGE_ERROR
     assert lab_port.arrivals() == []
 
@@ -145,6 +205,25 @@ def endpoint_document(*args: str) -> dict:
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_check_cannot_write(splatter_password, account, lab_port):
+    with pytest.raises(CommandError, match=f"--check '{__name__}:writing_check' raised") as refused:
+        splatter(
+            "--url",
+            lab_port.url,
+            "--path",
+            "/a/",
+            "--driver",
+            "burst",
+            "--check",
+            f"{__name__}:writing_check",
+        )
+    assert refused.value.returncode == USAGE_ERROR
+    account.refresh_from_db()
+    assert account.current == account.opening
+    assert lab_port.arrivals() == []
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_check_query_of_none_exits_0_and_the_json_says_so(splatter_password, account, lab_server_url):
     check = "SELECT count(*) FROM accounts_account WHERE current < minimum"
     document = endpoint_document(
@@ -172,9 +251,12 @@ def test_a_check_query_of_none_exits_0_and_the_json_says_so(splatter_password, a
 def test_without_a_username_requests_go_anonymous(account, lab_server_url):
     """Without --username nor $RACELAB_SESSION_COOKIE nothing logs in, and the bank's view refuses
     them (tests/e2e/test_new_project.py shows anonymous requests passing Django's CSRF check)."""
-    document = endpoint_document(
-        "--url", lab_server_url, "--path", "/accounts/withdraw/", "--data", "amount=5", "-n", "2", "-c", "2"
-    )
+    with pytest.raises(CommandError, match=r"None of the 2 requests to .* succeeded \(2 x 403\)") as refused:
+        splatter(
+            "--url", lab_server_url, "--path", "/accounts/withdraw/", "--data", "amount=5",
+            "-n", "2", "-c", "2", "--driver", "burst",
+        )  # fmt: skip
 
-    assert (document["ok"], document["refused"], document["indeterminate"]) == (0, 2, 0)
+    # No verdict on a run where nothing succeeded: a usage error, not "no violation".
+    assert refused.value.returncode == USAGE_ERROR
     assert Transaction.objects.count() == 0

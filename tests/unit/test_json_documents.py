@@ -63,8 +63,8 @@ def sweep() -> dict:
         summaries=summarize(outcomes),
         outcomes=outcomes,
         barriers={
-            2: BarrierStats(held=4, windows=2, timeouts=0),
-            3: BarrierStats(held=5, windows=2, timeouts=1),
+            2: BarrierStats(held=4, windows=2, timeouts=0, serialized=0),
+            3: BarrierStats(held=5, windows=2, timeouts=1, serialized=0),
         },
     )
     return json.loads(json.dumps(tables.sweep_document(report)))
@@ -124,7 +124,10 @@ def scenario_runs(overused_voucher) -> dict:
     )
     runs = [
         ScenarioRun(
-            level=4, load=load, audit=VOUCHER.audit(), barrier=BarrierStats(held=4, windows=1, timeouts=0)
+            level=4,
+            load=load,
+            audit=VOUCHER.audit(),
+            barrier=BarrierStats(held=4, windows=1, timeouts=0, serialized=0),
         )
     ]
     summaries = summarise(runs, scenario=VOUCHER, race_window=True)

@@ -165,7 +165,9 @@ def needs_curl() -> None:
 def test_log_in_to_a_closed_loopback_port_says_to_start_gunicorn(tmp_path):
     target = parse_target(f"http://127.0.0.1:{free_port()}")
 
-    with pytest.raises(LoadError, match="Cannot reach the server at .* is Gunicorn running"):
+    with pytest.raises(
+        LoadError, match="Cannot reach the server at .* is it running, and listening on 127.0.0.1:"
+    ):
         log_in(
             target=target, username="alice", password=PASSWORD, workdir=tmp_path, form=LAB_LOGIN, timeout=5
         )

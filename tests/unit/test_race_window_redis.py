@@ -132,7 +132,7 @@ def test_naive_loses_exactly_all_but_one_every_time(redis_window, make_account, 
             account.refresh_from_db()
             assert account.current == 1_000 - round_
             assert audit_account(account=account).lost_withdrawals == round_ * (parties - 1)
-    assert barrier.stats() == race_window.BarrierStats(held=3 * parties, windows=3, timeouts=0)
+    assert barrier.stats() == race_window.BarrierStats(held=3 * parties, windows=3, timeouts=0, serialized=0)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -215,7 +215,7 @@ def test_a_lone_request_passes_after_the_timeout(redis_window):
 
     assert passage.position == 1
     assert TIMEOUT <= passage.waited < TIMEOUT + LATE_SECONDS
-    assert barrier.stats() == race_window.BarrierStats(held=1, windows=1, timeouts=1)
+    assert barrier.stats() == race_window.BarrierStats(held=1, windows=1, timeouts=1, serialized=0)
 
 
 @pytest.mark.django_db
@@ -238,7 +238,7 @@ def test_a_waiter_leaves_even_if_its_gate_never_opens(redis_window):
     assert not waiter.is_alive() and [passage.position for passage in passages] == [1]
     assert elapsed < window.timeout + LATE_SECONDS
     # It left because it found the window closed, not because the timeout closed it.
-    assert barrier.stats() == race_window.BarrierStats(held=1, windows=0, timeouts=0)
+    assert barrier.stats() == race_window.BarrierStats(held=1, windows=0, timeouts=0, serialized=0)
 
 
 def start_holding(*, window: race_window.RaceWindow, passages: list) -> threading.Thread:
@@ -266,7 +266,7 @@ def test_a_waiter_left_from_an_earlier_arming_stays_out_of_the_next_ones_window(
         # Its timeout passed: it has checked its window, and found it gone.
         leftover.join(timeout=JOIN_SECONDS)
         assert not leftover.is_alive()
-        assert barrier.stats() == race_window.BarrierStats(held=2, windows=0, timeouts=0)
+        assert barrier.stats() == race_window.BarrierStats(held=2, windows=0, timeouts=0, serialized=0)
         (third,) = hold_at_once(window=barrier.window, resources=["balance"])
         for thread in first_two:
             thread.join(timeout=JOIN_SECONDS)
@@ -275,7 +275,7 @@ def test_a_waiter_left_from_an_earlier_arming_stays_out_of_the_next_ones_window(
     assert sorted((passage.window, passage.position) for passage in passages) == [(0, 1), (0, 2), (0, 3)]
     # All three went on when the third came, none at the timeout.
     assert max(passage.waited for passage in passages) < barrier.window.timeout
-    assert barrier.stats() == race_window.BarrierStats(held=3, windows=1, timeouts=0)
+    assert barrier.stats() == race_window.BarrierStats(held=3, windows=1, timeouts=0, serialized=0)
 
 
 @pytest.mark.django_db
@@ -318,7 +318,7 @@ def test_a_waiter_whose_fellow_died_still_leaves(redis_window):
             child.join(timeout=JOIN_SECONDS)
 
     assert passage.position == 2 and passage.waited < window.timeout + LATE_SECONDS
-    assert barrier.stats() == race_window.BarrierStats(held=2, windows=1, timeouts=1)
+    assert barrier.stats() == race_window.BarrierStats(held=2, windows=1, timeouts=1, serialized=0)
 
 
 def arm_until_released(channel) -> None:
@@ -507,13 +507,13 @@ def test_a_child_forked_while_the_servers_lock_is_held_still_reaches_redis(redis
 def test_stats_cover_every_resource_and_arming_clears_them(redis_window):
     with race_window.armed(parties=2, timeout=5) as barrier:
         hold_at_once(window=barrier.window, resources=["alice", "bob", "alice", "bob"])
-        assert barrier.stats() == race_window.BarrierStats(held=4, windows=2, timeouts=0)
+        assert barrier.stats() == race_window.BarrierStats(held=4, windows=2, timeouts=0, serialized=0)
     # Kept after the window is disarmed, for whoever reports on it...
     assert barrier.stats().held == 4
 
     with race_window.armed(parties=2, timeout=5) as barrier:
         # ...and cleared by the next arming, with every resource's state.
-        assert barrier.stats() == race_window.BarrierStats(held=0, windows=0, timeouts=0)
+        assert barrier.stats() == race_window.BarrierStats(held=0, windows=0, timeouts=0, serialized=0)
         assert redis_window.keys("resource:*") == []
 
 

@@ -136,7 +136,10 @@ class Command(endpoint.Command):
         given = [name for name in ENDPOINT_OPTIONS if options[name] not in (None, [])]
         if given:
             option = "--" + given[0].replace("_", "-")
-            raise CommandError(f"{option} describes the requests to an endpoint: add --path, or drop it.")
+            raise CommandError(
+                f"{option} describes the requests to an endpoint: add --path, or drop it.",
+                returncode=USAGE_ERROR,
+            )
         self._lab_races(interactive=interactive, verbosity=verbosity, options=options)
 
     @reports_database_errors

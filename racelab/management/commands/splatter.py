@@ -20,12 +20,27 @@ from racelab.management.database_errors import database_error_message
 from racelab.management.password_input import read_password
 from racelab.racewindow.barrier import DEFAULT_TIMEOUT_SECONDS
 from racelab.runs.checks import Check, CheckError
-from racelab.runs.endpoint import EndpointRun, barrier_sentence, endpoint_document, run_endpoint
-from racelab.runs.plan import DEFAULT_REQUESTS, EndpointPlan, PlanError, endpoint_requests
+from racelab.runs.endpoint import (
+    EndpointRun,
+    barrier_sentence,
+    endpoint_document,
+    run_endpoint,
+    unjudged_reason,
+)
+from racelab.runs.plan import (
+    DEFAULT_REQUESTS,
+    EndpointPlan,
+    PlanError,
+    check_path,
+    check_session_cookie,
+    endpoint_requests,
+)
 
 # As argparse exits on a usage error; 1 is the verdict "violations found", as `makemigrations --check`.
 USAGE_ERROR = 2
 VIOLATIONS_FOUND = 1
+# The login form's options, which need --username.
+LOGIN_OPTIONS = ("login_url", "username_field", "password_field")
 # The options only a run at --path reads.
 ENDPOINT_OPTIONS = (
     "method",
@@ -130,6 +145,9 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(endpoint_document(run), indent=2))
         else:
             self.stdout.write(endpoint_table(run))
+        reason = unjudged_reason(run)
+        if reason is not None:
+            raise CommandError(reason, returncode=USAGE_ERROR)
         if run.violations:
             sys.exit(VIOLATIONS_FOUND)
 
@@ -155,6 +173,11 @@ class Command(BaseCommand):
         target = parse_target(options["url"], allow_remote=options["allow_remote"])
         check = None if options["check"] is None else Check(options["check"])
         credentials = self._credentials(options, interactive=interactive)
+        if credentials.sessionid and driver == DriverName.AB:
+            raise PlanError(
+                f"ab takes a cookie on its command line, where ps would show ${SESSION_ENV_VAR}: use "
+                "--driver burst (or locust) with a session cookie."
+            )
         return EndpointPlan(
             target=target,
             requests=requests,
@@ -172,8 +195,18 @@ class Command(BaseCommand):
     def _credentials(self, options: dict, *, interactive: bool) -> Credentials:
         username = options["username"]
         if not username:
-            return Credentials(form=None, sessionid=os.environ.get(SESSION_ENV_VAR, ""))
-        form = login_form() if options["login_url"] is None else LoginForm(path=options["login_url"])
+            login_options = [name for name in LOGIN_OPTIONS if options[name] is not None]
+            if login_options:
+                option = "--" + login_options[0].replace("_", "-")
+                raise PlanError(f"{option} describes the login form: add --username.")
+            sessionid = os.environ.get(SESSION_ENV_VAR, "")
+            check_session_cookie(sessionid)
+            return Credentials(form=None, sessionid=sessionid)
+        try:
+            form = login_form() if options["login_url"] is None else LoginForm(path=options["login_url"])
+        except ValueError as error:
+            raise PlanError(str(error)) from error
+        check_path(form.path, option="--login-url" if options["login_url"] else "settings.LOGIN_URL")
         form = LoginForm(
             path=form.path,
             username_field=options["username_field"] or form.username_field,
