@@ -34,6 +34,9 @@ RACE_MODE = {"RACE_WINDOW": "armed", "DJANGO_DEBUG": "1"}
 # Long enough for every withdrawal of a burst to reach the barrier on a busy machine; the window
 # closes as soon as all have read, so a naive burst never waits it out.
 RACE_WINDOW_TIMEOUT = "1"
+# The naive window closes as soon as all K have read, so a timeout far above any machine's
+# arrival spread costs nothing (on one busy core, 1 s was not enough for K = 4).
+NAIVE_WINDOW_TIMEOUT = "10"
 # A run that takes this long has hung; the test fails instead of waiting for ever.
 HANG_SECONDS = 300
 # Where the test's own window holds withdrawals: after their write, at the table's one barrier,
@@ -201,7 +204,7 @@ def test_any_endpoint_goes_through_locusts_workers_held_and_checked(lab_env, rac
     result = locust(
         lab_env, race_server, "--path", "/accounts/withdraw/?strategy=naive", "--data", "amount=1",
         "-n", str(level), "-c", str(level), "--race-window",
-        "--race-window-timeout", RACE_WINDOW_TIMEOUT, "--check", LOST_WITHDRAWALS, "--format", "json",
+        "--race-window-timeout", NAIVE_WINDOW_TIMEOUT, "--check", LOST_WITHDRAWALS, "--format", "json",
         check=False,
     )  # fmt: skip
 
