@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from accounts.models import Account, ClientRun, Transaction
+from accounts.models import Account, Run, Transaction
 
 
 @admin.register(Account)
@@ -16,7 +16,22 @@ class TransactionAdmin(admin.ModelAdmin):
     list_select_related = ["holder__user"]
 
 
-@admin.register(ClientRun)
-class ClientRunAdmin(admin.ModelAdmin):
-    list_display = ["id", "account", "driver", "strategy", "requests", "ok", "failed", "indeterminate"]
-    list_filter = ["driver", "strategy"]
+@admin.register(Run)
+class RunAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "started_at",
+        "account",
+        "driver",
+        "strategy",
+        "concurrency",
+        "requests",
+        "ok",
+        "refused",
+        "indeterminate",
+        "lost",
+        "verdict",
+        "since_reset",
+    ]
+    list_filter = ["driver", "strategy", "since_reset"]
+    exclude = ["audit"]

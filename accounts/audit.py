@@ -6,7 +6,7 @@ the headline figures of all the audited accounts take three statements, however 
 - the accounts, each with its distinct balances read and written and its rows below the minimum,
   as correlated subqueries on the account's part of the covering ledger indexes;
 - one pass over the ledger, grouped by account: rows, sum withdrawn, lowest and highest strategy;
-- the client runs, summed per account.
+- the runs since each account's last reset, what the client saw summed per account.
 
 Accounts whose rows carry more than one strategy add one grouped query for all of them, for their
 per-strategy breakdown; an account with anomalies adds the queries that find its examples.
@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 
 from django.db.models import Aggregate, Count, F, Max, Min, OuterRef, Q, QuerySet, Subquery, Sum, Value
 
-from accounts.models import Account, ClientRun, Transaction
+from accounts.models import Account, Run, Transaction
 from races.violations import Violation, verdict
 
 
@@ -34,7 +34,7 @@ class AnomalyKind(enum.StrEnum):
 
 EXAMPLE_LEDGER_IDS = 5
 # The `schema` of an account's audit document, as docs/json-schema.json names it: a renamed or
-# removed field takes a new version (and a migration of the audits lab runs keep).
+# removed field takes a new version (and a migration of the audits runs keep).
 ACCOUNT_AUDIT_SCHEMA = "account-audit/1"
 
 
@@ -84,7 +84,7 @@ class AccountAudit:
 
 
 def audit_document(audit: AccountAudit) -> dict:
-    """The audit as plain data: what ``audit_transactions --format json`` prints, and a lab run keeps."""
+    """The audit as plain data: what ``audit_transactions --format json`` prints, and a run keeps."""
     return {"schema": ACCOUNT_AUDIT_SCHEMA, **asdict(audit), "verdict": audit.verdict}
 
 
@@ -124,7 +124,7 @@ def audit_accounts(*, username: str | None = None) -> list[AccountAudit]:
     """Every account (or the user's), in id order, from a fixed number of statements."""
     accounts = Account.objects.all()
     ledger = Transaction.objects.all()
-    runs = ClientRun.objects.all()
+    runs = Run.objects.filter(since_reset=True)
     if username is not None:
         accounts = accounts.filter(user__username=username)
         ledger = ledger.filter(holder__user__username=username)
@@ -133,11 +133,11 @@ def audit_accounts(*, username: str | None = None) -> list[AccountAudit]:
 
 
 def audit_account(*, account: Account) -> AccountAudit:
-    """One account, read afresh from the database with its ledger and client runs."""
+    """One account, read afresh from the database with its ledger and its runs since its reset."""
     (audit,) = _audit(
         accounts=Account.objects.filter(pk=account.pk),
         ledger=Transaction.objects.filter(holder=account),
-        runs=ClientRun.objects.filter(account=account),
+        runs=Run.objects.filter(account=account, since_reset=True),
     )
     return audit
 
@@ -156,7 +156,7 @@ _NO_ROWS = _LedgerTotals()
 
 
 def _audit(*, accounts: QuerySet, ledger: QuerySet, runs: QuerySet) -> list[AccountAudit]:
-    """The same accounts, ledger rows and client runs, each narrowed alike (or not at all)."""
+    """The same accounts, ledger rows and runs, each narrowed alike (or not at all)."""
     accounts = list(
         accounts.select_related("user")
         .annotate(
@@ -395,14 +395,14 @@ def _row_example(row: Transaction | None) -> dict | None:
 
 
 def _client_outcomes(runs: QuerySet, *, openings: dict[int, int]) -> dict[int, ClientOutcomes]:
-    """The client runs of every audited account, summed per account in one query."""
+    """The runs of every audited account, what the client saw summed per account in one query."""
     groups = (
         runs.order_by()
         .values("account")
         .annotate(
             runs=Count("id"),
             ok_total=Sum("ok"),
-            refused_total=Sum("failed"),
+            refused_total=Sum("refused"),
             indeterminate_total=Sum("indeterminate"),
             ok_amount=Sum(F("ok") * F("amount")),
             indeterminate_amount=Sum(F("indeterminate") * F("amount")),

@@ -53,26 +53,49 @@ class Transaction(RaceRecord):
         return f"-{self.amount} on account {self.holder_id}: {self.balance_before} -> {self.balance}"
 
 
-class ClientRun(models.Model):
-    """What a load driver saw of one run: the checker reconciles the ledger against it.
+class Run(models.Model):
+    """One splatter run on one account: what the load driver saw, and the account's audit when
+    the run ended. The checker reconciles the ledger against the runs since the account's last
+    reset; the report pages keep every run, with its recorded requests, through later resets.
 
-    ok: a 2xx answer (the withdrawal happened); failed: a 4xx answer (it did not);
+    ok: a 2xx answer (the withdrawal happened); refused: a 4xx answer (it did not);
     indeterminate: a timeout, a reset connection or a 5xx (it may or may not have happened).
     """
 
-    account = models.ForeignKey(Account, models.CASCADE, related_name="client_runs")
+    account = models.ForeignKey(Account, models.CASCADE, related_name="runs")
+    # Sent by the driver with every request of the run (X-Lab-Run), for the server to stamp
+    # them; several accounts' runs of one splatter invocation (--users) share it.
+    token = models.CharField(max_length=64, db_index=True)
     driver = models.CharField(max_length=20)
     strategy = models.CharField(max_length=20)
     amount = models.IntegerField()
+    concurrency = models.IntegerField()
     requests = models.IntegerField()
     ok = models.IntegerField()
-    failed = models.IntegerField()
+    refused = models.IntegerField()
     indeterminate = models.IntegerField()
+    race_window = models.BooleanField(default=False)
+    requests_per_second = models.FloatField(null=True)
     started_at = models.DateTimeField()
     finished_at = models.DateTimeField()
+    since_reset = models.BooleanField(
+        default=True,
+        help_text="Its withdrawals are in the account's ledger: until the account's next reset, "
+        "the checker reconciles the ledger against it.",
+    )
+    # The account's audit as audit_transactions --format json printed it when the run ended (the
+    # ledger since the account's last reset); None until the run is filed.
+    audit = models.JSONField(null=True)
+    lost = models.IntegerField(null=True, help_text="Lost withdrawals in the audit at the end of the run.")
+    verdict = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        # The checker reads an account's runs since its reset; the report pages keep every run.
+        indexes = [models.Index(fields=["account", "since_reset"], name="run_account_since_reset")]
 
     def __str__(self) -> str:
         return (
-            f"{self.driver}/{self.strategy} on account {self.account_id}: "
-            f"{self.ok} ok, {self.failed} failed, {self.indeterminate} indeterminate"
+            f"Run {self.pk}: {self.driver}/{self.strategy} -c {self.concurrency} on account "
+            f"{self.account_id}: {self.ok} ok, {self.refused} refused, {self.indeterminate} indeterminate"
         )

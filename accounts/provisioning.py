@@ -105,7 +105,8 @@ def seed_account(*, username: str, password: str, opening: int, minimum: int) ->
 
 @transaction.atomic
 def reset_accounts(*, opening: int | None, username: str | None = None) -> int:
-    """Put accounts back to an opening balance and delete their ledger and client runs.
+    """Put accounts back to an opening balance, delete their ledger, and take their runs out of
+    the checker's count (the report pages keep them).
 
     ``opening=None`` keeps each account's own recorded opening balance. Returns how many
     accounts were reset; an unknown ``username`` is an error, so nothing is silently skipped.
@@ -126,6 +127,6 @@ def reset_accounts(*, opening: int | None, username: str | None = None) -> int:
         account.version = 0
         account.save(update_fields=["opening", "current", "version"])
         account.transactions.all().delete()
-        account.client_runs.all().delete()
+        account.runs.filter(since_reset=True).update(since_reset=False)
         reset += 1
     return reset

@@ -1,8 +1,8 @@
 from django.http import HttpResponse, HttpResponseNotFound
 
-from accounts.forms import parse_withdrawal_request
+from accounts.forms import WithdrawalRequest
 from accounts.selectors import account_for_user
-from accounts.withdrawals import withdraw
+from accounts.withdrawals import Withdrawal, withdraw
 from races.refusals import NotFound
 from races.views import FormPostView, not_logged_in
 
@@ -13,7 +13,8 @@ class WithdrawView(FormPostView):
     """GET: the balance as plain text. POST: withdraw ``amount`` (default 1), answer the new balance."""
 
     http_method_names = ["get", "post"]
-    parse = staticmethod(parse_withdrawal_request)
+    form = WithdrawalRequest
+    service = staticmethod(withdraw)
 
     def get(self, request):
         if not request.user.is_authenticated:
@@ -23,13 +24,8 @@ class WithdrawView(FormPostView):
             raise NotFound(f"User {request.user.pk} has no account.")
         return HttpResponse(account.current, content_type="text/plain")
 
-    def perform(self, request, parsed):
-        withdrawal = withdraw(
-            user=request.user,
-            amount=parsed.amount,
-            strategy=parsed.strategy,
-            request_started_at=request.started_at,
-        )
+    def answered(self, form, withdrawal: Withdrawal):
+        # The new balance alone, as GET answers it: no sentence, no newline.
         return HttpResponse(withdrawal.balance_after, content_type="text/plain")
 
     def not_found(self, missing):

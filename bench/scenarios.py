@@ -12,7 +12,8 @@ For each scenario and strategy, on a fresh lab database and real Gunicorns, thro
   invariant's violations (5xx answers included), the 5xx answers and ab's requests/s;
 - race mode: TRIALS bursts of K held together at the scenario's park point (burst driver,
   ``--race-window``) at data of size 1: the trials that break the invariant, and for the naive
-  strategy how many broke it exactly as its scenario predicts (K-1 for each, at size 1).
+  strategy how many broke it exactly as its scenario predicts (at size 1, K-1 for most; 3(K-1)
+  for the withdrawal).
 """
 
 import json

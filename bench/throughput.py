@@ -34,11 +34,11 @@ from tabulate import tabulate
 from bench.floor.server import serve_floor
 from bench.harness import PASSWORD, USERNAME, add_ab_options, argument_parser, bench_lab, seed_user
 from bench.timing import interleaved
-from experiment.requests import WITHDRAW_PATH
 from labserver.lab import LAB_LOGIN, Server
 from racelab.loadgen.ab import AbReport, run_ab
 from racelab.loadgen.login import SessionCookies, log_in
 from racelab.loadgen.target import parse_target
+from scenarios.withdrawals.scenario import WITHDRAW_PATH
 
 # As much as a balance holds, so no withdrawal of a run is refused.
 OPENING = 2_000_000_000

@@ -13,25 +13,24 @@ from accounts.withdrawals import MAX_WITHDRAWAL_AMOUNT, Strategy
 from racelab.conf import login_form
 from racelab.loadgen.drivers import DriverName
 from racelab.loadgen.locust.protocol import LocustMode
-from racelab.loadgen.locust.runner import LocustSetup, MasterAddress
+from racelab.loadgen.locust.runner import LocustSetup
 from racelab.loadgen.login import LoginForm
 from racelab.loadgen.target import Target
 from racelab.racewindow.barrier import DEFAULT_TIMEOUT_SECONDS
 from racelab.runs.plan import (
     DEFAULT_REQUESTS,
     MAX_CONCURRENCY,
+    LocustOptions,
     PlanError,
     check_output_folder,
     check_race_window,
     check_run_size,
 )
 from scenarios.definition import Scenario
+from scenarios.withdrawals.scenario import WITHDRAWAL
 
 MAX_TRIALS = 10_000
 MAX_USERS = 100
-MAX_LOCUST_WORKERS = 64
-DEFAULT_LOCUST_WORKERS = 1
-LOCUST_OPTIONS = "--locust-mode, --locust-workers, --expect-workers, --locust-bind and --locust-output"
 
 
 class Mode(enum.StrEnum):
@@ -78,12 +77,8 @@ class RunPlan:
     # Every app server when there are several (request i goes to targets[i % len]); the Locust
     # driver's only. Empty: ``target`` alone.
     targets: tuple[Target, ...] = ()
-    # The Locust driver: None where an option was not given (see locust_setup for the defaults).
-    locust_mode: LocustMode | None = None
-    locust_workers: int | None = None
-    expect_workers: int | None = None
-    locust_bind: MasterAddress | None = None
-    locust_output: Path | None = None
+    # The Locust driver's options as given (see locust_setup for the defaults).
+    locust: LocustOptions = field(default_factory=LocustOptions)
     # The project's login form (settings.LOGIN_URL).
     login: LoginForm = field(default_factory=login_form)
 
@@ -118,19 +113,10 @@ class RunPlan:
     @property
     def locust_setup(self) -> LocustSetup:
         """How the Locust driver runs: in bursts in trials and race mode, where the requests must
-        meet, steady (the ab equivalent) otherwise; one local worker unless told."""
-        mode = self.locust_mode
-        if mode is None:
-            mode = LocustMode.BURST if self.trials is not None or self.race_window else LocustMode.STEADY
-        return LocustSetup(
-            mode=mode,
-            local_workers=None
-            if self.expect_workers is not None
-            else (self.locust_workers or DEFAULT_LOCUST_WORKERS),
-            expect_workers=self.expect_workers,
-            bind=self.locust_bind,
-            output=self.locust_output,
-        )
+        meet, steady (the ab equivalent) otherwise, unless --locust-mode says; one local worker
+        unless told."""
+        meet = self.trials is not None or self.race_window
+        return self.locust.setup(default_mode=LocustMode.BURST if meet else LocustMode.STEADY)
 
     @property
     def usernames(self) -> list[str]:
@@ -183,7 +169,12 @@ class RunPlan:
 
     def _check_scenario(self, scenario: Scenario) -> None:
         if self.plot is not None:
-            raise PlanError("--plot draws the withdrawal's lost updates; drop it with --scenario.")
+            raise PlanError("--plot draws the withdrawal trials' lost updates (without --scenario); drop it.")
+        if scenario is WITHDRAWAL and self.users > 1:
+            raise PlanError(
+                "The withdrawal scenario races on one account, its window on that account's row: drop "
+                "--users, or run the withdrawal without --scenario, which takes --users."
+            )
         for level in self.levels:
             most = scenario.race_parties_max
             if self.race_window and most is not None and level > most:
@@ -253,46 +244,9 @@ class RunPlan:
             )
 
     def _check_locust(self) -> None:
-        locust = DriverName.LOCUST in self.drivers
-        given = (
-            self.locust_mode,
-            self.locust_workers,
-            self.expect_workers,
-            self.locust_bind,
-            self.locust_output,
-        )
-        if not locust and any(option is not None for option in given):
-            raise PlanError(f"{LOCUST_OPTIONS} configure the Locust driver: add --driver locust.")
+        self.locust.check(locust=DriverName.LOCUST in self.drivers, levels=self.levels)
         if len(self.targets) > 1 and self.drivers != (DriverName.LOCUST,):
             raise PlanError(
                 "Several --url app servers take turns only with --driver locust: give one URL, or add "
                 "--driver locust."
-            )
-        if not locust:
-            return
-        if self.expect_workers is not None and self.locust_workers is not None:
-            raise PlanError(
-                "--expect-workers waits for workers started elsewhere and --locust-workers starts them "
-                "here: give one of the two."
-            )
-        if (self.expect_workers is None) != (self.locust_bind is None):
-            raise PlanError(
-                "--expect-workers N and --locust-bind ADDRESS[:PORT] go together: the master listens "
-                "there for the N workers started elsewhere."
-            )
-        given = self.expect_workers if self.expect_workers is not None else self.locust_workers
-        workers = self.locust_setup.workers if given is None else given
-        if not 1 <= workers <= MAX_LOCUST_WORKERS:
-            option = "--locust-workers" if self.expect_workers is None else "--expect-workers"
-            raise PlanError(f"{option} must be from 1 to {MAX_LOCUST_WORKERS}, not {workers}.")
-        for level in self.levels:
-            if level < workers:
-                raise PlanError(
-                    f"-c {level} is fewer than the {workers} Locust workers: each worker needs a request "
-                    "of every burst (a user, in steady mode); raise -c or use fewer workers."
-                )
-        output = self.locust_output
-        if output is not None and (not output.parent.is_dir() or (output.exists() and not output.is_dir())):
-            raise PlanError(
-                f"--locust-output {output}: give a folder, new or existing, inside a folder that exists."
             )

@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 from pathlib import Path
 
-from experiment.trials import LevelSummary
+from experiment.summaries import LevelSummary
 
 FIGURE_SIZE_INCHES = (11, 4.5)
 DOTS_PER_INCH = 120

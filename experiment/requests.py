@@ -2,8 +2,7 @@
 
 from racelab.loadgen.drivers import LoadResult
 from racelab.loadgen.target import LoadRequest
-
-WITHDRAW_PATH = "/accounts/withdraw/"
+from scenarios.withdrawals.scenario import WITHDRAWAL
 
 
 def strategy_request(
@@ -14,7 +13,7 @@ def strategy_request(
 
 def withdrawal_post(*, strategy: str, amount: int) -> LoadRequest:
     """The bank's withdrawal of ``amount`` with ``strategy``."""
-    return strategy_request(path=WITHDRAW_PATH, strategy=strategy, fields=(("amount", str(amount)),))
+    return strategy_request(path=WITHDRAWAL.path, strategy=strategy, fields=(("amount", str(amount)),))
 
 
 def strategy_of(load: LoadResult) -> str:

@@ -62,3 +62,14 @@ def first_gap(times: Sequence[float]) -> float | None:
         return None
     earliest, second = sorted(times)[:2]
     return second - earliest
+
+
+def hit_figures(*, hits: int, trials: int) -> dict[str, float | int]:
+    """How often ``trials`` hit: the count, the rate and its Wilson interval, as a summary's fields."""
+    low, high = wilson_interval(successes=hits, trials=trials)
+    return {
+        "hits": hits,
+        "hit_rate": rate(hits=hits, trials=trials),
+        "hit_rate_low": low,
+        "hit_rate_high": high,
+    }

@@ -2,23 +2,23 @@
 
 import statistics
 from dataclasses import asdict
+from pathlib import Path
 
 from tabulate import tabulate
 
-from accounts.models import ClientRun
-from experiment.matrix import MatrixRow
+from accounts.models import Run
 from experiment.plan import RunPlan
+from experiment.race_runs import WithdrawalRecord
 from experiment.requests import strategy_of
-from experiment.runs import RecordedRun
-from experiment.scenario_runs import ScenarioRun, ScenarioSummary
-from experiment.trials import SweepReport
+from experiment.summaries import ScenarioSummary, SweepReport, scenario_violations
 from racelab.loadgen.ab import AbReport
 from racelab.loadgen.burst import BurstRun
 from racelab.loadgen.locust.protocol import LocustMode
 from racelab.loadgen.locust.result import LocustRun
 from racelab.loadgen.outcomes import Outcome
 from racelab.runs.endpoint import barrier_sentence
-from scenarios.audit import scenario_audit_document
+from racelab.runs.pipeline import RaceRun
+from scenarios.audit import ScenarioAudit, scenario_audit_document
 
 # The `schema` of each JSON document splatter prints, as docs/json-schema.json names them: a
 # renamed or removed field takes a new version.
@@ -50,7 +50,7 @@ SWEEP_HEADERS = [
 ]
 
 
-def run_report(run: RecordedRun) -> str:
+def run_report(run: RaceRun, *, history: Path | None) -> str:
     """The driver's own figures for one run (ab's report, or the bursts' outcomes and timings),
     then what the race window held and where the history went."""
     report = run.load.report
@@ -63,32 +63,34 @@ def run_report(run: RecordedRun) -> str:
         lines = [tabulate(rows, headers=[run.load.driver, "value"])]
     if run.barrier is not None:
         lines.append(barrier_sentence(run.barrier))
-    if run.history is not None:
-        lines.append(f"History of {run.load.requests} requests saved to {run.history}.")
+    if history is not None:
+        lines.append(f"History of {run.load.requests} requests saved to {history}.")
     return "\n".join(lines)
 
 
-def recorded_line(client_run: ClientRun) -> str:
+def recorded_line(run: Run) -> str:
     return (
-        f"Recorded run {client_run.pk} on account {client_run.account_id}: {client_run.ok} ok, "
-        f"{client_run.failed} refused, {client_run.indeterminate} indeterminate. "
+        f"Recorded run {run.pk} on account {run.account_id}: {run.ok} ok, "
+        f"{run.refused} refused, {run.indeterminate} indeterminate. "
         "Check it with `manage.py audit_transactions`."
     )
 
 
-def matrix_table(rows: list[MatrixRow]) -> str:
+def matrix_table(runs: list[RaceRun[WithdrawalRecord]]) -> str:
+    """Each strategy's run on its one account, with the account's audit."""
     table = [
         (
-            row.strategy,
-            row.run.load.totals[Outcome.OK],
-            row.audit.lost_withdrawals,
-            row.audit.lost_updates,
-            row.audit.overdrafts,
-            row.run.load.server_errors,
-            f"{row.run.load.requests_per_second:.1f}",
-            row.audit.verdict,
+            run.fired.strategy,
+            run.load.totals[Outcome.OK],
+            audit.lost_withdrawals,
+            audit.lost_updates,
+            audit.overdrafts,
+            run.load.server_errors,
+            f"{run.load.requests_per_second:.1f}",
+            audit.verdict,
         )
-        for row in rows
+        for run in runs
+        for audit in run.judgement.audits
     ]
     return tabulate(table, headers=MATRIX_HEADERS)
 
@@ -216,7 +218,7 @@ SCENARIO_SWEEP_HEADERS = [
 ]
 
 
-def scenario_runs_table(runs: list[ScenarioRun]) -> str:
+def scenario_runs_table(runs: list[RaceRun[ScenarioAudit]]) -> str:
     """Each run's outcomes, then its audit: the figures, the violations with examples, the verdict."""
     blocks = []
     for run in runs:
@@ -232,13 +234,14 @@ def scenario_runs_table(runs: list[ScenarioRun]) -> str:
             run.load.server_errors,
         ]
         lines = [tabulate([outcome_row], headers=SCENARIO_RUN_HEADERS)]
-        lines.append(tabulate(run.audit.figures, tablefmt="simple_outline"))
-        for violation in run.audit.violations:
+        audit = run.judgement
+        lines.append(tabulate(audit.figures, tablefmt="simple_outline"))
+        for violation in audit.violations:
             lines.append(
                 f"{violation.kind}: {violation.count} ({violation.explanation}); "
                 f"first: {violation.first}; worst: {violation.worst}"
             )
-        lines.append(f"Invariant ({run.audit.invariant}): {run.audit.verdict}")
+        lines.append(f"Invariant ({audit.invariant}): {audit.verdict}")
         if run.load.server_errors:
             lines.append(
                 f"5xx answers: {run.load.server_errors}: requests got a server error where the loser "
@@ -269,7 +272,7 @@ def scenario_sweep_table(summaries: list[ScenarioSummary]) -> str:
     return tabulate(rows, headers=SCENARIO_SWEEP_HEADERS)
 
 
-def scenario_document(runs: list[ScenarioRun], summaries: list[ScenarioSummary]) -> dict:
+def scenario_document(runs: list[RaceRun[ScenarioAudit]], summaries: list[ScenarioSummary]) -> dict:
     """Scenario runs as JSON: per-level summaries, and every run with its outcomes and audit."""
     return {
         "schema": SCENARIO_SCHEMA,
@@ -283,8 +286,8 @@ def scenario_document(runs: list[ScenarioRun], summaries: list[ScenarioSummary])
                 **{outcome.value: run.load.totals[outcome] for outcome in Outcome},
                 "server_errors": run.load.server_errors,
                 "requests_per_second": round(run.load.requests_per_second, 1),
-                "violations": run.violations,
-                "audit": scenario_audit_document(run.audit),
+                "violations": scenario_violations(run),
+                "audit": scenario_audit_document(run.judgement),
                 "race_window": None if run.barrier is None else asdict(run.barrier),
             }
             for run in runs

@@ -1,43 +1,7 @@
 from django.contrib.auth.models import User
 from django.db import models
 
-from accounts.models import Account
-
-
-class LabRun(models.Model):
-    """One splatter run on one account, kept through later resets: what the driver saw, the audit
-    at the end of the run, and (through its recorded requests) when each request did what."""
-
-    # Sent by the driver with every request of the run (X-Lab-Run); several accounts' runs of one
-    # splatter invocation (--users) share it, told apart by user.
-    token = models.CharField(max_length=64, db_index=True)
-    account = models.ForeignKey(Account, models.CASCADE, related_name="lab_runs")
-    driver = models.CharField(max_length=20)
-    scenario = models.CharField(max_length=30, default="withdrawal")
-    strategy = models.CharField(max_length=20)
-    concurrency = models.IntegerField()
-    amount = models.IntegerField()
-    requests = models.IntegerField()
-    ok = models.IntegerField()
-    refused = models.IntegerField()
-    indeterminate = models.IntegerField()
-    race_window = models.BooleanField(default=False)
-    requests_per_second = models.FloatField(null=True)
-    # The audit of the account as audit_transactions --format json printed it when the run ended
-    # (the ledger since the account's last reset): a later reset clears the rows, not this.
-    audit = models.JSONField()
-    lost = models.IntegerField(help_text="Lost withdrawals in the audit at the end of the run.")
-    verdict = models.TextField()
-    started_at = models.DateTimeField()
-    finished_at = models.DateTimeField()
-
-    class Meta:
-        ordering = ["-started_at", "-id"]
-
-    def __str__(self) -> str:
-        return (
-            f"Run {self.pk}: {self.driver}/{self.strategy} -c {self.concurrency} on account {self.account_id}"
-        )
+from accounts.models import Run
 
 
 class RecordedRequest(models.Model):
@@ -47,7 +11,7 @@ class RecordedRequest(models.Model):
     user = models.ForeignKey(User, models.CASCADE, related_name="+")
     # Set when splatter files the run, with the ledger row the request wrote, copied because the
     # next reset deletes the ledger.
-    run = models.ForeignKey(LabRun, models.CASCADE, null=True, related_name="recorded_requests")
+    run = models.ForeignKey(Run, models.CASCADE, null=True, related_name="recorded_requests")
     worker = models.IntegerField(help_text="The pid of the Gunicorn worker that served it.")
     method = models.CharField(max_length=10)
     path = models.CharField(max_length=200)

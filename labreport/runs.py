@@ -1,74 +1,32 @@
-"""File a finished lab run: the audit as it stands, and the run's recorded requests tied to it."""
+"""File a finished run: the audit as it stands, and the run's recorded requests tied to it."""
 
-import secrets
-from dataclasses import dataclass
 from datetime import datetime
 
-from accounts.audit import audit_account, audit_document
-from accounts.models import Account, Transaction
-from labreport.models import LabRun, RecordedRequest
+from accounts.audit import AccountAudit, audit_document
+from accounts.models import Run, Transaction
+from labreport.models import RecordedRequest
 
 # Rows per UPDATE when the ledger's figures are copied onto the recorded requests.
 COPY_BATCH = 500
 
 
-def new_run_token() -> str:
-    """What the driver sends as X-Lab-Run with every request of one run."""
-    return secrets.token_urlsafe(16)
-
-
-@dataclass(frozen=True, kw_only=True)
-class RunSummary:
-    """What the driver saw of one account's part of a run."""
-
-    token: str
-    driver: str
-    strategy: str
-    concurrency: int
-    amount: int
-    requests: int
-    ok: int
-    refused: int
-    indeterminate: int
-    race_window: bool
-    requests_per_second: float | None
-    started_at: datetime
-    finished_at: datetime
-
-
-def file_lab_run(*, account: Account, summary: RunSummary) -> LabRun:
-    """Keep the run with the account's audit now, and attach the requests the server recorded.
+def file_run(*, run: Run, audit: AccountAudit) -> None:
+    """Keep the account's audit when the run ended with the run, and attach the requests the
+    server recorded.
 
     Each recorded request that wrote a ledger row gets a copy of its id and balances, matched on
     the time the server stamped both with (request_started_at): the next reset deletes the
     ledger, the timeline of this run must outlive it.
     """
-    account.refresh_from_db()
-    audit = audit_account(account=account)
-    run = LabRun.objects.create(
-        token=summary.token,
-        account=account,
-        driver=summary.driver,
-        strategy=summary.strategy,
-        concurrency=summary.concurrency,
-        amount=summary.amount,
-        requests=summary.requests,
-        ok=summary.ok,
-        refused=summary.refused,
-        indeterminate=summary.indeterminate,
-        race_window=summary.race_window,
-        requests_per_second=summary.requests_per_second,
-        audit=audit_document(audit),
-        lost=audit.lost_withdrawals,
-        verdict=audit.verdict,
-        started_at=summary.started_at,
-        finished_at=summary.finished_at,
-    )
-    _attach_requests(run=run, account=account)
-    return run
+    run.audit = audit_document(audit)
+    run.lost = audit.lost_withdrawals
+    run.verdict = audit.verdict
+    run.save(update_fields=["audit", "lost", "verdict"])
+    _attach_requests(run=run)
 
 
-def _attach_requests(*, run: LabRun, account: Account) -> None:
+def _attach_requests(*, run: Run) -> None:
+    account = run.account
     recorded = RecordedRequest.objects.filter(run_token=run.token, user_id=account.user_id, run__isnull=True)
     if not recorded.update(run=run):
         return

@@ -3,17 +3,17 @@
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import F, QuerySet
 
-from labreport.models import LabRun
+from accounts.models import Run
 from labreport.timeline import TimedRequest
 
 
-def runs_visible_to(*, user: AbstractBaseUser) -> QuerySet[LabRun]:
-    """Staff see every run; anyone else the runs on their own accounts."""
-    runs = LabRun.objects.select_related("account__user")
+def runs_visible_to(*, user: AbstractBaseUser) -> QuerySet[Run]:
+    """Staff see every filed run; anyone else the filed runs on their own accounts."""
+    runs = Run.objects.filter(audit__isnull=False).select_related("account__user")
     return runs if user.is_staff else runs.filter(account__user=user)
 
 
-def timed_requests(*, run: LabRun) -> list[TimedRequest]:
+def timed_requests(*, run: Run) -> list[TimedRequest]:
     """The run's requests in arrival order, as the timeline draws them."""
     rows = run.recorded_requests.order_by("arrived_at", "id").values(*_TIMED_FIELDS, request_id=F("id"))
     return [TimedRequest(**row) for row in rows]
@@ -32,6 +32,11 @@ _TIMED_FIELDS = (
 )
 
 
-def latest_run(*, account_id: int) -> LabRun | None:
+def latest_run(*, account_id: int) -> Run | None:
     """The account's most recent lab run, if it has one."""
-    return LabRun.objects.filter(account_id=account_id).defer("audit").order_by("-started_at", "-id").first()
+    return (
+        Run.objects.filter(account_id=account_id, audit__isnull=False)
+        .defer("audit")
+        .order_by("-started_at", "-id")
+        .first()
+    )

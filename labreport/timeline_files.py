@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from labreport.models import LabRun
+from accounts.models import Run
 from labreport.selectors import timed_requests
 from labreport.timeline import TimelineTotals, layout_timeline
 from labreport.timeline_svg import render_svg
@@ -10,7 +10,7 @@ from labreport.timeline_svg import render_svg
 TIMELINE_SUFFIXES = (".svg", ".png")
 
 
-def write_timeline(*, run: LabRun, path: Path) -> TimelineTotals:
+def write_timeline(*, run: Run, path: Path) -> TimelineTotals:
     """Draw every recorded request of ``run`` into ``path`` (a vector SVG zooms for long runs)."""
     if path.suffix.lower() not in TIMELINE_SUFFIXES:
         raise ValueError(f"a timeline file ends in .svg or .png, not {path.name!r}")

@@ -1,10 +1,13 @@
 """Read the form a race's endpoint was sent, field by field, refusing what cannot be used with a
 reason (``BadForm``, a 400): a field sent twice, bytes that are not UTF-8, a strategy anywhere
-but the query string, a number or a name out of its range."""
+but the query string, a number or a name out of its range. Each endpoint declares what it reads
+as a ``ParsedForm``."""
 
+import dataclasses
 import re
+from collections.abc import Callable, Mapping
 from enum import StrEnum
-from typing import TypeVar
+from typing import Any, Self, TypeVar, dataclass_transform
 
 from django.http import QueryDict
 
@@ -93,3 +96,54 @@ def chosen_strategy(query: QueryDict, strategies: type[S]) -> S:
         return strategies(name)
     except ValueError:
         raise BadForm(strategy_error(strategies)) from None
+
+
+# How a ParsedForm's field is read: ``read(body, name, earlier)``, ``earlier`` the fields read
+# before it, by name (a transfer's destination is compared with its source).
+Reader = Callable[[QueryDict, str, Mapping[str, object]], object]
+_READ = "read"
+
+
+def form_field(read: Reader) -> Any:
+    """A field of a ParsedForm, read from the form by ``read``."""
+    return dataclasses.field(metadata={_READ: read})
+
+
+def token(*, max_length: int, error: str) -> Any:
+    """A ParsedForm's field read by ``token_field``: 1 to ``max_length`` letters, digits, '-' or '_'."""
+    return form_field(lambda body, name, _: token_field(body, name, max_length=max_length, error=error))
+
+
+def whole_number(*, maximum: int, error: str, default: int | None = None) -> Any:
+    """A ParsedForm's field read by ``whole_number_field``: a whole number from 1 to ``maximum``."""
+    return form_field(
+        lambda body, name, _: whole_number_field(body, name, maximum=maximum, error=error, default=default)
+    )
+
+
+@dataclass_transform(
+    kw_only_default=True, field_specifiers=(dataclasses.field, form_field, token, whole_number)
+)
+class ParsedForm:
+    """What an endpoint reads, declared as the fields of a frozen dataclass (a subclass is made one):
+    ``strategy``, typed with the race's strategies, first, from the query string
+    (``chosen_strategy``), then each other field from the form, in the order declared, by its
+    reader (``form_field``, ``token``, ``whole_number``). ``parse`` refuses the form at the first
+    field that cannot be used."""
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        dataclasses.dataclass(frozen=True, kw_only=True)(cls)
+
+    @classmethod
+    def parse(cls, *, query: QueryDict, body: QueryDict) -> Self:
+        strategies = cls.__dataclass_fields__["strategy"].type
+        read: dict[str, object] = {"strategy": chosen_strategy(query, strategies)}
+        for field in dataclasses.fields(cls):
+            if field.name != "strategy":
+                read[field.name] = field.metadata[_READ](body, field.name, read)
+        return cls(**read)
+
+    def arguments(self) -> dict[str, object]:
+        """The fields by name: the keyword arguments of the service the form is for."""
+        return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}

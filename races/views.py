@@ -2,16 +2,17 @@
 (4xx) when it cannot be read or parsed, and the service's ``NotFound`` and ``Refused`` answered
 404 and 409 with theirs, in one place for the eight endpoints."""
 
+from collections.abc import Callable
+
 from django.http import (
     HttpResponse,
     HttpResponseBadRequest,
     HttpResponseForbidden,
     HttpResponseNotFound,
-    QueryDict,
 )
 from django.views import View
 
-from races.forms import BadForm, read_form
+from races.forms import BadForm, ParsedForm, read_form
 from races.refusals import NotFound, Refused
 
 NOT_LOGGED_IN = "Log in first: POST your username and password to /auth/login/.\n"
@@ -55,25 +56,25 @@ def refuse_unreadable_post(request) -> HttpResponse | None:
 
 
 class FormPostView(View):
-    """A logged-in user's form, POSTed (or sent with the method a subclass allows, its handler
-    calling ``handle_form``): what cannot be read or parsed is refused with a reason (4xx)
-    before ``perform`` sees the parsed form.
+    """A logged-in user's form, POSTed (or PATCHed, where ``http_method_names`` says so): what
+    cannot be read or parsed is refused with a reason (4xx) before the service sees the form.
 
-    A subclass says how to parse the form (``parse``, raising ``BadForm``), how to carry it out
-    (``perform``, calling one service) and, for a ``NotFound``, how to create what is missing
+    A subclass declares the endpoint: the form it reads (``form``, a races.forms.ParsedForm), the
+    service that carries it out (``service``, called with the form's fields, ``request_started_at``
+    and, unless ``for_user`` is False, the logged-in ``user``), the sentence of its 200
+    (``answer``, a ``str.format`` template of ``form`` and the service's ``result``, or
+    ``answered`` overridden) and, for a ``NotFound``, how to create what is missing
     (``create_missing``). A ``NotFound`` or ``Refused`` raised by any handler is answered here.
     """
 
     http_method_names = ["post"]
+    form: type[ParsedForm]
+    service: Callable[..., object]
+    # False for a service that takes no user: the form names what it acts on (a profile, two wallets).
+    for_user = True
+    answer = ""
     # Said after a NotFound's reason in the 404: the command that creates what is missing.
     create_missing = ""
-
-    def parse(self, *, query: QueryDict, body: QueryDict):
-        """The form as the service takes it; ``BadForm`` says what is wrong with it."""
-        raise NotImplementedError
-
-    def perform(self, request, parsed) -> HttpResponse:
-        raise NotImplementedError
 
     def dispatch(self, request, *args, **kwargs):
         try:
@@ -83,18 +84,30 @@ class FormPostView(View):
         except Refused as refusal:
             return self.refused(refusal)
 
-    def post(self, request):
-        return self.handle_form(request)
-
-    def handle_form(self, request) -> HttpResponse:
+    def post(self, request) -> HttpResponse:
         refusal = refuse_unreadable_post(request)
         if refusal is not None:
             return refusal
         try:
-            parsed = self.parse(query=request.GET, body=read_form(request))
+            form = self.form.parse(query=request.GET, body=read_form(request))
         except BadForm as error:
             return HttpResponseBadRequest(f"{error}\n", content_type="text/plain")
-        return self.perform(request, parsed)
+        return self.perform(request, form)
+
+    # A PATCHed form is read as a POSTed one (read_form); a view that takes it says so in
+    # http_method_names.
+    patch = post
+
+    def perform(self, request, form: ParsedForm) -> HttpResponse:
+        return self.answered(form, self.carry_out(request, form))
+
+    def carry_out(self, request, form: ParsedForm) -> object:
+        """What the service returns for ``form``."""
+        user = {"user": request.user} if self.for_user else {}
+        return self.service(**user, **form.arguments(), request_started_at=request.started_at)
+
+    def answered(self, form: ParsedForm, result: object) -> HttpResponse:
+        return text(self.answer.format(form=form, result=result))
 
     def not_found(self, missing: NotFound) -> HttpResponse:
         reason = f"{missing} {self.create_missing}" if self.create_missing else str(missing)
@@ -102,3 +115,8 @@ class FormPostView(View):
 
     def refused(self, refusal: Refused) -> HttpResponse:
         return HttpResponseConflict(f"{refusal}\n", content_type="text/plain")
+
+
+def text(sentence: str) -> HttpResponse:
+    """A 200 that says ``sentence``, a line of plain text."""
+    return HttpResponse(f"{sentence}\n", content_type="text/plain")

@@ -40,6 +40,9 @@ class Scenario:
     # Strategies that never send the park point's statement (they write without that read), so
     # race mode holds none of their requests.
     never_held: tuple[str, ...] = ()
+    # Strategies that send it only to word a refusal (the withdrawal's conditional UPDATE reads
+    # the balance it could not debit): race mode holds their losers, never their winners.
+    held_when_refused: tuple[str, ...] = ()
     # What K naive requests held together break, given the audit of the data they ran on (its
     # figures say how much there was to break): the checker's count of broken rows plus the 5xx
     # answers, since every scenario promises the loser of a race a 4xx with a reason.
@@ -54,6 +57,11 @@ class Scenario:
     is_seeded: Callable[[], bool]
     reset: Callable[[], str]
     audit: Callable[[], ScenarioAudit]
+
+    def always_held(self, strategy: str | None) -> bool:
+        """Whether every request of the strategy reaches the park point, so that an armed window
+        which held none of them says the server ignored it."""
+        return strategy not in self.never_held and strategy not in self.held_when_refused
 
     def forms_for(self, *, concurrency: int) -> tuple[dict[str, str], ...]:
         return self.forms if self.forms_at is None else self.forms_at(concurrency)

@@ -15,9 +15,9 @@ import pytest
 from django.apps import apps
 from django.contrib.auth.models import User
 
-from accounts.models import Account, ClientRun, Transaction
+from accounts.models import Account, Run, Transaction
 from accounts.withdrawals import SAFE_STRATEGIES, Strategy
-from labreport.models import LabRun, RecordedRequest
+from labreport.models import RecordedRequest
 from labserver.lab import LAB_LOGIN, Lab, Server
 from racelab.loadgen.login import SessionCookies, log_in
 from racelab.loadgen.target import parse_target
@@ -96,7 +96,7 @@ def splatter(
     )  # fmt: skip
 
 
-# What splatter prints for each ClientRun it records, ab's way and the burst driver's way.
+# What splatter prints for each run it records, ab's way and the burst driver's way.
 RECORDED_RUN = re.compile(
     r"^Recorded run (?P<id>\d+)(?: on account \d+)?: (?P<ok>\d+) ok, (?P<refused>\d+) refused, "
     r"(?P<indeterminate>\d+) indeterminate\.",
@@ -121,7 +121,7 @@ def audit(lab_env: Lab, *, username: str | None = None) -> dict:
 
 
 def lab_snapshot(lab_env: Lab) -> list[dict]:
-    """Every account, ledger row, client run, lab run and every scenario's rows of the lab's
+    """Every account, ledger row, run and every scenario's rows of the lab's
     database, as dumpdata sees it."""
     return dumped(lab_env, "accounts", "labreport", *(config.label for config in _scenario_apps()))
 
@@ -140,7 +140,7 @@ def log_in_lab_user(server: Server, workdir: Path, *, username: str = LAB_USER) 
 
 
 def database_snapshot() -> dict[str, list[dict]]:
-    """Every user (passwords included), account, ledger row, client run, lab run, recorded
+    """Every user (passwords included), account, ledger row, run, recorded
     request and every scenario's rows of the test database.
 
     What a refused operation must leave alone: ``assert database_snapshot() == before``.
@@ -151,8 +151,7 @@ def database_snapshot() -> dict[str, list[dict]]:
             User,
             Account,
             Transaction,
-            ClientRun,
-            LabRun,
+            Run,
             RecordedRequest,
             *(model for config in _scenario_apps() for model in config.get_models()),
         )

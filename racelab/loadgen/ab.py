@@ -102,13 +102,13 @@ def run_ab(
     if form is not None:
         # A file of its own: ab processes run side by side in one workdir (AbDriver).
         handle, name = tempfile.mkstemp(dir=workdir, prefix="request-", suffix=".form")
-        with os.fdopen(handle, "w") as file:
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
             file.write(form)
         body = Path(name)
         # ab sends a body with -p (POST) or -u (PUT); -m after -u renames PUT to the method.
         send = ["-p", str(body)] if method == "POST" else ["-u", str(body), "-m", method]
         post = [
-            "-H", f"X-CSRFToken: {cookies.csrftoken}",
+            "-H", cookies.csrf_header,
             *send,
             "-T", content_type,
         ]  # fmt: skip
@@ -121,7 +121,7 @@ def run_ab(
         # -r: a reset connection (a worker killed mid-request) is counted, not fatal to the run.
         "-r",
         # ab keeps only the last -C, so both cookies travel in one.
-        "-C", cookies.cookie_header,
+        *(["-C", cookies.cookie_header] if cookies.cookie_header else []),
         *(["-H", f"X-Lab-Run: {run_token}"] if run_token else []),
         *[option for name, value in headers for option in ("-H", f"{name}: {value}")],
         *post,

@@ -147,8 +147,8 @@ def form_request(
     head = (
         f"{post.method} {post.path_and_query} HTTP/1.1\r\n"
         f"Host: {host}:{target.port}\r\n"
-        f"Cookie: {cookies.cookie_header}\r\n"
-        f"X-CSRFToken: {cookies.csrftoken}\r\n"
+        + (f"Cookie: {cookies.cookie_header}\r\n" if cookies.cookie_header else "")
+        + f"{cookies.csrf_header}\r\n"
         + (f"X-Lab-Run: {run_token}\r\n" if run_token else "")
         + "".join(f"{name}: {value}\r\n" for name, value in post.headers)
         + f"Content-Type: {post.content_type}\r\n"

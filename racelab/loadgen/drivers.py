@@ -18,10 +18,10 @@ from pathlib import Path
 
 from racelab.loadgen.ab import AbReport, merged_reports, run_ab
 from racelab.loadgen.burst import BurstRun, BurstSession, run_bursts, save_history
-from racelab.loadgen.http_login import log_in_http
+from racelab.loadgen.http_login import cookies_of_session, log_in_http
 from racelab.loadgen.locust.result import LocustRun, locust_history_document
 from racelab.loadgen.locust.runner import LocustSession, LocustSetup, locust_session
-from racelab.loadgen.login import Credentials, SessionCookies, cookies_without_login, log_in
+from racelab.loadgen.login import Credentials, SessionCookies, log_in
 from racelab.loadgen.outcomes import Outcome
 from racelab.loadgen.target import LoadRequest, Target
 from racelab.loadgen.tools import require_tool
@@ -90,13 +90,14 @@ class AbDriver:
         (self.username,) = credentials.clients
         self.workdir = workdir
         if credentials.form is None:
-            self.cookies = cookies_without_login(sessionid=credentials.sessionid)
+            self.cookies = not_logged_in(target=target, credentials=credentials)
         else:
             self.cookies = log_in(
                 target=target,
                 username=self.username,
                 password=credentials.password,
                 form=credentials.form,
+                names=credentials.cookie_names,
                 workdir=workdir,
             )
 
@@ -112,7 +113,7 @@ class AbDriver:
                 form=post.body if post.method != "GET" else None,
                 method=post.method,
                 content_type=post.content_type,
-                headers=post.headers,
+                headers=(*self.target.origin_headers(post), *post.headers),
                 workdir=self.workdir,
                 run_token=run_token,
             )
@@ -188,6 +189,8 @@ class LocustDriver:
             requests=requests,
             concurrency=concurrency,
             run_token=run_token,
+            cookie_names=self.credentials.cookie_names,
+            token_page=self.credentials.token_page,
         )
         return recorded_load(driver=self.name, posts=posts, requests=requests, run=run, clients=clients)
 
@@ -207,15 +210,27 @@ def save_load_history(load: LoadResult, *, path: Path, targets: list[Target]) ->
 def http_sessions(*, target: Target, credentials: Credentials) -> dict[str, SessionCookies]:
     """Each client's cookies: each user logged in with Python's HTTP client, or the given session."""
     if credentials.form is None:
-        return {
-            client: cookies_without_login(sessionid=credentials.sessionid) for client in credentials.clients
-        }
+        return dict.fromkeys(credentials.clients, not_logged_in(target=target, credentials=credentials))
     return {
         username: log_in_http(
-            target=target, username=username, password=credentials.password, form=credentials.form
+            target=target,
+            username=username,
+            password=credentials.password,
+            form=credentials.form,
+            names=credentials.cookie_names,
         )
         for username in credentials.clients
     }
+
+
+def not_logged_in(*, target: Target, credentials: Credentials) -> SessionCookies:
+    """The cookies of the one client that does not log in: anonymous, or the session given."""
+    return cookies_of_session(
+        target=target,
+        sessionid=credentials.sessionid,
+        names=credentials.cookie_names,
+        page=credentials.token_page,
+    )
 
 
 def _share(total: int, *, parts: int, number: int) -> int:

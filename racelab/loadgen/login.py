@@ -2,16 +2,22 @@
 
 Secrets never reach an argv that ``ps`` shows: the password, and the CSRF header with it, go to
 curl as a config file on its standard input (``-K -``).
+
+Cookies and the CSRF header go by the project's names (``CookieNames``: Django's defaults unless
+its settings say otherwise). A project that keeps its CSRF secret in the session
+(settings.CSRF_USE_SESSIONS) sets no CSRF cookie: the token is read from the login page's form
+instead, and once logged in from that page again, rendered in the new session.
 """
 
 import secrets
 import string
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlencode
 
 from racelab.loadgen.errors import LoadError
-from racelab.loadgen.target import Target
+from racelab.loadgen.target import LoadRequest, Target
 from racelab.loadgen.tools import require_tool, run_tool
 
 CURL_COULD_NOT_CONNECT = 7
@@ -20,8 +26,39 @@ CURL_TIMED_OUT = 28
 
 # Django's own default for settings.LOGIN_URL.
 DEFAULT_LOGIN_PATH = "/accounts/login/"
-# The length of a CSRF secret Django accepts in its cookie (django.middleware.csrf).
+# The length of a CSRF secret Django accepts in its cookie (django.middleware.csrf), and of the
+# masked token of it a form carries.
 CSRF_SECRET_LENGTH = 32
+CSRF_TOKEN_LENGTH = 2 * CSRF_SECRET_LENGTH
+# The hidden field {% csrf_token %} renders in a form (a name Django does not let projects change).
+CSRF_FORM_FIELD = "csrfmiddlewaretoken"
+NO_SESSION_FOR_CSRF = (
+    "This project keeps its CSRF secret in the session (settings.CSRF_USE_SESSIONS), so a request "
+    "without a session cannot pass its CSRF check: log in with --username, or give a session cookie."
+)
+
+
+@dataclass(frozen=True)
+class CookieNames:
+    """What a project's CSRF check and sessions go by: Django's defaults unless its settings say
+    otherwise (racelab.conf.cookie_names reads CSRF_COOKIE_NAME, CSRF_HEADER_NAME as the header a
+    client sends, SESSION_COOKIE_NAME and CSRF_USE_SESSIONS)."""
+
+    csrf_cookie: str = "csrftoken"
+    csrf_header: str = "X-CSRFToken"
+    session_cookie: str = "sessionid"
+    # The CSRF secret is kept in the session and no CSRF cookie is set: the token to send is one
+    # read from a page rendered in that session (its form's csrfmiddlewaretoken).
+    csrf_use_sessions: bool = False
+
+    @property
+    def described(self) -> str:
+        """The names, for a sentence: "header X-CSRFToken, cookie csrftoken, session cookie sessionid"."""
+        secret = "secret in the session" if self.csrf_use_sessions else f"cookie {self.csrf_cookie}"
+        return f"header {self.csrf_header}, {secret}, session cookie {self.session_cookie}"
+
+
+DEFAULT_COOKIE_NAMES = CookieNames()
 
 
 @dataclass(frozen=True)
@@ -35,7 +72,7 @@ class LoginForm:
 
     def body(self, *, csrftoken: str, username: str, password: str) -> str:
         return urlencode(
-            {"csrfmiddlewaretoken": csrftoken, self.username_field: username, self.password_field: password}
+            {CSRF_FORM_FIELD: csrftoken, self.username_field: username, self.password_field: password}
         )
 
 
@@ -51,6 +88,10 @@ class Credentials:
     password: str = field(default="", repr=False)
     form: LoginForm | None = DEFAULT_LOGIN_FORM
     sessionid: str = field(default="", repr=False)
+    cookie_names: CookieNames = DEFAULT_COOKIE_NAMES
+    # With no form, where the project keeps its CSRF secret in the session: the page whose form
+    # gives a token of the session ``sessionid`` (the login page).
+    token_page: str = DEFAULT_LOGIN_PATH
 
     @property
     def clients(self) -> tuple[str, ...]:
@@ -62,25 +103,88 @@ class Credentials:
 
 @dataclass(frozen=True)
 class SessionCookies:
+    # The CSRF token sent in the header: the CSRF cookie's secret, or where the project keeps the
+    # secret in the session, a masked token of it read from a page of that session.
     csrftoken: str
     # Empty for an anonymous client.
     sessionid: str = ""
+    names: CookieNames = DEFAULT_COOKIE_NAMES
 
     @property
     def cookie_header(self) -> str:
-        session = f"sessionid={self.sessionid}; " if self.sessionid else ""
-        return f"{session}csrftoken={self.csrftoken}"
+        """The Cookie header's value: the session cookie, if any, and the CSRF cookie, unless the
+        secret is kept in the session ("" when there is neither)."""
+        cookies = [f"{self.names.session_cookie}={self.sessionid}"] if self.sessionid else []
+        if not self.names.csrf_use_sessions:
+            cookies.append(f"{self.names.csrf_cookie}={self.csrftoken}")
+        return "; ".join(cookies)
+
+    @property
+    def csrf_header(self) -> str:
+        """The CSRF header line, "X-CSRFToken: token" under Django's default name."""
+        return f"{self.names.csrf_header}: {self.csrftoken}"
 
 
-def cookies_without_login(*, sessionid: str = "") -> SessionCookies:
+def cookies_without_login(
+    *, sessionid: str = "", names: CookieNames = DEFAULT_COOKIE_NAMES
+) -> SessionCookies:
     """Cookies for a client that does not log in: anonymous, or with a session it was given.
 
     Django's CSRF check compares the header with the cookie and nothing else, so a secret made
-    here is as good as one the server set: no page needs to be fetched first.
+    here is as good as one the server set: no page needs to be fetched first. Not where the
+    project keeps the secret in the session: only a token read from a page of that session will do
+    there (racelab.loadgen.http_login.cookies_of_session).
     """
+    if names.csrf_use_sessions:
+        raise LoadError(NO_SESSION_FOR_CSRF)
     alphabet = string.ascii_letters + string.digits
     csrftoken = "".join(secrets.choice(alphabet) for _ in range(CSRF_SECRET_LENGTH))
-    return SessionCookies(csrftoken=csrftoken, sessionid=sessionid)
+    return SessionCookies(csrftoken=csrftoken, sessionid=sessionid, names=names)
+
+
+class _CsrfFieldParser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.token: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if tag == "input" and values.get("name") == CSRF_FORM_FIELD and self.token is None:
+            self.token = values.get("value")
+
+
+def form_csrf_token(html: str) -> str | None:
+    """The CSRF token a page rendered with {% csrf_token %} carries (its first hidden
+    csrfmiddlewaretoken input), if it is one Django could have made; else None."""
+    parser = _CsrfFieldParser()
+    parser.feed(html)
+    parser.close()
+    token = parser.token or ""
+    if token.isascii() and token.isalnum() and len(token) in (CSRF_SECRET_LENGTH, CSRF_TOKEN_LENGTH):
+        return token
+    return None
+
+
+def not_a_login_page(url: str, status: object, names: CookieNames) -> str:
+    """Why a login page did not give a CSRF token, as a sentence."""
+    missing = (
+        f"a {CSRF_FORM_FIELD} in its form (the project keeps its CSRF secret in the session)"
+        if names.csrf_use_sessions
+        else f"a CSRF cookie ({names.csrf_cookie})"
+    )
+    return (
+        f"{url} answered HTTP {status} without {missing}: it does not look like a Django login page. "
+        "Give the project's login page (--login-url), or check that no other program listens on that port."
+    )
+
+
+def no_token_after_login(url: str, status: object) -> str:
+    return (
+        f"Logged in at {url}, but that page then answered HTTP {status} without a {CSRF_FORM_FIELD}: the "
+        "project keeps its CSRF secret in the session (settings.CSRF_USE_SESSIONS), and splatter reads "
+        "the session's token from the login page's form. Does the login view redirect users who are "
+        "logged in (redirect_authenticated_user)?"
+    )
 
 
 def log_in(
@@ -90,32 +194,47 @@ def log_in(
     password: str,
     workdir: Path,
     form: LoginForm = DEFAULT_LOGIN_FORM,
+    names: CookieNames = DEFAULT_COOKIE_NAMES,
     timeout: float = 10,
 ) -> SessionCookies:
     curl = require_tool("curl")
     anonymous_jar = workdir / "cookies.txt"
     session_jar = workdir / "new_cookies.txt"
+    page_file = workdir / "login-page.html"
     login_url = target.url(form.path)
-    common = [curl, "--silent", "--show-error", "--max-time", str(timeout), "--output", "/dev/null"]
+    common = [curl, "--silent", "--show-error", "--max-time", str(timeout)]
 
-    page = run_tool(
-        [*common, "--cookie-jar", str(anonymous_jar), "--write-out", "%{http_code}", login_url],
-        timeout=timeout + 5,
-    )
-    _raise_for_curl(page.returncode, page.stderr, target=target, url=login_url)
-    csrftoken = read_cookie_jar(anonymous_jar).get("csrftoken")
-    if page.stdout != "200" or not csrftoken:
-        raise LoadError(
-            f"{login_url} answered HTTP {page.stdout} without a CSRF cookie: it does not look like "
-            "a Django login page. Give the project's login page (--login-url), or check that no "
-            "other program listens on that port."
-        )
+    def get_page(*, jar: Path, cookies: Path | None = None) -> tuple[str, str]:
+        """GET the login page, keeping its cookies in ``jar``: its status and its HTML."""
+        page = run_tool(
+            [
+                *common, "--output", str(page_file), *(["--cookie", str(cookies)] if cookies else []),
+                "--cookie-jar", str(jar), "--write-out", "%{http_code}", login_url,
+            ],
+            timeout=timeout + 5,
+        )  # fmt: skip
+        _raise_for_curl(page.returncode, page.stderr, target=target, url=login_url)
+        return page.stdout, page_file.read_text(errors="replace") if page_file.exists() else ""
+
+    status, html = get_page(jar=anonymous_jar)
+    if names.csrf_use_sessions:
+        csrftoken = form_csrf_token(html)
+    else:
+        csrftoken = read_cookie_jar(anonymous_jar).get(names.csrf_cookie)
+    if status != "200" or not csrftoken:
+        raise LoadError(not_a_login_page(login_url, status, names))
 
     body = form.body(csrftoken=csrftoken, username=username, password=password)
-    config = f'header = "X-CSRFToken: {csrftoken}"\ndata-binary = "{body}"\n'
+    # An https login needs the Origin Django's CSRF check compares with the host.
+    headers = [f"{names.csrf_header}: {csrftoken}"] + [
+        f"{name}: {value}" for name, value in target.origin_headers(LoadRequest(path=form.path))
+    ]
+    lines = [f"header = {_quoted(header)}" for header in headers] + [f"data-binary = {_quoted(body)}"]
+    config = "".join(line + "\n" for line in lines)
     login = run_tool(
         [
             *common,
+            "--output", "/dev/null",
             "--cookie", str(anonymous_jar),
             "--cookie-jar", str(session_jar),
             "--header", "Content-Type: application/x-www-form-urlencoded",
@@ -128,14 +247,33 @@ def log_in(
     )  # fmt: skip
     _raise_for_curl(login.returncode, login.stderr, target=target, url=login_url)
     cookies = read_cookie_jar(session_jar)
-    if login.stdout != "302" or "sessionid" not in cookies:
-        reason = {
-            "200": f"the server refused the username {username!r} or its password",
-            "403": "the server refused the CSRF token",
-        }.get(login.stdout, f"the server answered HTTP {login.stdout}")
-        raise LoadError(f"Login at {login_url} failed: {reason}.")
-    # Django rotates the CSRF token at login; the newest one is the one to send.
-    return SessionCookies(csrftoken=cookies.get("csrftoken", csrftoken), sessionid=cookies["sessionid"])
+    if login.stdout != "302" or names.session_cookie not in cookies:
+        raise LoadError(login_failed(login_url, login.stdout, username=username, names=names))
+    if not names.csrf_use_sessions:
+        # Django rotates the CSRF token at login; the newest one is the one to send.
+        csrftoken = cookies.get(names.csrf_cookie, csrftoken)
+    else:
+        # Rotated in the new session, where no response showed it: read from a page of the session.
+        status, html = get_page(jar=session_jar, cookies=session_jar)
+        csrftoken = form_csrf_token(html) if status == "200" else None
+        if not csrftoken:
+            raise LoadError(no_token_after_login(login_url, status))
+        cookies = read_cookie_jar(session_jar)
+    return SessionCookies(csrftoken=csrftoken, sessionid=cookies[names.session_cookie], names=names)
+
+
+def login_failed(url: str, status: object, *, username: str, names: CookieNames) -> str:
+    reason = {
+        "200": f"the server refused the username {username!r} or its password",
+        "302": f"the server set no session cookie {names.session_cookie!r}",
+        "403": f"the server refused the CSRF token ({names.described})",
+    }.get(str(status), f"the server answered HTTP {status}")
+    return f"Login at {url} failed: {reason}."
+
+
+def _quoted(value: str) -> str:
+    """``value`` as a quoted string of curl's config file, where a backslash escapes."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def read_cookie_jar(path: Path) -> dict[str, str]:

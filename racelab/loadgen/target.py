@@ -9,6 +9,9 @@ from racelab.loadgen.errors import LoadError
 
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
+# The methods Django's CSRF check lets through unchecked (RFC 9110's safe methods).
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 @dataclass(frozen=True)
@@ -28,12 +31,35 @@ class Target:
     def post_url(self, post: "LoadRequest") -> str:
         return self.base_url + post.path_and_query
 
+    @property
+    def origin(self) -> str:
+        """``scheme://host[:port]`` as a browser sends it in Origin: the port left out when it is
+        the scheme's default, as curl, ab, Python's http.client and Locust leave it out of Host."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        port = "" if self.port == DEFAULT_PORTS.get(self.scheme) else f":{self.port}"
+        return f"{self.scheme}://{host}{port}"
+
+    def origin_headers(self, request: "LoadRequest") -> tuple[tuple[str, str], ...]:
+        """Origin and Referer for an unsafe request to an https target, unless its own headers
+        give them: there Django's CSRF check refuses a request whose Origin (or, without one,
+        Referer) does not match the host or settings.CSRF_TRUSTED_ORIGINS. None for plain http,
+        where Django checks an Origin only when one is sent."""
+        if self.scheme != "https" or request.method in SAFE_METHODS:
+            return ()
+        given = {name.lower() for name, _ in request.headers}
+        headers = (("Origin", self.origin), ("Referer", self.origin + request.path_and_query))
+        return tuple((name, value) for name, value in headers if name.lower() not in given)
+
 
 @dataclass(frozen=True)
 class LoadRequest:
     """What one request of a load sends: ``method`` to ``path`` (and ``query``), with a form of
     ``fields`` or, when ``json`` is given, that JSON text as its body, and ``headers`` besides the
-    cookies and the CSRF token every driver adds."""
+    cookies and the CSRF token every driver adds.
+
+    ``raw_form``, when given, is the form as the user typed it (``--data``), sent as it is: the
+    order of repeated fields and each encoding (``%20`` or ``+``) reach the server unchanged.
+    ``fields`` are then what it parses to, for the records of the run."""
 
     path: str
     fields: tuple[tuple[str, str], ...] = ()
@@ -41,6 +67,7 @@ class LoadRequest:
     query: tuple[tuple[str, str], ...] = ()
     json: str | None = None
     headers: tuple[tuple[str, str], ...] = ()
+    raw_form: str | None = None
 
     @property
     def path_and_query(self) -> str:
@@ -54,7 +81,9 @@ class LoadRequest:
 
     @property
     def body(self) -> str:
-        return urlencode(self.fields) if self.json is None else self.json
+        if self.json is not None:
+            return self.json
+        return urlencode(self.fields) if self.raw_form is None else self.raw_form
 
     @property
     def padded_body(self) -> bytes:

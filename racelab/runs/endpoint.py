@@ -1,14 +1,15 @@
 """One run against an endpoint of any project: log in, arm the window, fire, check the verdict."""
 
-import time
 from collections import Counter
 from dataclasses import dataclass
 
 from racelab.loadgen.ab import AbReport
-from racelab.loadgen.drivers import LoadResult, logged_in, save_load_history
+from racelab.loadgen.drivers import LoadResult, logged_in
 from racelab.loadgen.outcomes import Outcome
+from racelab.loadgen.target import LoadRequest
 from racelab.racewindow.barrier import BarrierStats
-from racelab.runs.arming import arming, check_barrier_used
+from racelab.runs.arming import arming
+from racelab.runs.pipeline import Fired, HistoryFile, Schedule, run_races
 from racelab.runs.plan import EndpointPlan
 
 
@@ -23,29 +24,50 @@ class EndpointRun:
     violations: int | None
 
 
+@dataclass(frozen=True, kw_only=True)
+class EndpointRace:
+    """The plan's endpoint as the run loop sees it: nothing to reset, and the check's count of
+    violations as the judgement."""
+
+    plan: EndpointPlan
+
+    @property
+    def stamps_requests(self) -> bool:
+        return False
+
+    def requests(self, *, strategy: str | None, concurrency: int) -> tuple[LoadRequest, ...]:
+        return self.plan.requests
+
+    def reset(self) -> None:
+        pass
+
+    def held(self, *, strategy: str | None) -> bool:
+        return True
+
+    def judge(self, fired: Fired) -> int | None:
+        return self.plan.check.violations() if self.plan.check is not None else None
+
+
 def run_endpoint(*, plan: EndpointPlan) -> EndpointRun:
     """The plan's requests, fired once; the check runs before anything is sent (a check that
     cannot run stops the command while nothing has changed) and again, for the verdict, after."""
     if plan.check is not None:
         plan.check.violations()
-    with (
-        logged_in(
-            name=plan.driver,
-            targets=[plan.target],
-            credentials=plan.credentials,
-            locust_setup=plan.locust_setup,
-        ) as driver,
-        arming(parties=plan.parties, timeout=plan.race_window_timeout, at=plan.race_window_at) as barrier,
-    ):
-        started = time.monotonic()
-        load = driver.fire(posts=plan.requests, requests=plan.count, concurrency=plan.concurrency)
-        elapsed = time.monotonic() - started
-        stats = barrier.stats() if barrier is not None else None
-    if plan.history is not None:
-        save_load_history(load, path=plan.history, targets=[plan.target])
-    check_barrier_used(stats, ok=load.totals[Outcome.OK])
-    violations = plan.check.violations() if plan.check is not None else None
-    return EndpointRun(plan=plan, load=load, elapsed=elapsed, barrier=stats, violations=violations)
+    with logged_in(
+        name=plan.driver, targets=[plan.target], credentials=plan.credentials, locust_setup=plan.locust_setup
+    ) as driver:
+        (run,) = run_races(
+            race=EndpointRace(plan=plan),
+            drivers=[driver],
+            schedule=Schedule(levels=(plan.concurrency,), requests=plan.count),
+            arm=lambda level: arming(
+                parties=plan.parties, timeout=plan.race_window_timeout, at=plan.race_window_at
+            ),
+            history=None if plan.history is None else HistoryFile(path=plan.history, targets=[plan.target]),
+        ).runs
+    return EndpointRun(
+        plan=plan, load=run.load, elapsed=run.fired.elapsed, barrier=run.barrier, violations=run.judgement
+    )
 
 
 def unjudged_reason(run: EndpointRun) -> str | None:
@@ -59,8 +81,8 @@ def unjudged_reason(run: EndpointRun) -> str | None:
         seen = ", ".join(f"{count} x {status}" for status, count in sorted(statuses.items()))
         return (
             f"None of the {requests} requests to {url} succeeded ({seen}), so there is no race to judge: "
-            "check --path and --method, the login (--username, --login-url), and that the project "
-            "uses Django's default CSRF cookie and header (csrftoken, X-CSRFToken)."
+            "check --path and --method, the login (--username, --login-url), and the CSRF names taken "
+            f"from the project's settings ({run.plan.credentials.cookie_names.described})."
         )
     return None
 

@@ -6,14 +6,17 @@ and nothing is changed before every rule holds.
 
 import json
 import re
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import parse_qsl
 
+from racelab.conf import cookie_names, login_form
+from racelab.loadgen.credentials import SESSION_ENV_VAR
 from racelab.loadgen.drivers import DriverName
 from racelab.loadgen.locust.protocol import LocustMode
-from racelab.loadgen.locust.runner import LocustSetup
-from racelab.loadgen.login import Credentials
+from racelab.loadgen.locust.runner import LocustSetup, MasterAddress
+from racelab.loadgen.login import CookieNames, Credentials
 from racelab.loadgen.target import LoadRequest, Target
 from racelab.racewindow import park_points
 from racelab.racewindow.window import DEFAULT_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS
@@ -23,6 +26,9 @@ DEFAULT_REQUESTS = 100
 MAX_REQUESTS = 100_000
 MAX_CONCURRENCY = 1_000
 METHODS = ("POST", "PUT", "PATCH", "DELETE")
+MAX_LOCUST_WORKERS = 64
+DEFAULT_LOCUST_WORKERS = 1
+LOCUST_OPTIONS = "--locust-mode, --locust-workers, --expect-workers, --locust-bind and --locust-output"
 # An HTTP header name (RFC 9110 token).
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # What every driver sets itself, from the login, the body and the connection, and what would
@@ -39,6 +45,82 @@ class PlanError(ValueError):
     """The options do not make a plan; the message says which and what to do."""
 
 
+def project_cookie_names() -> CookieNames:
+    """The project's CSRF and session names, from its settings (racelab.conf.cookie_names)."""
+    try:
+        return cookie_names()
+    except ValueError as error:
+        raise PlanError(str(error)) from error
+
+
+@dataclass(frozen=True, kw_only=True)
+class LocustOptions:
+    """The Locust driver's options as given (None where one was not): --locust-mode,
+    --locust-workers, --expect-workers, --locust-bind (parsed by ``parse_bind``) and
+    --locust-output. The same rules and defaults for a run at --path and the demo's races."""
+
+    mode: LocustMode | None = None
+    workers: int | None = None
+    expect_workers: int | None = None
+    bind: MasterAddress | None = None
+    output: Path | None = None
+
+    @property
+    def given(self) -> bool:
+        return any(
+            option is not None
+            for option in (self.mode, self.workers, self.expect_workers, self.bind, self.output)
+        )
+
+    def setup(self, *, default_mode: LocustMode) -> LocustSetup:
+        """How the Locust driver runs: in ``default_mode`` unless told; one local worker unless
+        told, none when workers started elsewhere are expected."""
+        return LocustSetup(
+            mode=default_mode if self.mode is None else self.mode,
+            local_workers=None
+            if self.expect_workers is not None
+            else (self.workers or DEFAULT_LOCUST_WORKERS),
+            expect_workers=self.expect_workers,
+            bind=self.bind,
+            output=self.output,
+        )
+
+    def check(self, *, locust: bool, levels: Iterable[int]) -> None:
+        """Every rule about the options: given only with the Locust driver (``locust``), workers
+        from one place, a master address with expected workers, and at most as many workers as
+        each -c level has requests."""
+        if not locust:
+            if self.given:
+                raise PlanError(f"{LOCUST_OPTIONS} configure the Locust driver: add --driver locust.")
+            return
+        if self.expect_workers is not None and self.workers is not None:
+            raise PlanError(
+                "--expect-workers waits for workers started elsewhere and --locust-workers starts them "
+                "here: give one of the two."
+            )
+        if (self.expect_workers is None) != (self.bind is None):
+            raise PlanError(
+                "--expect-workers N and --locust-bind ADDRESS[:PORT] go together: the master listens "
+                "there for the N workers started elsewhere."
+            )
+        given = self.expect_workers if self.expect_workers is not None else self.workers
+        workers = DEFAULT_LOCUST_WORKERS if given is None else given
+        if not 1 <= workers <= MAX_LOCUST_WORKERS:
+            option = "--locust-workers" if self.expect_workers is None else "--expect-workers"
+            raise PlanError(f"{option} must be from 1 to {MAX_LOCUST_WORKERS}, not {workers}.")
+        for level in levels:
+            if level < workers:
+                raise PlanError(
+                    f"-c {level} is fewer than the {workers} Locust workers: each worker needs a request "
+                    "of every burst (a user, in steady mode); raise -c or use fewer workers."
+                )
+        output = self.output
+        if output is not None and (not output.parent.is_dir() or (output.exists() and not output.is_dir())):
+            raise PlanError(
+                f"--locust-output {output}: give a folder, new or existing, inside a folder that exists."
+            )
+
+
 @dataclass(frozen=True, kw_only=True)
 class EndpointPlan:
     target: Target
@@ -53,6 +135,10 @@ class EndpointPlan:
     race_window_at: str | None = None
     check: Check | None = None
     history: Path | None = None
+    locust: LocustOptions = field(default_factory=LocustOptions)
+    # The names the project's CSRF check and sessions go by (project_credentials gives them to
+    # the credentials).
+    cookie_names: CookieNames = field(default_factory=project_cookie_names)
 
     def __post_init__(self) -> None:
         check_run_size(requests=self.count, concurrency=self.concurrency)
@@ -66,6 +152,8 @@ class EndpointPlan:
             raise PlanError("--history records the burst and Locust drivers' requests: add --driver burst.")
         check_output_folder(self.history, option="--history")
         check_race_window(armed=self.race_window, timeout=self.race_window_timeout, at=self.race_window_at)
+        self.locust.check(locust=self.driver is DriverName.LOCUST, levels=(self.concurrency,))
+        check_csrf_header_not_given(self.requests, names=self.cookie_names)
 
     @property
     def parties(self) -> int | None:
@@ -74,8 +162,39 @@ class EndpointPlan:
 
     @property
     def locust_setup(self) -> LocustSetup:
-        """One local worker; in bursts under the race window, where the requests must meet."""
-        return LocustSetup(mode=LocustMode.BURST if self.race_window else LocustMode.STEADY)
+        """In bursts under the race window, where the requests must meet, steady otherwise,
+        unless --locust-mode says; one local worker unless told."""
+        return self.locust.setup(default_mode=LocustMode.BURST if self.race_window else LocustMode.STEADY)
+
+
+def project_credentials(credentials: Credentials, names: CookieNames) -> Credentials:
+    """``credentials`` with the project's names. Where the project keeps its CSRF secret in the
+    session, a client that does not log in needs a session, and a page to read its token from:
+    the login page (settings.LOGIN_URL)."""
+    if not names.csrf_use_sessions or credentials.form is not None:
+        return replace(credentials, cookie_names=names)
+    if not credentials.sessionid:
+        raise PlanError(
+            "This project keeps its CSRF secret in the session (settings.CSRF_USE_SESSIONS = True), so a "
+            "request without a session cannot pass its CSRF check: log in with --username, or give a "
+            f"session cookie's value in ${SESSION_ENV_VAR}."
+        )
+    try:
+        page = login_form().path
+    except ValueError as error:
+        raise PlanError(str(error)) from error
+    check_path(page, option="settings.LOGIN_URL")
+    return replace(credentials, cookie_names=names, token_page=page)
+
+
+def check_csrf_header_not_given(requests: tuple[LoadRequest, ...], *, names: CookieNames) -> None:
+    for request in requests:
+        for name, _ in request.headers:
+            if name.lower() == names.csrf_header.lower():
+                raise PlanError(
+                    f"--header {name}: it is this project's CSRF header (settings.CSRF_HEADER_NAME), "
+                    "which splatter sets itself from the login."
+                )
 
 
 def check_run_size(*, requests: int, concurrency: int) -> None:
@@ -133,8 +252,9 @@ def endpoint_requests(
     parsed_headers = tuple(parse_header(header) for header in headers)
     if json_body is not None:
         return (LoadRequest(path=path, method=method, json=json_body, headers=parsed_headers),)
+    # Each form goes out as typed; its fields are for the run's records.
     return tuple(
-        LoadRequest(path=path, method=method, fields=parse_form(form), headers=parsed_headers)
+        LoadRequest(path=path, method=method, fields=parse_form(form), raw_form=form, headers=parsed_headers)
         for form in forms or [""]
     )
 
@@ -166,10 +286,12 @@ def check_session_cookie(value: str) -> None:
 
 
 def parse_form(value: str) -> tuple[tuple[str, str], ...]:
-    """``--data 'a=1&b=2'``: a URL-encoded form, as curl's --data takes it."""
+    """``--data 'a=1&b=2'``: a URL-encoded form, as curl's --data takes it (and sends it: as
+    typed, in UTF-8)."""
     if not value:
         return ()
     try:
+        value.encode()
         return tuple(parse_qsl(value, keep_blank_values=True, strict_parsing=True))
     except ValueError as error:
         raise PlanError(f"--data {value!r} is not a URL-encoded form like 'a=1&b=2' ({error}).") from error

@@ -2,6 +2,7 @@ from django.contrib.auth.models import User
 from django.db import models
 
 from races.models import RaceRecord
+from scenarios.limits import Limit
 
 MAX_NAME_LENGTH = 40
 MAX_PLACES = 1_000_000
@@ -32,3 +33,7 @@ class Participant(RaceRecord):
 
     def __str__(self) -> str:
         return f"Place in {self.activity_id} for user {self.user_id} ({self.strategy})"
+
+
+# An activity's places: ``max_participants`` of them, ``places_left`` free, each taken a Participant.
+PLACES = Limit(model=Activity, key="name", limit="max_participants", left="places_left", taken="participants")

@@ -13,11 +13,11 @@ from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import F
 
 from races.refusals import Refused, found
+from races.requested import Requested
 from races.serializable import MAX_ATTEMPTS, retried, serializable_transaction
-from scenarios.capacity.models import Activity, Participant
+from scenarios.capacity.models import PLACES, Activity, Participant
 
 
 class Strategy(enum.StrEnum):
@@ -49,11 +49,9 @@ def join(
 
 
 @dataclass(frozen=True, kw_only=True)
-class _JoinRequest:
+class _JoinRequest(Requested):
     user: AbstractBaseUser
     name: str
-    strategy: Strategy
-    request_started_at: datetime
 
     def activity(self, *, for_update: bool = False) -> Activity:
         return found(
@@ -68,18 +66,10 @@ class _JoinRequest:
 
     def count_then_add(self, activity: Activity) -> Participation:
         # karrot's IsNotFull, then collectors.add(user).
-        taken = activity.participants.count()
-        if taken >= activity.max_participants:
-            raise self.full(activity, taken=taken)
-        return self.record(activity, place=taken + 1)
+        return self.record(activity, place=PLACES.next_one(activity, refuse=self.full))
 
     def record(self, activity: Activity, *, place: int) -> Participation:
-        participant = Participant.objects.create(
-            activity=activity,
-            user_id=self.user.pk,
-            strategy=self.strategy.value,
-            request_started_at=self.request_started_at,
-        )
+        participant = Participant.objects.create(activity=activity, user_id=self.user.pk, **self.recorded)
         return Participation(
             activity_id=activity.pk,
             participant_id=participant.pk,
@@ -121,14 +111,7 @@ def _conditional_update(request: _JoinRequest) -> Participation:
     # Take a place from the counter only if one is left, in one UPDATE: the database decides.
     with transaction.atomic():
         activity = request.activity()
-        took = Activity.objects.filter(pk=activity.pk, places_left__gt=0).update(
-            places_left=F("places_left") - 1
-        )
-        if not took:
-            raise request.full(activity, taken=activity.max_participants)
-        # Ours until COMMIT (the UPDATE holds the row): which place this was.
-        places_left = Activity.objects.filter(pk=activity.pk).values_list("places_left", flat=True).get()
-        return request.record(activity, place=activity.max_participants - places_left)
+        return request.record(activity, place=PLACES.take_one_left(activity, refuse=request.full))
 
 
 _IMPLEMENTATIONS: dict[Strategy, Callable[[_JoinRequest], Participation]] = {

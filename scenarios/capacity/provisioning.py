@@ -1,9 +1,8 @@
 """Put the capacity scenario's data into a known state: its activity, with none of its places taken."""
 
 from django.db import transaction
-from django.db.models import F
 
-from scenarios.capacity.models import MAX_PLACES, Activity, Participant
+from scenarios.capacity.models import MAX_PLACES, PLACES, Activity
 from scenarios.definition import ProvisioningError
 
 LAB_ACTIVITY = "LAB-ACTIVITY"
@@ -17,10 +16,7 @@ def seed_activity(*, name: str = LAB_ACTIVITY, limit: int | None = None) -> str:
     places = DEFAULT_PLACES if limit is None else limit
     if not 1 <= places <= MAX_PLACES:
         raise ProvisioningError(f"An activity's places must be from 1 to {MAX_PLACES}, not {places}.")
-    activity, created = Activity.objects.update_or_create(
-        name=name, defaults={"max_participants": places, "places_left": places}
-    )
-    cleared, _ = activity.participants.all().delete()
+    created, cleared = PLACES.seed(name, places)
     action = "Created" if created else "Reset"
     return f"{action} activity {name}: {places} place(s), {cleared} participant(s) cleared."
 
@@ -32,6 +28,5 @@ def lab_activity_exists() -> bool:
 @transaction.atomic
 def reset_activities() -> str:
     """Every activity back to all its places free, its participants deleted; says what it did."""
-    cleared, _ = Participant.objects.all().delete()
-    count = Activity.objects.update(places_left=F("max_participants"))
+    count, cleared = PLACES.reset()
     return f"Reset {count} activit{'y' if count == 1 else 'ies'}: {cleared} participant(s) cleared."

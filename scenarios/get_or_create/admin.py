@@ -1,11 +1,5 @@
-from django.contrib import admin
-
+from races.admin import register_admin
 from scenarios.get_or_create.models import RemoteRepository, UniqueRemoteRepository
 
-
-@admin.register(RemoteRepository, UniqueRemoteRepository)
-class RemoteRepositoryAdmin(admin.ModelAdmin):
-    list_display = ["id", "full_name", "synced_by", "strategy", "request_started_at"]
-    list_filter = ["strategy"]
-    search_fields = ["full_name"]
-    list_select_related = ["synced_by"]
+for model in (RemoteRepository, UniqueRemoteRepository):
+    register_admin(model, "full_name", "synced_by", search=("full_name",))

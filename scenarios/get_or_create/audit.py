@@ -2,8 +2,7 @@
 
 from django.db.models import Count, Min
 
-from races.violations import Violation
-from scenarios.audit import ScenarioAudit
+from scenarios.audit import ScenarioAudit, violated
 from scenarios.get_or_create.models import RemoteRepository, RemoteRepositoryBase, UniqueRemoteRepository
 
 INVARIANT = "one row per repository name"
@@ -30,18 +29,15 @@ def audit_repositories() -> ScenarioAudit:
         ("names with duplicates", len(duplicated)),
         ("rows beyond one per name", duplicates),
     ]
-    violations = []
-    if duplicated:
-        violations.append(
-            Violation(
-                kind=DUPLICATES,
-                count=duplicates,
-                explanation="rows of a repository name beyond its first: concurrent syncs all missed "
-                "the get() before any of them inserted, and every later get() of the name fails",
-                first=_example(duplicated[0]),
-                worst=_example(max(duplicated, key=lambda name: name[2])),
-            )
-        )
+    violations = violated(
+        DUPLICATES,
+        broken=duplicated,
+        count=duplicates,
+        explanation="rows of a repository name beyond its first: concurrent syncs all missed the get() "
+        "before any of them inserted, and every later get() of the name fails",
+        worst=lambda name: name[2],
+        example=_example,
+    )
     return ScenarioAudit(
         scenario="get_or_create", invariant=INVARIANT, figures=figures, violations=violations
     )

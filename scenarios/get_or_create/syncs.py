@@ -15,6 +15,7 @@ from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
 
+from races.requested import Requested
 from races.serializable import MAX_ATTEMPTS, retried, serializable_transaction
 from scenarios.get_or_create.models import RemoteRepository, UniqueRemoteRepository
 
@@ -48,19 +49,13 @@ def sync_repository(
 
 
 @dataclass(frozen=True, kw_only=True)
-class _Order:
+class _Order(Requested):
     user: AbstractBaseUser
     full_name: str
-    strategy: Strategy
-    request_started_at: datetime
 
     def new_row(self) -> dict:
         """What a created row records besides its name."""
-        return {
-            "synced_by_id": self.user.pk,
-            "strategy": self.strategy.value,
-            "request_started_at": self.request_started_at,
-        }
+        return {"synced_by_id": self.user.pk, **self.recorded}
 
 
 def _naive(order: _Order) -> SyncedRepository:

@@ -1,8 +1,6 @@
-from django.http import HttpResponse
-
-from races.views import FormPostView
-from scenarios.get_or_create.forms import parse_sync_request
-from scenarios.get_or_create.syncs import sync_repository
+from races.views import FormPostView, text
+from scenarios.get_or_create.forms import SyncRequest
+from scenarios.get_or_create.syncs import SyncedRepository, sync_repository
 
 
 class SyncView(FormPostView):
@@ -12,17 +10,9 @@ class SyncView(FormPostView):
     of a name, every naive sync of it answers 500, as readthedocs.org's did. That is the bug.
     """
 
-    parse = staticmethod(parse_sync_request)
+    form = SyncRequest
+    service = staticmethod(sync_repository)
 
-    def perform(self, request, parsed):
-        synced = sync_repository(
-            user=request.user,
-            full_name=parsed.full_name,
-            strategy=parsed.strategy,
-            request_started_at=request.started_at,
-        )
+    def answered(self, form: SyncRequest, synced: SyncedRepository):
         action = "created" if synced.created else "found"
-        return HttpResponse(
-            f"Repository {parsed.full_name} {action}: row {synced.repository_id}.\n",
-            content_type="text/plain",
-        )
+        return text(f"Repository {form.full_name} {action}: row {synced.repository_id}.")

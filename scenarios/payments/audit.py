@@ -5,8 +5,7 @@ from dataclasses import dataclass, field
 
 from django.db.models import Count, Q
 
-from races.violations import Violation
-from scenarios.audit import ScenarioAudit
+from scenarios.audit import ScenarioAudit, violated
 from scenarios.payments.models import Invoice, Payment
 
 INVARIANT = "one payment per invoice and per idempotency key"
@@ -48,20 +47,15 @@ def audit_payments(*, invoice: str | None = None) -> ScenarioAudit:
         ("keys that paid more than once", len(doubled_keys)),
         ("duplicate payments", duplicates),
     ]
-    violations = []
-    if repeats:
-        worst = max(repeats, key=lambda original: (len(repeats[original].later), -original))
-        violations.append(
-            Violation(
-                kind=DUPLICATES,
-                count=duplicates,
-                explanation="payments that repeat an earlier one's invoice or idempotency key: a form "
-                "submitted again while the first submit was in flight found the invoice unpaid and "
-                "charged it again",
-                first=repeats[min(repeats)].example(),
-                worst=repeats[worst].example(),
-            )
-        )
+    violations = violated(
+        DUPLICATES,
+        broken=sorted(repeats),
+        count=duplicates,
+        explanation="payments that repeat an earlier one's invoice or idempotency key: a form submitted "
+        "again while the first submit was in flight found the invoice unpaid and charged it again",
+        worst=lambda original: (len(repeats[original].later), -original),
+        example=lambda original: repeats[original].example(),
+    )
     return ScenarioAudit(scenario="payment", invariant=INVARIANT, figures=figures, violations=violations)
 
 

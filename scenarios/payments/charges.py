@@ -18,6 +18,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from races.refusals import Refused, found
+from races.requested import Requested
 from races.serializable import MAX_ATTEMPTS, retried
 from scenarios.payments.models import IdempotencyKey, Invoice, Payment
 
@@ -67,12 +68,10 @@ def pay(
 
 
 @dataclass(frozen=True, kw_only=True)
-class _Order:
+class _Order(Requested):
     user: AbstractBaseUser
     number: str
     key: str
-    strategy: Strategy
-    request_started_at: datetime
 
     def invoice(self, *, for_update: bool = False) -> Invoice:
         return found(
@@ -92,8 +91,7 @@ class _Order:
             user_id=self.user.pk,
             idempotency_key=self.key,
             amount=invoice.amount,
-            strategy=self.strategy.value,
-            request_started_at=self.request_started_at,
+            **self.recorded,
         )
 
     def settle(self, invoice: Invoice) -> Receipt:

@@ -1,10 +1,6 @@
-"""Parse what a client may send to the pay endpoint, refusing anything else with a reason."""
+"""What a client may send to the pay endpoint; anything else is refused with a reason."""
 
-from dataclasses import dataclass
-
-from django.http import QueryDict
-
-from races.forms import chosen_strategy, strategy_error, token_field
+from races.forms import ParsedForm, strategy_error, token
 from scenarios.payments.charges import Strategy
 from scenarios.payments.models import MAX_KEY_LENGTH, MAX_NUMBER_LENGTH
 
@@ -16,16 +12,9 @@ KEY_ERROR = (
 STRATEGY_ERROR = strategy_error(Strategy)
 
 
-@dataclass(frozen=True)
-class PaymentRequest:
-    invoice: str
-    key: str
-    strategy: Strategy
-
-
-def parse_payment_request(*, query: QueryDict, body: QueryDict) -> PaymentRequest:
+class PaymentRequest(ParsedForm):
     """``?strategy=`` (default naive), and ``invoice`` and ``key`` form fields (both required)."""
-    strategy = chosen_strategy(query, Strategy)
-    invoice = token_field(body, "invoice", max_length=MAX_NUMBER_LENGTH, error=INVOICE_ERROR)
-    key = token_field(body, "key", max_length=MAX_KEY_LENGTH, error=KEY_ERROR)
-    return PaymentRequest(invoice=invoice, key=key, strategy=strategy)
+
+    strategy: Strategy
+    invoice: str = token(max_length=MAX_NUMBER_LENGTH, error=INVOICE_ERROR)
+    key: str = token(max_length=MAX_KEY_LENGTH, error=KEY_ERROR)

@@ -2,7 +2,7 @@ from django.http import HttpResponse
 
 from races.views import FormPostView
 from scenarios.payments.charges import KeyReused, PaymentRefused, pay
-from scenarios.payments.forms import parse_payment_request
+from scenarios.payments.forms import PaymentRequest
 
 # Stripe's name for it: the answer is the one first given for this key, and nothing was charged now.
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -18,25 +18,20 @@ class PayView(FormPostView):
     with the payment, 409 when the invoice is already paid, and for a form sent again under the
     idempotency_key strategy, its first answer again with ``Idempotent-Replayed: true``."""
 
-    parse = staticmethod(parse_payment_request)
+    form = PaymentRequest
+    service = staticmethod(pay)
+    answer = "Invoice {result.invoice} paid: {result.amount} charged as payment {result.payment_id}."
     create_missing = "Create it with `manage.py seed_scenario payment`."
 
-    def perform(self, request, parsed):
+    def perform(self, request, form):
         try:
-            receipt = pay(
-                user=request.user,
-                invoice=parsed.invoice,
-                key=parsed.key,
-                strategy=parsed.strategy,
-                request_started_at=request.started_at,
-            )
+            receipt = self.carry_out(request, form)
         except KeyReused as reused:
             return HttpResponseUnprocessableContent(f"{reused}\n", content_type="text/plain")
         except PaymentRefused as refusal:
             # Caught here, not by dispatch: a refusal the key kept may be this form's first answer.
             return _replayed(self.refused(refusal), replayed=refusal.replayed)
-        paid = f"Invoice {receipt.invoice} paid: {receipt.amount} charged as payment {receipt.payment_id}.\n"
-        return _replayed(HttpResponse(paid, content_type="text/plain"), replayed=receipt.replayed)
+        return _replayed(self.answered(form, receipt), replayed=receipt.replayed)
 
 
 def _replayed(response: HttpResponse, *, replayed: bool) -> HttpResponse:

@@ -1,16 +1,5 @@
-from django.contrib import admin
-
+from races.admin import register_admin
 from scenarios.profiles.models import Profile, ProfileEdit
 
-
-@admin.register(Profile)
-class ProfileAdmin(admin.ModelAdmin):
-    list_display = ["id", "handle", "display_name", "city", "version"]
-    search_fields = ["handle"]
-
-
-@admin.register(ProfileEdit)
-class ProfileEditAdmin(admin.ModelAdmin):
-    list_display = ["id", "profile", "field", "value", "strategy", "request_started_at"]
-    list_filter = ["strategy", "field"]
-    list_select_related = ["profile"]
+register_admin(Profile, "handle", "display_name", "city", "version", search=("handle",))
+register_admin(ProfileEdit, "profile", "field", "value", filters=("field",))

@@ -7,8 +7,7 @@ whose latest edit is not visible was clobbered: written back by a save that had 
 
 from django.db.models import Max, Q
 
-from races.violations import Violation
-from scenarios.audit import ScenarioAudit
+from scenarios.audit import ScenarioAudit, violated
 from scenarios.profiles.models import Profile, ProfileEdit
 
 INVARIANT = "each field shows its latest accepted edit"
@@ -30,26 +29,24 @@ def audit_profiles(*, handle: str | None = None) -> ScenarioAudit:
         ("fields edited", len(latest)),
         ("fields clobbered", len(clobbered)),
     ]
-    violations = []
-    if clobbered:
-        examples = _examples(clobbered)
-        worst = max(clobbered, key=lambda edit: (examples[edit.pk]["edits_missed"], -edit.pk))
-        violations.append(
-            Violation(
-                kind=CLOBBERED,
-                count=len(clobbered),
-                explanation="fields whose latest accepted edit the profile does not show: a "
-                "concurrent save() of another field wrote this one back as it had read it",
-                first=examples[clobbered[0].pk],
-                worst=examples[worst.pk],
-            )
-        )
+    examples = _examples(clobbered)
+    violations = violated(
+        CLOBBERED,
+        broken=clobbered,
+        count=len(clobbered),
+        explanation="fields whose latest accepted edit the profile does not show: a concurrent save() "
+        "of another field wrote this one back as it had read it",
+        worst=lambda edit: (examples[edit.pk]["edits_missed"], -edit.pk),
+        example=lambda edit: examples[edit.pk],
+    )
     return ScenarioAudit(scenario="profile", invariant=INVARIANT, figures=figures, violations=violations)
 
 
 def _examples(clobbered: list[ProfileEdit]) -> dict[int, dict]:
     """Each clobbered field's example, by its latest edit's id: the accepted edits it misses are
     those after the last one whose value the profile shows (all of them if it shows none)."""
+    if not clobbered:
+        return {}
     fields = Q()
     for edit in clobbered:
         fields |= Q(profile_id=edit.profile_id, field=edit.field)

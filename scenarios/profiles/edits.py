@@ -17,6 +17,7 @@ from django.db import DatabaseError, transaction
 from django.db.models import F
 
 from races.refusals import NotFound, Refused, found
+from races.requested import Requested
 from scenarios.profiles.models import Profile, ProfileEdit, ProfileField
 
 
@@ -51,12 +52,10 @@ def edit_profile(
 
 
 @dataclass(frozen=True, kw_only=True)
-class _Change:
+class _Change(Requested):
     handle: str
     field: ProfileField
     value: str
-    strategy: Strategy
-    request_started_at: datetime
 
     @property
     def missing(self) -> str:
@@ -67,11 +66,7 @@ class _Change:
 
     def record(self, *, profile_id: int) -> AcceptedEdit:
         edit = ProfileEdit.objects.create(
-            profile_id=profile_id,
-            field=self.field,
-            value=self.value,
-            strategy=self.strategy.value,
-            request_started_at=self.request_started_at,
+            profile_id=profile_id, field=self.field, value=self.value, **self.recorded
         )
         return AcceptedEdit(handle=self.handle, field=self.field, value=self.value, edit_id=edit.pk)
 

@@ -1,8 +1,6 @@
-from django.http import HttpResponse
-
 from races.views import FormPostView
 from scenarios.profiles.edits import edit_profile
-from scenarios.profiles.forms import parse_edit_request
+from scenarios.profiles.forms import EditRequest
 
 
 class EditProfileView(FormPostView):
@@ -10,21 +8,9 @@ class EditProfileView(FormPostView):
     version strategy finds the profile changed since it read it."""
 
     http_method_names = ["patch"]
-    parse = staticmethod(parse_edit_request)
+    form = EditRequest
+    service = staticmethod(edit_profile)
+    # edit_profile takes no user: the form names the profile, whoever sends it.
+    for_user = False
+    answer = "Profile {result.handle}: {result.field} set to {result.value!r} (edit {result.edit_id})."
     create_missing = "Create it with `manage.py seed_scenario profile`."
-
-    def patch(self, request):
-        return self.handle_form(request)
-
-    def perform(self, request, parsed):
-        edit = edit_profile(
-            handle=parsed.handle,
-            field=parsed.field,
-            value=parsed.value,
-            strategy=parsed.strategy,
-            request_started_at=request.started_at,
-        )
-        return HttpResponse(
-            f"Profile {edit.handle}: {edit.field} set to {edit.value!r} (edit {edit.edit_id}).\n",
-            content_type="text/plain",
-        )

@@ -1,11 +1,4 @@
-from django.contrib import admin
-
+from races.admin import register_admin
 from scenarios.signups.models import Signup
 
-
-@admin.register(Signup)
-class SignupAdmin(admin.ModelAdmin):
-    list_display = ["id", "email", "user", "strategy", "request_started_at"]
-    list_filter = ["strategy"]
-    list_select_related = ["user"]
-    search_fields = ["email"]
+register_admin(Signup, "email", "user", search=("email",))

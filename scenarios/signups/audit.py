@@ -11,8 +11,7 @@ from the answers, not from the rows (ScenarioRun.violations).
 from django.db.models import Count, Min
 from django.db.models.functions import Lower
 
-from races.violations import Violation
-from scenarios.audit import ScenarioAudit
+from scenarios.audit import ScenarioAudit, violated
 from scenarios.signups.models import Signup
 
 INVARIANT = "one signup per email address, compared lower-cased"
@@ -37,19 +36,15 @@ def audit_signups() -> ScenarioAudit:
         ("addresses signed up more than once", len(repeated)),
         ("signups beyond one per address", beyond),
     ]
-    violations = []
-    if repeated:
-        worst = max(repeated, key=lambda row: (row[2], -row[0]))
-        violations.append(
-            Violation(
-                kind=DUPLICATES,
-                count=beyond,
-                explanation="signups recorded beyond the first for one address: rows that differ "
-                "only in case, which the unique index on the stored text let through",
-                first=_example(repeated[0]),
-                worst=_example(worst),
-            )
-        )
+    violations = violated(
+        DUPLICATES,
+        broken=repeated,
+        count=beyond,
+        explanation="signups recorded beyond the first for one address: rows that differ only in case, "
+        "which the unique index on the stored text let through",
+        worst=lambda row: (row[2], -row[0]),
+        example=_example,
+    )
     return ScenarioAudit(scenario="signup", invariant=INVARIANT, figures=figures, violations=violations)
 
 

@@ -1,12 +1,10 @@
-"""Parse what a client may send to the register endpoint, refusing anything else with a reason."""
-
-from dataclasses import dataclass
+"""What a client may send to the register endpoint; anything else is refused with a reason."""
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.http import QueryDict
 
-from races.forms import BadForm, chosen_strategy, single_field, strategy_error
+from races.forms import BadForm, ParsedForm, form_field, single_field, strategy_error
 from scenarios.signups.models import MAX_EMAIL_LENGTH
 from scenarios.signups.registrations import Strategy
 
@@ -16,21 +14,20 @@ EMAIL_ERROR = (
 STRATEGY_ERROR = strategy_error(Strategy)
 
 
-@dataclass(frozen=True)
-class RegistrationRequest:
-    email: str
-    strategy: Strategy
-
-
-def parse_registration_request(*, query: QueryDict, body: QueryDict) -> RegistrationRequest:
-    """``?strategy=`` (default naive) and an ``email`` form field (required)."""
-    strategy = chosen_strategy(query, Strategy)
+def _email(body: QueryDict, name: str, _) -> str:
     # Lower-cased before it is measured: a few letters grow when lower-cased (İ becomes i̇).
-    email = single_field(body, "email", default="").strip().lower()
+    email = single_field(body, name, default="").strip().lower()
     if len(email) > MAX_EMAIL_LENGTH:
         raise BadForm(EMAIL_ERROR)
     try:
         validate_email(email)
     except ValidationError:
         raise BadForm(EMAIL_ERROR) from None
-    return RegistrationRequest(email=email, strategy=strategy)
+    return email
+
+
+class RegistrationRequest(ParsedForm):
+    """``?strategy=`` (default naive) and an ``email`` form field (required)."""
+
+    strategy: Strategy
+    email: str = form_field(_email)

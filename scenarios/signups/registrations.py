@@ -17,6 +17,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
 from races.refusals import Refused
+from races.requested import Requested
 from races.serializable import MAX_ATTEMPTS, retried, serializable_transaction
 from scenarios.signups.models import Signup
 
@@ -49,11 +50,9 @@ def register(
 
 
 @dataclass(frozen=True, kw_only=True)
-class _Application:
+class _Application(Requested):
     user: AbstractBaseUser
     email: str
-    strategy: Strategy
-    request_started_at: datetime
 
     def taken(self) -> bool:
         # UniqueValidator's query.
@@ -72,12 +71,7 @@ class _Application:
         )
 
     def record(self) -> Registration:
-        signup = Signup.objects.create(
-            email=self.email,
-            user_id=self.user.pk,
-            strategy=self.strategy.value,
-            request_started_at=self.request_started_at,
-        )
+        signup = Signup.objects.create(email=self.email, user_id=self.user.pk, **self.recorded)
         return Registration(signup_id=signup.pk, email=signup.email)
 
 

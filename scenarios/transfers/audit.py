@@ -12,8 +12,7 @@ from typing import NamedTuple
 
 from django.db.models import Count, Q, QuerySet, Sum
 
-from races.violations import Violation
-from scenarios.audit import ScenarioAudit
+from scenarios.audit import ScenarioAudit, violated
 from scenarios.transfers.models import Transfer, Wallet
 
 INVARIANT = "each wallet's balance is its opening balance plus its transfers in minus its transfers out"
@@ -50,20 +49,16 @@ def audit_wallets(*, names: Collection[str] | None = None) -> ScenarioAudit:
         ("money created or destroyed", balance_total - opening_total),
         ("wallets the transfers do not explain", len(unexplained)),
     ]
-    violations = []
-    if unexplained:
-        worst = max(unexplained, key=lambda ledger: (abs(ledger.difference), -ledger.pk))
-        violations.append(
-            Violation(
-                kind=UNEXPLAINED,
-                count=len(unexplained),
-                explanation="wallets whose balance is not their opening balance plus their recorded "
-                "transfers in minus their transfers out: money moved without its transfer row, or a "
-                "transfer recorded without its money",
-                first=unexplained[0].example(),
-                worst=worst.example(),
-            )
-        )
+    violations = violated(
+        UNEXPLAINED,
+        broken=unexplained,
+        count=len(unexplained),
+        explanation="wallets whose balance is not their opening balance plus their recorded transfers "
+        "in minus their transfers out: money moved without its transfer row, or a transfer recorded "
+        "without its money",
+        worst=lambda ledger: (abs(ledger.difference), -ledger.pk),
+        example=_Ledger.example,
+    )
     return ScenarioAudit(scenario="transfer", invariant=INVARIANT, figures=figures, violations=violations)
 
 

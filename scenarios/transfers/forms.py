@@ -1,10 +1,10 @@
-"""Parse what a client may send to the send endpoint, refusing anything else with a reason."""
+"""What a client may send to the send endpoint; anything else is refused with a reason."""
 
-from dataclasses import dataclass
+from collections.abc import Mapping
 
 from django.http import QueryDict
 
-from races.forms import BadForm, chosen_strategy, strategy_error, token_field, whole_number_field
+from races.forms import BadForm, ParsedForm, form_field, strategy_error, token, token_field, whole_number
 from scenarios.transfers.models import MAX_NAME_LENGTH, MAX_TRANSFER_AMOUNT
 from scenarios.transfers.movements import Strategy
 
@@ -20,21 +20,18 @@ AMOUNT_ERROR = f"amount must be a whole number from 1 to {MAX_TRANSFER_AMOUNT}."
 STRATEGY_ERROR = strategy_error(Strategy)
 
 
-@dataclass(frozen=True)
-class TransferRequest:
-    source: str
-    destination: str
-    amount: int
-    strategy: Strategy
+def _another_wallet(body: QueryDict, name: str, earlier: Mapping[str, object]) -> str:
+    destination = token_field(body, name, max_length=MAX_NAME_LENGTH, error=DESTINATION_ERROR)
+    if destination == earlier["source"]:
+        raise BadForm(SAME_WALLET_ERROR)
+    return destination
 
 
-def parse_transfer_request(*, query: QueryDict, body: QueryDict) -> TransferRequest:
+class TransferRequest(ParsedForm):
     """``?strategy=`` (default naive), and ``source``, ``destination`` and ``amount`` form fields
     (all required)."""
-    strategy = chosen_strategy(query, Strategy)
-    source = token_field(body, "source", max_length=MAX_NAME_LENGTH, error=SOURCE_ERROR)
-    destination = token_field(body, "destination", max_length=MAX_NAME_LENGTH, error=DESTINATION_ERROR)
-    if source == destination:
-        raise BadForm(SAME_WALLET_ERROR)
-    amount = whole_number_field(body, "amount", maximum=MAX_TRANSFER_AMOUNT, error=AMOUNT_ERROR)
-    return TransferRequest(source=source, destination=destination, amount=amount, strategy=strategy)
+
+    strategy: Strategy
+    source: str = token(max_length=MAX_NAME_LENGTH, error=SOURCE_ERROR)
+    destination: str = form_field(_another_wallet)
+    amount: int = whole_number(maximum=MAX_TRANSFER_AMOUNT, error=AMOUNT_ERROR)

@@ -17,6 +17,7 @@ from django.db import transaction
 from django.db.models import F
 
 from races.refusals import NotFound, Refused
+from races.requested import Requested
 from races.serializable import MAX_ATTEMPTS, retried
 from scenarios.transfers.models import MAX_TRANSFER_AMOUNT, Transfer, Wallet
 
@@ -65,14 +66,12 @@ def transfer(
 
 
 @dataclass(frozen=True, kw_only=True)
-class _Order:
+class _Order(Requested):
     source: str
     destination: str
     source_id: int
     destination_id: int
     amount: int
-    strategy: Strategy
-    request_started_at: datetime
 
     def move(self) -> Receipt:
         """Debit the source if it holds enough, credit the destination, record the transfer.
@@ -85,11 +84,7 @@ class _Order:
             raise self.short()
         Wallet.objects.filter(pk=self.destination_id).update(balance=F("balance") + self.amount)
         row = Transfer.objects.create(
-            source_id=self.source_id,
-            destination_id=self.destination_id,
-            amount=self.amount,
-            strategy=self.strategy.value,
-            request_started_at=self.request_started_at,
+            source_id=self.source_id, destination_id=self.destination_id, amount=self.amount, **self.recorded
         )
         return Receipt(
             transfer_id=row.pk, source=self.source, destination=self.destination, amount=self.amount

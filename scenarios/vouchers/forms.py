@@ -1,10 +1,6 @@
-"""Parse what a client may send to the redeem endpoint, refusing anything else with a reason."""
+"""What a client may send to the redeem endpoint; anything else is refused with a reason."""
 
-from dataclasses import dataclass
-
-from django.http import QueryDict
-
-from races.forms import chosen_strategy, strategy_error, token_field
+from races.forms import ParsedForm, strategy_error, token
 from scenarios.vouchers.models import MAX_CODE_LENGTH
 from scenarios.vouchers.redemptions import Strategy
 
@@ -12,14 +8,8 @@ CODE_ERROR = f"code must be a voucher code: 1 to {MAX_CODE_LENGTH} letters, digi
 STRATEGY_ERROR = strategy_error(Strategy)
 
 
-@dataclass(frozen=True)
-class RedemptionRequest:
-    code: str
-    strategy: Strategy
-
-
-def parse_redemption_request(*, query: QueryDict, body: QueryDict) -> RedemptionRequest:
+class RedemptionRequest(ParsedForm):
     """``?strategy=`` (default naive) and a ``code`` form field (required)."""
-    strategy = chosen_strategy(query, Strategy)
-    code = token_field(body, "code", max_length=MAX_CODE_LENGTH, error=CODE_ERROR)
-    return RedemptionRequest(code=code, strategy=strategy)
+
+    strategy: Strategy
+    code: str = token(max_length=MAX_CODE_LENGTH, error=CODE_ERROR)

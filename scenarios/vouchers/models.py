@@ -2,6 +2,7 @@ from django.contrib.auth.models import User
 from django.db import models
 
 from races.models import RaceRecord
+from scenarios.limits import Limit
 
 MAX_CODE_LENGTH = 40
 MAX_USES = 1_000_000
@@ -34,3 +35,7 @@ class VoucherUsage(RaceRecord):
 
     def __str__(self) -> str:
         return f"Use of {self.voucher_id} by user {self.user_id} ({self.strategy})"
+
+
+# A voucher's uses: ``limit`` of them, ``remaining`` left, each taken a VoucherUsage row.
+USES = Limit(model=Voucher, key="code", limit="limit", left="remaining", taken="usages")

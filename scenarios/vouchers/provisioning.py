@@ -1,10 +1,9 @@
 """Put the voucher scenario's data into a known state: its voucher, with none of its uses taken."""
 
 from django.db import transaction
-from django.db.models import F
 
 from scenarios.definition import ProvisioningError
-from scenarios.vouchers.models import MAX_USES, Voucher, VoucherUsage
+from scenarios.vouchers.models import MAX_USES, USES, Voucher
 
 LAB_VOUCHER = "LAB-VOUCHER"
 DEFAULT_LIMIT = 1
@@ -16,10 +15,7 @@ def seed_voucher(*, code: str = LAB_VOUCHER, limit: int | None = None) -> str:
     limit = DEFAULT_LIMIT if limit is None else limit
     if not 1 <= limit <= MAX_USES:
         raise ProvisioningError(f"A voucher's limit must be from 1 to {MAX_USES} uses, not {limit}.")
-    voucher, created = Voucher.objects.update_or_create(
-        code=code, defaults={"limit": limit, "remaining": limit}
-    )
-    cleared, _ = voucher.usages.all().delete()
+    created, cleared = USES.seed(code, limit)
     action = "Created" if created else "Reset"
     return f"{action} voucher {code}: {limit} use(s), {cleared} recorded use(s) cleared."
 
@@ -31,6 +27,5 @@ def lab_voucher_exists() -> bool:
 @transaction.atomic
 def reset_vouchers() -> str:
     """Every voucher back to all its uses left, its usage rows deleted; says what it did."""
-    cleared, _ = VoucherUsage.objects.all().delete()
-    count = Voucher.objects.update(remaining=F("limit"))
+    count, cleared = USES.reset()
     return f"Reset {count} voucher(s): {cleared} recorded use(s) cleared."

@@ -12,10 +12,10 @@ from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import F
 
 from races.refusals import Refused, found
-from scenarios.vouchers.models import Voucher, VoucherUsage
+from races.requested import Requested
+from scenarios.vouchers.models import USES, Voucher, VoucherUsage
 
 
 class Strategy(enum.StrEnum):
@@ -47,11 +47,9 @@ def redeem(
 
 
 @dataclass(frozen=True, kw_only=True)
-class _Order:
+class _Order(Requested):
     user: AbstractBaseUser
     code: str
-    strategy: Strategy
-    request_started_at: datetime
 
     def voucher(self, *, for_update: bool = False) -> Voucher:
         return found(
@@ -67,19 +65,10 @@ class _Order:
     def next_use(self, voucher: Voucher) -> int:
         """Which use of the voucher this would be, counted from its usage rows (oscar's
         ``is_available_to_user()``); refused when they are all taken."""
-        taken = voucher.usages.count()
-        if taken >= voucher.limit:
-            raise self.used_up(voucher, taken=taken)
-        return taken + 1
+        return USES.next_one(voucher, refuse=self.used_up)
 
     def record(self, voucher: Voucher, *, use: int, slot: int | None = None) -> Redemption:
-        usage = VoucherUsage.objects.create(
-            voucher=voucher,
-            user_id=self.user.pk,
-            slot=slot,
-            strategy=self.strategy.value,
-            request_started_at=self.request_started_at,
-        )
+        usage = VoucherUsage.objects.create(voucher=voucher, user_id=self.user.pk, slot=slot, **self.recorded)
         return Redemption(voucher_id=voucher.pk, usage_id=usage.pk, use=use, limit=voucher.limit)
 
 
@@ -100,12 +89,7 @@ def _conditional_update(order: _Order) -> Redemption:
     # Take a use from the counter only if one is left, in one UPDATE: the database decides.
     with transaction.atomic():
         voucher = order.voucher()
-        taken = Voucher.objects.filter(pk=voucher.pk, remaining__gt=0).update(remaining=F("remaining") - 1)
-        if not taken:
-            raise order.used_up(voucher, taken=voucher.limit)
-        # Ours until COMMIT (the UPDATE holds the row): which use this was.
-        remaining = Voucher.objects.filter(pk=voucher.pk).values_list("remaining", flat=True).get()
-        return order.record(voucher, use=voucher.limit - remaining)
+        return order.record(voucher, use=USES.take_one_left(voucher, refuse=order.used_up))
 
 
 def _unique_slot(order: _Order) -> Redemption:

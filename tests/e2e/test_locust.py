@@ -8,6 +8,7 @@ it runs on each."""
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,7 +23,7 @@ import pytest
 from labserver.lab import PROJECT_DIR, Lab, free_port, lab
 from racelab.loadgen.locust.runner import LOCAL_WORKERS_FILE, MasterAddress, worker_argv
 from tests.e2e.arming import armed_window
-from tests.helpers import LAB_PASSWORD, LAB_USER, audit, recorded_runs, seed, splatter
+from tests.helpers import LAB_PASSWORD, LAB_USER, audit, recorded_runs, require, seed, splatter
 from tests.json_schema import valid
 from tests.lab_database import command, dumped
 
@@ -112,8 +113,8 @@ def test_the_history_holds_every_workers_requests_and_matches_the_ledger(lab_env
         assert len({entry["worker"] for entry in entries if entry["burst"] == burst}) == 2
     ledger = dump(lab_env, "accounts.transaction")
     assert Counter(row["balance"] for row in ledger) == Counter(int(entry["answer"]) for entry in entries)
-    (client_run,) = dump(lab_env, "accounts.clientrun")
-    assert (client_run["driver"], client_run["requests"], client_run["ok"]) == ("locust", 20, 20)
+    (run,) = [run for run in dump(lab_env, "accounts.run") if run["since_reset"]]
+    assert (run["driver"], run["requests"], run["ok"]) == ("locust", 20, 20)
     assert recorded_runs(result.stdout) == [
         {"id": recorded_runs(result.stdout)[0]["id"], "ok": 20, "refused": 0, "indeterminate": 0}
     ]
@@ -213,6 +214,88 @@ def test_any_endpoint_goes_through_locusts_workers_held_and_checked(lab_env, rac
     assert (run["driver"], run["ok"], run["refused"], run["indeterminate"]) == ("locust", level, 0, 0), run
     assert run["check"]["violations"] == level - 1
     assert run["race_window"] == {"held": level, "windows": 1, "serialized": 0, "timeouts": 0}
+
+
+# An endpoint that loses nothing: the --path runs below count requests, not races.
+SAFE_ENDPOINT = "/accounts/withdraw/?strategy=atomic_update"
+
+
+@pytest.mark.database_independent
+@pytest.mark.parametrize(("mode", "expected"), [(None, "steady"), ("burst", "burst")])
+def test_any_endpoint_takes_the_locust_options(lab_env, locust_server, tmp_path, mode, expected):
+    """splatter --path with --locust-workers, --locust-output and --locust-mode: steady without
+    --race-window unless told, each of the workers sending its share, Locust's reports kept."""
+    history_path, output = tmp_path / "history.json", tmp_path / "locust"
+    result = locust(
+        lab_env, locust_server, "--path", SAFE_ENDPOINT, "--data", "amount=1", "-n", "8", "-c", "4",
+        *(() if mode is None else ("--locust-mode", mode)), "--locust-workers", "2",
+        "--locust-output", str(output), "--history", str(history_path), "--format", "json",
+    )  # fmt: skip
+
+    run = valid(json.loads(result.stdout), kind="splatter-endpoint")
+    assert (run["driver"], run["requests"], run["ok"], run["refused"], run["indeterminate"]) == (
+        "locust", 8, 8, 0, 0,
+    ), run  # fmt: skip
+    history = json.loads(history_path.read_text())
+    assert (history["mode"], history["outcomes"]) == (expected, {"ok": 8, "refused": 0, "indeterminate": 0})
+    # Two workers, half of the requests each (two users each in steady mode, two of every burst
+    # of 4 in burst mode), every one answered.
+    workers = history["workers"]
+    assert [(w["requests"], w["answered"], w["lost"]) for w in workers] == [(4, 4, None)] * 2, workers
+    (run_folder,) = output.iterdir()
+    stats = (run_folder / "locust_stats.csv").read_text().splitlines()
+    aggregated = next(line for line in stats if line.startswith(",Aggregated,")).split(",")
+    assert (aggregated[2], aggregated[3]) == ("8", "0")
+    assert audit(lab_env)["ledger_rows"] == 8
+
+
+@pytest.mark.database_independent
+def test_any_endpoint_goes_through_workers_started_by_hand(lab_env, locust_server):
+    port = free_port()
+    with hand_started_worker(port=port, env={**lab_env.env, "BANK_PASSWORD": LAB_PASSWORD}) as worker:
+        result = locust(
+            lab_env, locust_server, "--path", SAFE_ENDPOINT, "--data", "amount=1",
+            "--expect-workers", "1", "--locust-bind", f"127.0.0.1:{port}", "-n", "6", "-c", "3",
+            "--format", "json",
+        )  # fmt: skip
+        # The master's quit message ends the worker too.
+        worker.wait(timeout=30)
+
+    run = valid(json.loads(result.stdout), kind="splatter-endpoint")
+    assert (run["driver"], run["ok"], run["refused"], run["indeterminate"]) == ("locust", 6, 0, 0), run
+    assert audit(lab_env)["ledger_rows"] == 6
+
+
+@pytest.mark.database_independent
+@pytest.mark.parametrize(
+    ("allow", "message"),
+    [
+        ((), "--locust-bind 0.0.0.0: the master would listen beyond this machine; pass --allow-remote"),
+        # Past the guard, the driver logs in first, and finds no network in the namespace.
+        (("--allow-remote",), "Cannot reach the server at http://127.0.0.1:8001/auth/login/"),
+    ],
+)
+def test_any_endpoints_master_listens_beyond_loopback_only_with_allow_remote(lab_env, allow, message):
+    """Run in an empty network namespace, where nothing can listen or connect, should the guard
+    fail: exit 2 with the sentence, before any Locust process starts."""
+    require(shutil.which("unshare") is not None, "unshare is not installed (util-linux)")
+    probe = subprocess.run(["unshare", "--net", "true"], capture_output=True, timeout=30)
+    require(probe.returncode == 0, f"cannot create a network namespace here: {probe.stderr.decode().strip()}")
+
+    result = subprocess.run(
+        [
+            "unshare", "--net", "--", sys.executable, str(PROJECT_DIR / "manage.py"), "splatter",
+            "--url", "http://127.0.0.1:8001", "--path", SAFE_ENDPOINT, "--driver", "locust",
+            "--expect-workers", "1", "--locust-bind", "0.0.0.0:5557", *allow,
+            "--username", LAB_USER, "--no-input",
+        ],
+        cwd=PROJECT_DIR, env={**lab_env.env, "BANK_PASSWORD": LAB_PASSWORD},
+        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert audit(lab_env)["ledger_rows"] == 0
 
 
 @pytest.mark.database_independent
@@ -528,7 +611,7 @@ def stop(process: subprocess.Popen) -> None:
 def lab_runs(lab_env: Lab) -> dict[int, dict]:
     """Every lab run kept in the lab's database, by id: what splatter recorded of each run and
     the account's audit right after it (resets clear the ledger, not these)."""
-    return {row["pk"]: row["fields"] for row in dumped(lab_env, "labreport.labrun")}
+    return {row["pk"]: row["fields"] for row in dumped(lab_env, "accounts.run") if row["fields"]["audit"]}
 
 
 def wait_for(condition, *, timeout: float = 60) -> None:

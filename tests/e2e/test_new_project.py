@@ -8,10 +8,13 @@ none (exit 0), the row lock's window closed by the lock waits, not by its timeou
 The new project uses the database DATABASE_URL names (SQLite by default), as the rest of the suite.
 """
 
+import fcntl
+import hashlib
 import json
 import os
 import shutil
 import subprocess
+import sys
 import venv
 from pathlib import Path
 
@@ -36,6 +39,12 @@ WINDOW_TIMEOUT_SECONDS = 10
 DISTRIBUTION_FILES = ("pyproject.toml", "README.md", "racelab")
 # This suite's own environment, which would point the new project at the checkout.
 CHECKOUT_ENVIRONMENT = {"PYTHONPATH", "DJANGO_SETTINGS_MODULE"}
+# The install is most of this file's time (45 s a pass on CI's busy cores): one virtualenv for
+# each state of the distribution files and pins, built by the first test process that needs it
+# and shared by the next, the three database passes of a CI run (one fresh clone) among them.
+VENV_CACHE = PROJECT_DIR / ".cache" / "new-project-venv"
+# Written once pip has succeeded: a virtualenv without it is an install cut short.
+INSTALLED = "installed.json"
 
 COUNTER_MODELS = """
 from django.db import models
@@ -46,7 +55,6 @@ class Counter(models.Model):
     value = models.IntegerField(default=0)
 """
 
-# The naive view is the blog's bug in four lines; the fixed one lets the database add.
 # The naive view is the blog's bug in four lines; the fixed ones let the database add, or lock
 # the row first. Django's own login and CSRF protect them, as in any project.
 COUNTER_VIEWS = """
@@ -167,29 +175,76 @@ def pinned(requirement: str) -> str:
     raise AssertionError(f"requirements.txt pins no {name}")
 
 
+def distribution_files() -> list[Path]:
+    """The checkout's files that ``pip install`` builds racelab from (the bytecode a run of the
+    checkout leaves beside them is no part of it)."""
+    files = []
+    for name in DISTRIBUTION_FILES:
+        top = PROJECT_DIR / name
+        if top.is_dir():
+            files += sorted(p for p in top.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+        else:
+            files.append(top)
+    return files
+
+
 def distribution(tmp_path_factory) -> str:
     """What ``pip install CHECKOUT`` reads, copied: a build writes build/ and *.egg-info beside
     its sources, which must not land in the checkout (other test workers read it meanwhile)."""
     sources = tmp_path_factory.mktemp("racelab-sources")
-    for name in DISTRIBUTION_FILES:
-        copy = shutil.copytree if (PROJECT_DIR / name).is_dir() else shutil.copy2
-        copy(PROJECT_DIR / name, sources / name)
+    for path in distribution_files():
+        copy = sources / path.relative_to(PROJECT_DIR)
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, copy)
     return str(sources)
+
+
+def install_recipe(requirements: list[str]) -> dict:
+    """All that decides what the virtualenv holds: the interpreter, the pins, the distribution's
+    files (a digest of each)."""
+    return {
+        "python": sys.version, "base_prefix": sys.base_prefix, "requirements": requirements,
+        "sources": {
+            path.relative_to(PROJECT_DIR).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in distribution_files()
+        },
+    }  # fmt: skip
+
+
+def install(environment: Path, requirements: list[str], recipe: dict, tmp_path_factory) -> None:
+    """Under the cache's exclusive lock, held by no other process: the virtualenvs of earlier
+    states go first, as does an install cut short, so the cache holds one at most."""
+    for stale in VENV_CACHE.iterdir():
+        if stale.is_dir():
+            shutil.rmtree(stale)
+    venv.create(environment, with_pip=True)
+    subprocess.run(
+        [environment / "bin" / "python", "-m", "pip", "install", "--quiet", distribution(tmp_path_factory),
+         *requirements],
+        check=True, timeout=INSTALL_TIMEOUT_SECONDS, capture_output=True,
+    )  # fmt: skip
+    (environment / INSTALLED).write_text(json.dumps(recipe, indent=2))
 
 
 @pytest.fixture(scope="module")
 def project_python(tmp_path_factory) -> Path:
-    """A new virtualenv with racelab installed from this checkout (not editable) and what the
-    project needs to serve."""
-    environment = tmp_path_factory.mktemp("venv")
-    venv.create(environment, with_pip=True)
-    python = environment / "bin" / "python"
+    """A virtualenv with racelab installed from this checkout (not editable) and what the project
+    needs to serve, built fresh for this state of the checkout by whichever test process needed
+    it first. A shared lock held while it is in use keeps any other from replacing it."""
     requirements = [pinned(requirement) for requirement in ("Django", *PROJECT_REQUIREMENTS)]
-    subprocess.run(
-        [python, "-m", "pip", "install", "--quiet", distribution(tmp_path_factory), *requirements],
-        check=True, timeout=INSTALL_TIMEOUT_SECONDS, capture_output=True,
-    )  # fmt: skip
-    return python
+    recipe = install_recipe(requirements)
+    environment = VENV_CACHE / hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
+    VENV_CACHE.mkdir(parents=True, exist_ok=True)
+    with (VENV_CACHE / ".lock").open("a") as lock:
+        # flock() converts between shared and exclusive by letting go first: another process may
+        # install (and remove this one) in between, so the shared lock looks again.
+        fcntl.flock(lock, fcntl.LOCK_SH)
+        while not (environment / INSTALLED).exists():
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not (environment / INSTALLED).exists():
+                install(environment, requirements, recipe, tmp_path_factory)
+            fcntl.flock(lock, fcntl.LOCK_SH)
+        yield environment / "bin" / "python"
 
 
 @pytest.fixture(scope="module")
@@ -292,6 +347,36 @@ def test_racelab_installs_as_a_package_of_its_own(project_python):
     for demo in ("accounts", "bank", "scenarios", "experiment"):
         found = subprocess.run([project_python, "-c", f"import {demo}"], cwd="/", capture_output=True)
         assert found.returncode == 1, demo
+
+
+def test_the_installed_racelab_is_the_sources_the_virtualenv_is_kept_for(project_python):
+    # Any later test process whose checkout has these digests takes this virtualenv as its own:
+    # pip installed exactly the files they name, none more or less (a data file left out of the
+    # distribution fails here).
+    result = subprocess.run(
+        [project_python, "-c", "import racelab; print(racelab.__file__)"],
+        cwd="/", capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    package = Path(result.stdout.strip()).parent
+    recipe = json.loads((project_python.parent.parent / INSTALLED).read_text())
+
+    assert {
+        f"racelab/{path.relative_to(package).as_posix()}": hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in package.rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    } == {path: digest for path, digest in recipe["sources"].items() if path.startswith("racelab/")}
+
+
+def test_the_project_gets_the_versions_this_checkout_pins(project_python):
+    names = [requirement.split("[")[0] for requirement in ("Django", *PROJECT_REQUIREMENTS)]
+    versions = "import importlib.metadata as m, sys; print(*map(m.version, sys.argv[1:]))"
+    result = subprocess.run(
+        [project_python, "-c", versions, *names], cwd="/", capture_output=True, text=True, check=True
+    )
+
+    assert dict(zip(names, result.stdout.split(), strict=True)) == {
+        name: pinned(name).split("==")[1] for name in names
+    }
 
 
 def test_held_at_its_table_read_modify_write_loses_all_but_one(project_python, new_project, race_mode_server):

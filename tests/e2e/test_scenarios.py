@@ -30,12 +30,13 @@ SAFE_PARAMS = [
 ]
 HELD_TOGETHER = 4
 # Of HELD_TOGETHER requests held together on data of size 1, under each safe strategy: where one
-# goes through and the others are refused (the voucher's one use, the activity's one place, the
-# address's one signup, the invoice's one charge under a lock, the profile's one version). Under
-# the others all go through: each sync finds the row one of them created, each copy of the payment
-# form is given the first one's answer again, each PATCH writes its own column, and each transfer
-# of the ring is covered by its wallet.
+# goes through and the others are refused (the balance's one withdrawal, the voucher's one use,
+# the activity's one place, the address's one signup, the invoice's one charge under a lock, the
+# profile's one version). Under the others all go through: each sync finds the row one of them
+# created, each copy of the payment form is given the first one's answer again, each PATCH writes
+# its own column, and each transfer of the ring is covered by its wallet.
 ONE_GOES_THROUGH = {
+    "withdrawal": {"atomic_update", "locking", "optimistic", "serializable"},
     "voucher": {"locking", "conditional_update", "unique_slot"},
     "capacity": {"locking", "serializable", "conditional_update"},
     "get_or_create": set(),
@@ -62,7 +63,12 @@ OK_UNDER_LOAD = {
 # unique slot taken first answers "try again", a serializable join gives up after its retries. How
 # many conflicts 50 concurrent clients make depends on timing, so these let *at most* the limit
 # through (the audit proves none past it); the others let exactly the limit through.
-REFUSES_CONFLICT_LOSERS = {("voucher", "unique_slot"), ("capacity", "serializable")}
+REFUSES_CONFLICT_LOSERS = {
+    ("voucher", "unique_slot"),
+    ("capacity", "serializable"),
+    ("withdrawal", "optimistic"),
+    ("withdrawal", "serializable"),
+}
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ def module_server(module_lab) -> Server:
 
 @pytest.fixture
 def unchanged(module_lab, session):
-    """Every balance, ledger row, client run and scenario row of the lab must be as it was before
+    """Every balance, ledger row, run and scenario row of the lab must be as it was before
     the test. ``session`` is the module's own login, with whatever it seeds, done before the
     snapshot. A module whose rows must exist first overrides this with its own check."""
     before = lab_snapshot(module_lab)

@@ -250,7 +250,9 @@ def test_splatter_to_a_server_that_is_down(unchanged):
 
 
 def test_splatter_to_another_http_server(unchanged):
-    not_the_lab = "answered HTTP 200 without a CSRF cookie: it does not look like a Django login page"
+    not_the_lab = (
+        "answered HTTP 200 without a CSRF cookie (csrftoken): it does not look like a Django login page"
+    )
     with other_http_server() as url:
         refused("splatter", "--no-input", "--username", "alice", "--url", url, match=re.escape(not_the_lab))
 

@@ -8,10 +8,11 @@ import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from accounts.models import Account, ClientRun, Transaction
+from accounts.audit import audit_account
+from accounts.models import Account, Run, Transaction
 from accounts.withdrawals import Strategy
-from labreport.models import LabRun, RecordedRequest
-from labreport.runs import RunSummary, file_lab_run
+from labreport.models import RecordedRequest
+from labreport.runs import file_run
 from racelab.management.password_input import PASSWORD_ENV_VAR
 from tests.helpers import PASSWORD, STARTED_AT, database_snapshot
 from tests.listening import Listener, listener
@@ -97,33 +98,41 @@ def add_row() -> Callable[..., Transaction]:
 
 
 @pytest.fixture
-def add_client_run() -> Callable[..., ClientRun]:
+def add_run() -> Callable[..., Run]:
     def add(
-        account: Account, *, ok: int, failed: int = 0, indeterminate: int = 0, amount: int = 1
-    ) -> ClientRun:
-        return ClientRun.objects.create(
+        account: Account,
+        *,
+        ok: int,
+        refused: int = 0,
+        indeterminate: int = 0,
+        amount: int = 1,
+        started_at=STARTED_AT,
+        finished_at=STARTED_AT + timedelta(seconds=1),
+    ) -> Run:
+        return Run.objects.create(
             account=account,
             driver="ab",
             strategy=Strategy.NAIVE,
             amount=amount,
-            requests=ok + failed + indeterminate,
+            concurrency=3,
+            requests=ok + refused + indeterminate,
             ok=ok,
-            failed=failed,
+            refused=refused,
             indeterminate=indeterminate,
-            started_at=STARTED_AT,
-            finished_at=STARTED_AT + timedelta(seconds=1),
+            started_at=started_at,
+            finished_at=finished_at,
         )
 
     return add
 
 
 @pytest.fixture
-def make_lab_run(add_client_run) -> Callable[..., LabRun]:
+def make_lab_run(add_run) -> Callable[..., Run]:
     """A filed lab run, as splatter leaves one: per request a ledger row (2xx) or none (4xx),
-    its server stamps, then ``file_lab_run``. ``reads`` are the balances the 2xx requests read
+    its server stamps, its run row, then ``file_run``. ``reads`` are the balances the 2xx requests read
     (a repeat is a lost update); ``refused`` adds that many 409s."""
 
-    def make(account: Account, *, reads: list[int], refused: int = 0, token: str = "lab-run-token") -> LabRun:
+    def make(account: Account, *, reads: list[int], refused: int = 0, token: str = "lab-run-token") -> Run:
         started = timezone.now()
         for index, read in enumerate(reads):
             arrived = started + timedelta(milliseconds=2 * index)
@@ -142,25 +151,11 @@ def make_lab_run(add_client_run) -> Callable[..., LabRun]:
             )
         account.current = min(reads, default=account.opening + 1) - 1
         account.save()
-        add_client_run(account, ok=len(reads), failed=refused)
-        return file_lab_run(
-            account=account,
-            summary=RunSummary(
-                token=token,
-                driver="ab",
-                strategy=Strategy.NAIVE,
-                concurrency=3,
-                amount=1,
-                requests=len(reads) + refused,
-                ok=len(reads),
-                refused=refused,
-                indeterminate=0,
-                race_window=False,
-                requests_per_second=500.0,
-                started_at=started,
-                finished_at=timezone.now(),
-            ),
-        )
+        run = add_run(account, ok=len(reads), refused=refused, started_at=started, finished_at=timezone.now())
+        run.token, run.requests_per_second = token, 500.0
+        run.save()
+        file_run(run=run, audit=audit_account(account=account))
+        return run
 
     return make
 

@@ -34,13 +34,13 @@ def anomalies(audit: AccountAudit) -> dict[str, Violation]:
     return found
 
 
-def test_clean_history_has_no_anomaly(make_account, add_row, add_client_run):
+def test_clean_history_has_no_anomaly(make_account, add_row, add_run):
     account = make_account(opening=100)
     add_row(account, 100, 99, strategy=Strategy.LOCKING)
     add_row(account, 99, 97, strategy=Strategy.ATOMIC_UPDATE)
     add_row(account, 97, 96, strategy=Strategy.LOCKING)
-    add_client_run(account, ok=2, failed=4, amount=1)
-    add_client_run(account, ok=1, amount=2)
+    add_run(account, ok=2, refused=4, amount=1)
+    add_run(account, ok=1, amount=2)
     settle(account, 96)
 
     audit = audit_account(account=account)
@@ -267,13 +267,13 @@ def test_duplicate_balances_without_lost_updates(make_account, add_row):
     assert duplicates.worst == {"balance": 80, "withdrawals": 3, "ledger_ids": [r3.pk, r4.pk, r5.pk]}
 
 
-def test_phantom_rows(make_account, add_row, add_client_run):
+def test_phantom_rows(make_account, add_row, add_run):
     # The clients saw two successes; the ledger holds three withdrawals.
     account = make_account(opening=100)
     add_row(account, 100, 99)
     add_row(account, 99, 98)
     add_row(account, 98, 97)
-    add_client_run(account, ok=2, failed=1)
+    add_run(account, ok=2, refused=1)
     settle(account, 97)
 
     found = anomalies(audit_account(account=account))
@@ -286,12 +286,12 @@ def test_phantom_rows(make_account, add_row, add_client_run):
     assert found[AnomalyKind.OUT_OF_BOUNDS].count == 1
 
 
-def test_indeterminate_requests_may_account_for_extra_rows(make_account, add_row, add_client_run):
+def test_indeterminate_requests_may_account_for_extra_rows(make_account, add_row, add_run):
     account = make_account(opening=100)
     add_row(account, 100, 99)
     add_row(account, 99, 98)
     add_row(account, 98, 97)
-    add_client_run(account, ok=2, indeterminate=1)
+    add_run(account, ok=2, indeterminate=1)
     settle(account, 97)
 
     audit = audit_account(account=account)
@@ -301,12 +301,12 @@ def test_indeterminate_requests_may_account_for_extra_rows(make_account, add_row
     assert audit.verdict == "OK"
 
 
-def test_missing_rows(make_account, add_row, add_client_run):
+def test_missing_rows(make_account, add_row, add_run):
     # Three successes answered to the clients, three units gone, only two rows.
     account = make_account(opening=100)
     add_row(account, 100, 99)
     add_row(account, 99, 98)
-    add_client_run(account, ok=3)
+    add_run(account, ok=3)
     settle(account, 97)
 
     found = anomalies(audit_account(account=account))
@@ -325,14 +325,12 @@ def test_missing_rows(make_account, add_row, add_client_run):
     [(5, 1, 8), (1, 5, 8)],
     ids=["below the lowest", "above the highest"],
 )
-def test_final_balance_out_of_bounds(
-    make_account, add_row, add_client_run, ledger_amount, client_amount, distance
-):
+def test_final_balance_out_of_bounds(make_account, add_row, add_run, ledger_amount, client_amount, distance):
     # The ledger and balance agree, the row count matches, but not what the clients were told.
     account = make_account(opening=100)
     add_row(account, 100, 100 - ledger_amount)
     add_row(account, 100 - ledger_amount, 100 - 2 * ledger_amount)
-    add_client_run(account, ok=2, amount=client_amount)
+    add_run(account, ok=2, amount=client_amount)
     settle(account, 100 - 2 * ledger_amount)
 
     audit = audit_account(account=account)
@@ -345,10 +343,10 @@ def test_final_balance_out_of_bounds(
     )
 
 
-def test_client_outcomes_sum_every_run_with_its_own_amount(make_account, add_client_run):
+def test_client_outcomes_sum_every_run_with_its_own_amount(make_account, add_run):
     account = make_account(opening=1_000)
-    add_client_run(account, ok=10, failed=1, indeterminate=2, amount=3)
-    add_client_run(account, ok=5, failed=4, indeterminate=1, amount=7)
+    add_run(account, ok=10, refused=1, indeterminate=2, amount=3)
+    add_run(account, ok=5, refused=4, indeterminate=1, amount=7)
 
     client = audit_account(account=account).client
 
@@ -377,12 +375,12 @@ def test_by_strategy_counts_lost_updates_per_strategy(make_account, add_row):
     ]
 
 
-def test_the_audit_of_one_account_ignores_the_others(make_account, add_row, add_client_run):
+def test_the_audit_of_one_account_ignores_the_others(make_account, add_row, add_run):
     clean = make_account(username="alice", opening=100)
     broken = make_account(username="bob", opening=100)
     add_row(broken, 100, 99)
     add_row(broken, 100, 99)
-    add_client_run(broken, ok=5)
+    add_run(broken, ok=5)
     add_row(clean, 100, 99)
     settle(clean, 99)
 
@@ -417,7 +415,7 @@ LEDGER_STRATEGIES = [
 ]
 
 
-def random_ledger(make_account, add_row, add_client_run, *, seed: int) -> list[Account]:
+def random_ledger(make_account, add_row, add_run, *, seed: int) -> list[Account]:
     """Accounts with random withdrawals, some of which read a stale balance or go below the minimum."""
     rng = random.Random(seed)
     accounts = []
@@ -431,7 +429,7 @@ def random_ledger(make_account, add_row, add_client_run, *, seed: int) -> list[A
             balance = read - amount
         settle(account, balance)
         if rng.random() < 0.7:
-            add_client_run(account, ok=rng.randint(0, 40), failed=rng.randint(0, 3), indeterminate=1)
+            add_run(account, ok=rng.randint(0, 40), refused=rng.randint(0, 3), indeterminate=1)
         accounts.append(account)
     accounts.append(make_account(username=None, opening=10, current=4, minimum=5))
     return accounts
@@ -470,8 +468,8 @@ def figures_row_by_row(account: Account) -> dict:
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_every_accounts_figures_match_a_count_row_by_row(make_account, add_row, add_client_run, seed):
-    accounts = random_ledger(make_account, add_row, add_client_run, seed=seed)
+def test_every_accounts_figures_match_a_count_row_by_row(make_account, add_row, add_run, seed):
+    accounts = random_ledger(make_account, add_row, add_run, seed=seed)
 
     audits = audit_accounts()
 
@@ -528,7 +526,7 @@ def test_a_breakdown_counts_lost_updates_and_overdrafts_only_where_an_account_ha
     ids=["one strategy an account", "several strategies an account"],
 )
 def test_the_audit_sends_as_many_queries_for_many_accounts_as_for_one(
-    make_account, add_row, add_client_run, strategies, queries
+    make_account, add_row, add_run, strategies, queries
 ):
     # The accounts, the ledger's totals, the client runs (and the breakdown of the accounts with
     # several strategies), each one query for all accounts. Only anomalies' examples add more.
@@ -537,7 +535,7 @@ def test_the_audit_sends_as_many_queries_for_many_accounts_as_for_one(
             account = make_account(username=f"user{Account.objects.count()}", opening=100)
             for index, strategy in enumerate(strategies * 2):
                 add_row(account, 100 - index, 99 - index, strategy=strategy)
-            add_client_run(account, ok=len(strategies) * 2)
+            add_run(account, ok=len(strategies) * 2)
             settle(account, 100 - len(strategies) * 2)
         with CaptureQueriesContext(connection) as captured:
             audits = audit_accounts()

@@ -9,20 +9,20 @@ import re
 from io import StringIO
 
 import pytest
-from django.apps import apps
 from django.contrib.auth.models import User
 from django.core.management import call_command
 from jsonschema import ValidationError
 
 from accounts.audit import AnomalyKind, audit_account, audit_document
+from accounts.models import Run
 from experiment import tables
-from experiment.scenario_runs import ScenarioRun, scenario_posts, summarise
-from experiment.trials import SweepReport, TrialOutcome, summarize
-from labreport.models import LabRun
+from experiment.race_runs import scenario_requests
+from experiment.summaries import SweepReport, TrialOutcome, summarise_scenario, summarise_trials
 from racelab.loadgen.burst import BurstRun, RequestRecord
 from racelab.loadgen.drivers import DriverName, LoadResult
 from racelab.loadgen.outcomes import Outcome
 from racelab.racewindow.barrier import BarrierStats
+from racelab.runs.pipeline import Fired, RaceRun
 from scenarios.audit import scenario_audit_document
 from scenarios.vouchers.models import Voucher, VoucherUsage
 from scenarios.vouchers.provisioning import LAB_VOUCHER, seed_voucher
@@ -52,7 +52,7 @@ def _trial(*, strategy: str, level: int, trial: int, ok: int, refused: int, lost
 
 @pytest.fixture
 def sweep() -> dict:
-    """Two -c levels of naive and locking trials under an armed window, as run_sweep reports them."""
+    """Two -c levels of naive and locking trials under an armed window, as a sweep reports them."""
     outcomes = [
         _trial(strategy="naive", level=2, trial=1, ok=2, refused=0, lost=1),
         _trial(strategy="locking", level=2, trial=1, ok=2, refused=0, lost=0),
@@ -60,7 +60,7 @@ def sweep() -> dict:
         _trial(strategy="locking", level=3, trial=1, ok=1, refused=1, lost=0),
     ]
     report = SweepReport(
-        summaries=summarize(outcomes),
+        summaries=summarise_trials(outcomes),
         outcomes=outcomes,
         barriers={
             2: BarrierStats(held=4, windows=2, timeouts=0, serialized=0),
@@ -100,7 +100,7 @@ def _record(index: int, *, outcome: Outcome, status: int | None) -> RequestRecor
 @pytest.fixture
 def scenario_runs(overused_voucher) -> dict:
     """One naive burst of 4 at the voucher: 2 uses (one too many), a 409, a 500."""
-    posts = scenario_posts(VOUCHER, strategy="naive", concurrency=4)
+    posts = scenario_requests(scenario=VOUCHER, strategy="naive", concurrency=4)
     burst = BurstRun(
         posts=posts,
         burst_size=4,
@@ -123,25 +123,27 @@ def scenario_runs(overused_voucher) -> dict:
         argvs=[],
     )
     runs = [
-        ScenarioRun(
-            level=4,
-            load=load,
-            audit=VOUCHER.audit(),
+        RaceRun(
+            trial=1,
+            fired=Fired(
+                load=load, level=4, strategy="naive", run_token=None, started_at=STARTED_AT, elapsed=0.3
+            ),
+            judgement=VOUCHER.audit(),
             barrier=BarrierStats(held=4, windows=1, timeouts=0, serialized=0),
         )
     ]
-    summaries = summarise(runs, scenario=VOUCHER, race_window=True)
+    summaries = summarise_scenario(runs, scenario=VOUCHER, race_window=True)
     return json.loads(json.dumps(tables.scenario_document(runs, summaries)))
 
 
 @pytest.fixture
-def account_audits(make_account, add_row, add_client_run) -> list:
+def account_audits(make_account, add_row, add_run) -> list:
     """An account with every kind of example: lost updates and duplicate balances (groups of
     rows) and an overdraft (one row); and a clean one without client runs."""
     raced = make_account(username="alice", opening=3, current=-1)
     for before, after in [(3, 2), (3, 2), (2, 1), (1, 0), (0, -1)]:
         add_row(raced, before, after)
-    add_client_run(raced, ok=5, failed=1)
+    add_run(raced, ok=5, refused=1)
     make_account(username="bob")
     out = StringIO()
     call_command("audit_transactions", "--format", "json", stdout=out)
@@ -275,16 +277,17 @@ def test_a_renamed_or_missing_field_fails_validation(request, fixture, kind, pat
 @pytest.mark.django_db
 def test_the_audits_kept_before_the_schema_are_migrated_to_it(account, make_lab_run):
     run = make_lab_run(account, reads=[1000, 1000], refused=2)
-    current = LabRun.objects.get(pk=run.pk).audit
+    current = Run.objects.get(pk=run.pk).audit
     unversioned = _renamed(_renamed(current, ("schema",), None), ("client", "refused"), "failed")
-    LabRun.objects.filter(pk=run.pk).update(audit=unversioned)
 
-    STORED_AUDITS.forwards(apps, schema_editor=None)
-    migrated = LabRun.objects.get(pk=run.pk).audit
+    # The migration's own steps, on a copy: the model it ran on (LabRun) is now accounts.Run.
+    migrated = copy.deepcopy(unversioned)
+    assert STORED_AUDITS._to_version_1(migrated)
     assert valid(migrated, kind="account-audit") == current == audit_document(audit_account(account=account))
+    assert not STORED_AUDITS._to_version_1(migrated)
 
-    STORED_AUDITS.backwards(apps, schema_editor=None)
-    assert LabRun.objects.get(pk=run.pk).audit == unversioned
+    assert STORED_AUDITS._to_unversioned(migrated)
+    assert migrated == unversioned
 
 
 def test_the_schema_lists_the_codes_own_words():

@@ -4,6 +4,7 @@ import shutil
 import subprocess
 from collections import Counter
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 import pytest
 from django.contrib.auth.models import User
@@ -14,6 +15,7 @@ from racelab.loadgen.ab import AbReport, merged_reports, parse_ab_report, run_ab
 from racelab.loadgen.errors import LoadError
 from racelab.loadgen.login import SessionCookies, log_in, read_cookie_jar
 from racelab.loadgen.target import LoadRequest, Target, is_loopback, parse_target
+from racelab.runs.plan import PlanError, endpoint_requests, parse_form
 from tests.helpers import PASSWORD, require
 
 pytestmark = pytest.mark.database_independent
@@ -102,6 +104,51 @@ def test_target_urls():
     assert Target("http", "::1", 8001).url("/a/") == "http://[::1]:8001/a/"
     # A path that has a query of its own keeps it.
     assert LoadRequest(path="/a/?x=1", query=(("y", "2"),)).path_and_query == "/a/?x=1&y=2"
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "a=1&a=2",
+        "a=2&a=1",
+        "name=Ada%20Lovelace",
+        "name=Ada+Lovelace",
+        "q=%2F%3F&empty=&z=%7E",
+        "city=S%C3%A3o+Paulo",
+        "city=São Paulo",
+    ],
+)
+def test_a_typed_form_goes_out_byte_for_byte(typed):
+    (post,) = endpoint_requests(path="/a/", method="POST", forms=[typed], json_body=None, headers=[])
+
+    # Not parsed and encoded again: the order of repeated fields and each encoding reach the server.
+    assert post.body == typed
+    assert post.padded_body == typed.encode() + b"&"
+    # What it parses to is kept for the run's records.
+    assert post.fields == tuple(parse_qsl(typed, keep_blank_values=True))
+
+
+def test_typed_forms_keep_their_fields_for_the_history():
+    posts = endpoint_requests(
+        path="/a/", method="PATCH", forms=["b=2&a=1", "x=%20"], json_body=None, headers=[]
+    )
+
+    assert [post.fields for post in posts] == [(("b", "2"), ("a", "1")), (("x", " "),)]
+    assert [post.raw_form for post in posts] == ["b=2&a=1", "x=%20"]
+
+
+def test_without_data_the_body_is_empty_and_a_hand_made_form_is_encoded():
+    (post,) = endpoint_requests(path="/a/", method="POST", forms=[], json_body=None, headers=[])
+
+    assert (post.body, post.padded_body, post.fields) == ("", b"&", ())
+    # A request built from fields alone (the demo's) is encoded as before.
+    assert LoadRequest(path="/a/", fields=(("name", "Ada Lovelace"),)).body == "name=Ada+Lovelace"
+
+
+def test_a_form_that_is_not_utf_8_text_is_refused():
+    # An argv byte that is not UTF-8 reaches Python as a lone surrogate: it cannot be sent as typed.
+    with pytest.raises(PlanError, match="is not a URL-encoded form"):
+        parse_form("a=\udcff")
 
 
 @pytest.mark.parametrize(

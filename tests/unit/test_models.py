@@ -1,7 +1,7 @@
 import pytest
 from django.contrib.auth.models import User
 
-from accounts.models import DEFAULT_OPENING_BALANCE, Account, ClientRun, Transaction
+from accounts.models import DEFAULT_OPENING_BALANCE, Account, Run, Transaction
 from accounts.withdrawals import Strategy
 
 pytestmark = pytest.mark.django_db
@@ -41,17 +41,17 @@ def test_deleting_the_user_keeps_the_account_and_its_ledger(account, add_row):
     assert account.transactions.count() == 1
 
 
-def test_deleting_an_account_deletes_its_ledger_and_client_runs(account, add_row, add_client_run):
+def test_deleting_an_account_deletes_its_ledger_and_runs(account, add_row, add_run):
     other = Account.objects.create(opening=7, current=7)
     add_row(account, 1000, 999)
     add_row(other, 7, 6)
-    add_client_run(account, ok=1)
-    add_client_run(other, ok=1)
+    add_run(account, ok=1)
+    add_run(other, ok=1)
 
     account.delete()
 
     assert list(Transaction.objects.values_list("holder_id", flat=True)) == [other.pk]
-    assert list(ClientRun.objects.values_list("account_id", flat=True)) == [other.pk]
+    assert list(Run.objects.values_list("account_id", flat=True)) == [other.pk]
 
 
 def test_transaction_str_shows_amount_account_and_balances(account, add_row):
@@ -60,10 +60,12 @@ def test_transaction_str_shows_amount_account_and_balances(account, add_row):
     assert str(row) == f"-5 on account {account.pk}: 1000 -> 995"
 
 
-def test_client_run_str_shows_the_outcome_counts(account, add_client_run):
-    run = add_client_run(account, ok=3, failed=2, indeterminate=1)
+def test_run_str_shows_the_outcome_counts(account, add_run):
+    run = add_run(account, ok=3, refused=2, indeterminate=1)
 
-    assert str(run) == f"ab/{Strategy.NAIVE} on account {account.pk}: 3 ok, 2 failed, 1 indeterminate"
+    assert str(run) == (
+        f"Run {run.pk}: ab/{Strategy.NAIVE} -c 3 on account {account.pk}: 3 ok, 2 refused, 1 indeterminate"
+    )
 
 
 def test_ledger_rows_are_reachable_from_the_account(account, add_row):

@@ -172,12 +172,12 @@ def test_seed_account_stores_the_normalised_username():
 
 
 @pytest.fixture
-def two_dirty_accounts(make_account, add_row, add_client_run):
+def two_dirty_accounts(make_account, add_row, add_run):
     alice = make_account(username="alice", opening=100, minimum=10)
     bob = make_account(username="bob", opening=200, minimum=0)
     for account in (alice, bob):
         add_row(account, account.opening, account.opening - 1)
-        add_client_run(account, ok=1)
+        add_run(account, ok=1)
     Account.objects.update(current=5, version=3)
     return alice, bob
 
@@ -189,7 +189,7 @@ def state(account: Account) -> tuple:
         account.current,
         account.version,
         account.transactions.count(),
-        account.client_runs.count(),
+        account.runs.filter(since_reset=True).count(),
     )
 
 

@@ -3,7 +3,7 @@
 import pytest
 
 from experiment.stats import first_gap, mean_or_none, median_or_none, rate, spread, wilson_interval
-from experiment.trials import TrialOutcome, summarize
+from experiment.summaries import TrialOutcome, summarise_trials
 
 pytestmark = pytest.mark.database_independent
 
@@ -105,7 +105,7 @@ def test_summarize_groups_by_driver_strategy_and_level():
         _outcome(level=5, ok=5, lost=4, spread_ms=2.0),
     ]
 
-    burst_pairs, ab_pairs, burst_fives = summarize(outcomes)
+    burst_pairs, ab_pairs, burst_fives = summarise_trials(outcomes)
 
     assert (burst_pairs.driver, burst_pairs.concurrency, burst_pairs.trials) == ("burst", 2, 4)
     assert burst_pairs.hits == 2

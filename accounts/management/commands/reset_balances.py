@@ -7,7 +7,10 @@ from racelab.management.database_errors import reports_database_errors
 
 
 class Command(BaseCommand):
-    help = "Return accounts to a known opening balance and delete their ledger and client runs."
+    help = (
+        "Return accounts to a known opening balance and delete their ledger; their runs stay on the "
+        "report pages, out of the checker's count."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument(

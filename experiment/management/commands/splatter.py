@@ -7,35 +7,32 @@ from django.db import connection
 from django.urls import reverse
 from tqdm import tqdm
 
+from accounts.models import Run
 from accounts.provisioning import ProvisioningError
 from accounts.withdrawals import Strategy
 from experiment import tables
-from experiment.matrix import strategy_matrix
 from experiment.plan import (
     Mode,
     OutputFormat,
     PlanError,
     RunPlan,
 )
-from experiment.runs import run_load
-from experiment.scenario_runs import run_scenario, summarise
-from experiment.trials import run_sweep
+from experiment.race_runs import run_plan
+from experiment.summaries import summarise_scenario, sweep_report
 from racelab.loadgen.drivers import default_driver
 from racelab.loadgen.errors import LoadError
-from racelab.loadgen.locust.protocol import LocustMode
-from racelab.loadgen.locust.runner import DEFAULT_MASTER_PORT, parse_bind
 from racelab.loadgen.target import parse_target
 from racelab.management.arguments import ascii_int
 from racelab.management.commands import splatter as endpoint
-from racelab.management.commands.splatter import ENDPOINT_OPTIONS, USAGE_ERROR
+from racelab.management.commands.splatter import ENDPOINT_OPTIONS, USAGE_ERROR, locust_options
 from racelab.management.confirmation import confirm
 from racelab.management.database_errors import reports_database_errors
 from racelab.management.password_input import PASSWORD_ENV_VAR, read_password
+from racelab.runs.pipeline import RaceRun, RaceRuns
 from scenarios.catalogue import SCENARIOS
 
 ALL_STRATEGIES = "all"
 DEMO_USER = "demo"
-WITHDRAWAL = "withdrawal"
 
 
 # The demo's own options: its races (the withdrawal and the catalogue) and its experiments.
@@ -46,11 +43,6 @@ DEMO_OPTIONS = {
     "users": "--users",
     "trials": "--trials",
     "plot": "--plot",
-    "locust_mode": "--locust-mode",
-    "locust_workers": "--locust-workers",
-    "expect_workers": "--expect-workers",
-    "locust_bind": "--locust-bind",
-    "locust_output": "--locust-output",
 }
 
 
@@ -62,6 +54,7 @@ class Command(endpoint.Command):
         "once, for every strategy, or as repeated trials. The password comes from "
         f"${PASSWORD_ENV_VAR}, or a prompt."
     )
+    locust_burst_default = "with --trials or --race-window"
 
     def add_arguments(self, parser):
         super().add_arguments(parser)
@@ -71,8 +64,10 @@ class Command(endpoint.Command):
         add("--amount", type=ascii_int, help="Amount each request withdraws (default: 1).")
         add(
             "--scenario",
-            choices=[WITHDRAWAL, *SCENARIOS],
-            help="The race to reproduce (default: the bank's withdrawal); docs/scenarios.md lists them.",
+            choices=list(SCENARIOS),
+            help="A race of the catalogue (docs/scenarios.md), each run from its reset data and judged by "
+            "its audit; default: the bank's withdrawal as the blog runs it, recorded for "
+            "audit_transactions and the report page.",
         )
         add(
             "--strategy",
@@ -80,40 +75,6 @@ class Command(endpoint.Command):
             "compares them, each from reset data.",
         )
         add("--users", type=ascii_int, help="Burst, locust: USERNAME, USERNAME-2 ... (default: 1).")
-        locust = parser.add_argument_group("the Locust driver (--driver locust, docs/locust.md)")
-        locust.add_argument(
-            "--locust-mode",
-            choices=list(LocustMode),
-            help="steady (-n requests from -c users, as ab) or burst (bursts of -c released together "
-            "across the workers); default: burst with --trials or --race-window, steady otherwise.",
-        )
-        workers = locust.add_mutually_exclusive_group()
-        workers.add_argument(
-            "--locust-workers",
-            type=ascii_int,
-            metavar="N",
-            help="Start N worker processes here (default: 1).",
-        )
-        workers.add_argument(
-            "--expect-workers",
-            type=ascii_int,
-            metavar="N",
-            help="Start none: wait for N workers started elsewhere (locust --worker) to connect to "
-            "--locust-bind.",
-        )
-        locust.add_argument(
-            "--locust-bind",
-            metavar="ADDRESS[:PORT]",
-            help=f"With --expect-workers: where the master listens (port default {DEFAULT_MASTER_PORT}); "
-            "a non-loopback address needs --allow-remote.",
-        )
-        locust.add_argument(
-            "--locust-output",
-            type=Path,
-            metavar="DIR",
-            help="Keep Locust's CSV, JSON and HTML reports and logs here, a run-NNN folder per command "
-            "(default: a temporary folder, removed).",
-        )
         add(
             "--trials",
             type=ascii_int,
@@ -149,20 +110,36 @@ class Command(endpoint.Command):
             if interactive and plan.resets:
                 confirm(warning=plan.reset_warning, cancelled="Cancelled; nothing was sent or changed.")
             password = read_password(no_input=not interactive, ask_twice=False)
-            if plan.scenario is not None:
-                self._scenario(plan, password=password, verbosity=verbosity)
-            elif plan.mode is Mode.TRIALS:
-                self._sweep(plan, password=password, verbosity=verbosity)
-            elif plan.mode is Mode.MATRIX:
-                rows = strategy_matrix(plan=plan, password=password)
-                self.stdout.write(tables.matrix_table(rows))
-                for row in rows:
-                    self._warn_lost_workers(row.run.load.report)
-                    self._report_pages(plan, row.run.lab_runs)
-            else:
-                self._single(plan, password=password, verbosity=verbosity)
+            # disable=None: a bar on a terminal, nothing in a pipe or a test; none for the
+            # withdrawal's single run or its strategies side by side.
+            with tqdm(
+                total=len(plan.levels) * (plan.trials or 1) * len(plan.drivers) * len(plan.strategies),
+                unit="trial" if plan.scenario is None else "run",
+                file=sys.stderr,
+                disable=None
+                if verbosity and (plan.scenario is not None or plan.trials is not None)
+                else True,
+            ) as bar:
+                runs = run_plan(plan=plan, password=password, on_run=lambda run: bar.update())
+            self._print(plan, runs=runs, verbosity=verbosity)
+            if plan.mode is not Mode.TRIALS or plan.scenario is not None:
+                # The withdrawal's trials count their lost workers in one warning instead.
+                for run in runs.runs:
+                    self._warn_lost_workers(run.load.report)
         except (PlanError, LoadError, ProvisioningError) as error:
             raise CommandError(str(error)) from error
+
+    def _print(self, plan: RunPlan, *, runs: RaceRuns, verbosity: int) -> None:
+        if plan.scenario is not None:
+            self._scenario(plan, runs=runs)
+        elif plan.mode is Mode.TRIALS:
+            self._sweep(plan, runs=runs)
+        elif plan.mode is Mode.MATRIX:
+            self.stdout.write(tables.matrix_table(runs.runs))
+            for run in runs.runs:
+                self._report_pages(plan, run.judgement.runs)
+        else:
+            self._single(plan, run=runs.runs[0], verbosity=verbosity)
 
     def _plan(self, options: dict) -> RunPlan:
         drivers = options["driver"]
@@ -171,9 +148,12 @@ class Command(endpoint.Command):
             if note:
                 self.stderr.write(note, style_func=self.style.WARNING)
             drivers = (driver,)
-        scenario = SCENARIOS.get(options["scenario"] or WITHDRAWAL)
+        scenario = None if options["scenario"] is None else SCENARIOS[options["scenario"]]
         if scenario is not None and options["amount"] is not None:
-            raise PlanError(f"--amount is the withdrawal's; the {scenario.name} scenario sends its own form.")
+            raise PlanError(
+                f"--amount is for the withdrawal without --scenario; the {scenario.name} scenario sends "
+                "its own form."
+            )
         strategy = options["strategy"] or "naive"
         every = strategy == ALL_STRATEGIES
         known = tuple(Strategy) if scenario is None else scenario.strategies
@@ -181,7 +161,6 @@ class Command(endpoint.Command):
             parse_target(url.strip(), allow_remote=options["allow_remote"])
             for url in options["url"].split(",")
         )
-        bind = options["locust_bind"]
         return RunPlan(
             target=targets[0],
             targets=targets if len(targets) > 1 else (),
@@ -202,59 +181,43 @@ class Command(endpoint.Command):
             history=options["history"],
             plot=options["plot"],
             output_format=OutputFormat(options["format"]),
-            locust_mode=None if options["locust_mode"] is None else LocustMode(options["locust_mode"]),
-            locust_workers=options["locust_workers"],
-            expect_workers=options["expect_workers"],
-            locust_bind=None if bind is None else parse_bind(bind, allow_remote=options["allow_remote"]),
-            locust_output=options["locust_output"],
+            locust=locust_options(options),
         )
 
-    def _scenario(self, plan: RunPlan, *, password: str, verbosity: int) -> None:
-        total = len(plan.levels) * (plan.trials or 1) * len(plan.drivers) * len(plan.strategies)
-        with tqdm(total=total, unit="run", file=sys.stderr, disable=None if verbosity else True) as bar:
-            runs = run_scenario(plan=plan, password=password, on_run=lambda run: bar.update())
-        for run in runs:
-            self._warn_lost_workers(run.load.report)
-        summaries = summarise(runs, scenario=plan.scenario, race_window=plan.race_window)
+    def _scenario(self, plan: RunPlan, *, runs: RaceRuns) -> None:
+        summaries = summarise_scenario(runs.runs, scenario=plan.scenario, race_window=plan.race_window)
         if plan.output_format is OutputFormat.JSON:
-            self.stdout.write(json.dumps(tables.scenario_document(runs, summaries), indent=2))
+            self.stdout.write(json.dumps(tables.scenario_document(runs.runs, summaries), indent=2))
             return
         scenario = plan.scenario
         self.stdout.write(f"Scenario {scenario.name}: {scenario.title}, as in {scenario.bug}\n")
         if plan.trials is not None:
             self.stdout.write(tables.scenario_sweep_table(summaries))
         else:
-            self.stdout.write(tables.scenario_runs_table(runs))
+            self.stdout.write(tables.scenario_runs_table(runs.runs))
         if plan.history is not None:
-            self.stdout.write(f"History of {runs[0].load.requests} requests saved to {plan.history}.")
+            self.stdout.write(f"History of {runs.runs[0].load.requests} requests saved to {plan.history}.")
 
-    def _single(self, plan: RunPlan, *, password: str, verbosity: int) -> None:
-        run = run_load(plan=plan, strategy=plan.strategies[0], password=password)
+    def _single(self, plan: RunPlan, *, run: RaceRun, verbosity: int) -> None:
         if verbosity >= 2:
             for argv in run.load.argvs:
                 self.stdout.write("$ " + " ".join(argv))
-        self.stdout.write(tables.run_report(run))
-        self._warn_lost_workers(run.load.report)
-        for client_run in run.client_runs:
-            self.stdout.write(self.style.SUCCESS(tables.recorded_line(client_run)))
-        self._report_pages(plan, run.lab_runs)
+        self.stdout.write(tables.run_report(run, history=plan.history))
+        for recorded in run.judgement.runs:
+            self.stdout.write(self.style.SUCCESS(tables.recorded_line(recorded)))
+        self._report_pages(plan, run.judgement.runs)
 
     def _warn_lost_workers(self, report) -> None:
         for line in tables.lost_worker_lines(report):
             self.stderr.write(line, style_func=self.style.WARNING)
 
-    def _report_pages(self, plan: RunPlan, lab_runs: list) -> None:
-        for lab_run in lab_runs:
-            url = plan.target.base_url + reverse("labreport:run", args=[lab_run.pk])
-            self.stdout.write(
-                f"Timeline and audit of {lab_run.strategy} on account {lab_run.account_id}: {url}"
-            )
+    def _report_pages(self, plan: RunPlan, runs: list[Run]) -> None:
+        for run in runs:
+            url = plan.target.base_url + reverse("labreport:run", args=[run.pk])
+            self.stdout.write(f"Timeline and audit of {run.strategy} on account {run.account_id}: {url}")
 
-    def _sweep(self, plan: RunPlan, *, password: str, verbosity: int) -> None:
-        total = len(plan.levels) * plan.trials * len(plan.drivers) * len(plan.strategies)
-        # disable=None: a bar on a terminal, nothing in a pipe or a test.
-        with tqdm(total=total, unit="trial", file=sys.stderr, disable=None if verbosity else True) as bar:
-            report = run_sweep(plan=plan, password=password, on_trial=lambda outcome: bar.update())
+    def _sweep(self, plan: RunPlan, *, runs: RaceRuns) -> None:
+        report = sweep_report(runs)
         lost = sum(outcome.lost_workers for outcome in report.outcomes)
         if lost:
             self.stderr.write(

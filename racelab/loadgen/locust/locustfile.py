@@ -61,8 +61,10 @@ class LabUser(FastHttpUser):
         form, username = run.spec.form(index), run.spec.username(index)
         cookies = run.cookies[username]
         headers = {
-            "Cookie": cookies.cookie_header,
-            "X-CSRFToken": cookies.csrftoken,
+            **({"Cookie": cookies.cookie_header} if cookies.cookie_header else {}),
+            cookies.names.csrf_header: cookies.csrftoken,
+            # An https target's CSRF check wants the Origin (Locust's client speaks TLS, steady mode).
+            **dict(run.targets[index % len(run.targets)].origin_headers(form)),
             **dict(form.headers),
             "Content-Type": form.content_type,
             **({"X-Lab-Run": run.spec.run_token} if run.spec.run_token else {}),

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from racelab.loadgen.burst import CONNECT_TIMEOUT_SECONDS
-from racelab.loadgen.login import LoginForm
+from racelab.loadgen.login import DEFAULT_COOKIE_NAMES, DEFAULT_LOGIN_PATH, CookieNames, LoginForm
 from racelab.loadgen.target import LoadRequest
 
 # How often a steady worker sends the records it has to the master: what a killed worker takes
@@ -76,6 +76,10 @@ class RunSpec:
     settle: float
     # Seconds to wait for the workers to log in.
     worker_wait: float
+    # The project's CSRF and session names; and, for users that do not log in where the project
+    # keeps its CSRF secret in the session, the page whose form gives the session's token.
+    cookie_names: CookieNames = DEFAULT_COOKIE_NAMES
+    token_page: str = DEFAULT_LOGIN_PATH
 
     def save(self, path: Path) -> None:
         write_atomically(path, asdict(self))
@@ -88,6 +92,7 @@ class RunSpec:
                 "mode": LocustMode(document["mode"]),
                 "login": None if document["login"] is None else LoginForm(**document["login"]),
                 "forms": [_load_request(form) for form in document["forms"]],
+                "cookie_names": CookieNames(**document.get("cookie_names", {})),
             }
         )
 

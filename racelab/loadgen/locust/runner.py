@@ -40,7 +40,7 @@ from racelab.loadgen.locust.protocol import (
     write_atomically,
 )
 from racelab.loadgen.locust.result import LocustRun, read_result
-from racelab.loadgen.login import LoginForm
+from racelab.loadgen.login import DEFAULT_COOKIE_NAMES, DEFAULT_LOGIN_PATH, CookieNames, LoginForm
 from racelab.loadgen.target import LoadRequest, Target, is_loopback
 
 # Where ``import racelab`` works from (a checkout's root, or site-packages): the master and its
@@ -135,9 +135,13 @@ class LocustSession:
         requests: int,
         concurrency: int,
         run_token: str | None = None,
+        cookie_names: CookieNames = DEFAULT_COOKIE_NAMES,
+        token_page: str = DEFAULT_LOGIN_PATH,
     ) -> LocustRun:
         """One run: request i sends posts[i % len(posts)] to targets[i % len(targets)], as
-        ``concurrency`` steady users or in bursts of ``concurrency``; bounded in time throughout."""
+        ``concurrency`` steady users or in bursts of ``concurrency``; bounded in time throughout.
+        The workers send the project's ``cookie_names``; users that do not log in, where the
+        project keeps its CSRF secret in the session, read its token from ``token_page``."""
         self.runs += 1
         spec = RunSpec(
             mode=self.setup.mode,
@@ -151,6 +155,8 @@ class LocustSession:
             response_timeout=self.setup.response_timeout,
             settle=DEFAULT_SETTLE_SECONDS,
             worker_wait=self.setup.worker_wait,
+            cookie_names=cookie_names,
+            token_page=token_page,
         )
         spec.save(self.folder.spec(self.runs))
         result = self.folder.result(self.runs)

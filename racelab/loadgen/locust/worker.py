@@ -24,9 +24,9 @@ from racelab.loadgen.burst import (
 )
 from racelab.loadgen.credentials import PASSWORD_ENV_VAR, SESSION_ENV_VAR, password_from_environment
 from racelab.loadgen.errors import LoadError
-from racelab.loadgen.http_login import log_in_http
+from racelab.loadgen.http_login import cookies_of_session, log_in_http
 from racelab.loadgen.locust.protocol import BATCH_SECONDS, Assignment, Message, RunSpec
-from racelab.loadgen.login import SessionCookies, cookies_without_login
+from racelab.loadgen.login import SessionCookies
 from racelab.loadgen.outcomes import Outcome
 from racelab.loadgen.target import Target, parse_target
 
@@ -94,11 +94,13 @@ class LabWorker:
         targets = [parse_target(url, allow_remote=True) for url in spec.targets]
         if spec.login is None:
             # Not logged in: the session this worker was given, or none.
-            sessionid = os.environ.get(SESSION_ENV_VAR, "")
-            return {
-                "cookies": dict.fromkeys(spec.usernames, cookies_without_login(sessionid=sessionid)),
-                "targets": targets,
-            }
+            cookies = cookies_of_session(
+                target=targets[0],
+                sessionid=os.environ.get(SESSION_ENV_VAR, ""),
+                names=spec.cookie_names,
+                page=spec.token_page,
+            )
+            return {"cookies": dict.fromkeys(spec.usernames, cookies), "targets": targets}
         password = password_from_environment()
         if not password:
             raise LoadError(
@@ -107,7 +109,11 @@ class LabWorker:
         for username in spec.usernames:
             if (spec.targets[0], username) not in self.logins:
                 self.logins[spec.targets[0], username] = log_in_http(
-                    target=targets[0], username=username, password=password, form=spec.login
+                    target=targets[0],
+                    username=username,
+                    password=password,
+                    form=spec.login,
+                    names=spec.cookie_names,
                 )
         cookies = {username: self.logins[spec.targets[0], username] for username in spec.usernames}
         return {"cookies": cookies, "targets": targets}

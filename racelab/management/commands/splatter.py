@@ -11,6 +11,8 @@ from racelab.conf import login_form
 from racelab.loadgen.credentials import PASSWORD_ENV_VAR, SESSION_ENV_VAR
 from racelab.loadgen.drivers import DriverName, default_driver
 from racelab.loadgen.errors import LoadError
+from racelab.loadgen.locust.protocol import LocustMode
+from racelab.loadgen.locust.runner import DEFAULT_MASTER_PORT, parse_bind
 from racelab.loadgen.login import Credentials, LoginForm
 from racelab.loadgen.outcomes import Outcome
 from racelab.loadgen.target import parse_target
@@ -30,10 +32,13 @@ from racelab.runs.endpoint import (
 from racelab.runs.plan import (
     DEFAULT_REQUESTS,
     EndpointPlan,
+    LocustOptions,
     PlanError,
     check_path,
     check_session_cookie,
     endpoint_requests,
+    project_cookie_names,
+    project_credentials,
 )
 
 # As argparse exits on a usage error; 1 is the verdict "violations found", as `makemigrations --check`.
@@ -62,6 +67,8 @@ class Command(BaseCommand):
         "are any, 0 when none, 2 when the run could not be made. The password comes from "
         f"${PASSWORD_ENV_VAR}."
     )
+    # When --locust-mode defaults to burst: where the requests must meet.
+    locust_burst_default = "with --race-window"
 
     def add_arguments(self, parser):
         add = parser.add_argument
@@ -131,6 +138,43 @@ class Command(BaseCommand):
         add("--format", choices=["table", "json"], default="table", help="A table, or JSON.")
         add("--allow-remote", action="store_true", help="Allow a non-loopback target (a server you own).")
         add_no_input_argument(parser, help=f"Never prompt: take the password from ${PASSWORD_ENV_VAR}.")
+        self.add_locust_arguments(parser)
+
+    def add_locust_arguments(self, parser) -> None:
+        locust = parser.add_argument_group("the Locust driver (--driver locust, docs/locust.md)")
+        locust.add_argument(
+            "--locust-mode",
+            choices=list(LocustMode),
+            help="steady (-n requests from -c users, as ab) or burst (bursts of -c released together "
+            f"across the workers); default: burst {self.locust_burst_default}, steady otherwise.",
+        )
+        workers = locust.add_mutually_exclusive_group()
+        workers.add_argument(
+            "--locust-workers",
+            type=ascii_int,
+            metavar="N",
+            help="Start N worker processes here (default: 1).",
+        )
+        workers.add_argument(
+            "--expect-workers",
+            type=ascii_int,
+            metavar="N",
+            help="Start none: wait for N workers started elsewhere (locust --worker) to connect to "
+            "--locust-bind.",
+        )
+        locust.add_argument(
+            "--locust-bind",
+            metavar="ADDRESS[:PORT]",
+            help=f"With --expect-workers: where the master listens (port default {DEFAULT_MASTER_PORT}); "
+            "a non-loopback address needs --allow-remote.",
+        )
+        locust.add_argument(
+            "--locust-output",
+            type=Path,
+            metavar="DIR",
+            help="Keep Locust's CSV, JSON and HTML reports and logs here, a run-NNN folder per command "
+            "(default: a temporary folder, removed).",
+        )
 
     def handle(self, *, interactive, **options):
         try:
@@ -171,8 +215,10 @@ class Command(BaseCommand):
             headers=options["header"],
         )
         target = parse_target(options["url"], allow_remote=options["allow_remote"])
+        locust = locust_options(options)
         check = None if options["check"] is None else Check(options["check"])
-        credentials = self._credentials(options, interactive=interactive)
+        names = project_cookie_names()
+        credentials = project_credentials(self._credentials(options, interactive=interactive), names)
         if credentials.sessionid and driver == DriverName.AB:
             raise PlanError(
                 f"ab takes a cookie on its command line, where ps would show ${SESSION_ENV_VAR}: use "
@@ -190,6 +236,8 @@ class Command(BaseCommand):
             race_window_at=options["race_window_at"],
             check=check,
             history=options["history"],
+            locust=locust,
+            cookie_names=names,
         )
 
     def _credentials(self, options: dict, *, interactive: bool) -> Credentials:
@@ -214,6 +262,18 @@ class Command(BaseCommand):
         )
         password = read_password(no_input=not interactive, ask_twice=False)
         return Credentials(usernames=(username,), password=password, form=form)
+
+
+def locust_options(options: dict) -> LocustOptions:
+    """The Locust options as given; --locust-bind beyond loopback only with --allow-remote."""
+    mode, bind = options["locust_mode"], options["locust_bind"]
+    return LocustOptions(
+        mode=None if mode is None else LocustMode(mode),
+        workers=options["locust_workers"],
+        expect_workers=options["expect_workers"],
+        bind=None if bind is None else parse_bind(bind, allow_remote=options["allow_remote"]),
+        output=options["locust_output"],
+    )
 
 
 def endpoint_table(run: EndpointRun) -> str:

@@ -1,8 +1,9 @@
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from racelab.management.confirmation import add_no_input_argument, confirm
 from racelab.management.database_errors import reports_database_errors
 from scenarios.catalogue import SCENARIOS
+from scenarios.definition import ProvisioningError
 
 
 class Command(BaseCommand):
@@ -19,4 +20,8 @@ class Command(BaseCommand):
                 warning=f"This deletes what runs recorded in the {scenario} scenario.",
                 cancelled="Reset cancelled; nothing was changed.",
             )
-        self.stdout.write(self.style.SUCCESS(SCENARIOS[scenario].reset()))
+        try:
+            message = SCENARIOS[scenario].reset()
+        except ProvisioningError as error:
+            raise CommandError(f"{error} Nothing was changed.") from error
+        self.stdout.write(self.style.SUCCESS(message))
