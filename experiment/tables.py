@@ -16,7 +16,7 @@ from racelab.loadgen.burst import BurstRun
 from racelab.loadgen.locust.protocol import LocustMode
 from racelab.loadgen.locust.result import LocustRun
 from racelab.loadgen.outcomes import Outcome
-from racelab.runs.endpoint import barrier_sentence
+from racelab.runs.endpoint import answer_statuses, barrier_sentence
 from racelab.runs.pipeline import RaceRun
 from scenarios.audit import ScenarioAudit, scenario_audit_document
 
@@ -35,14 +35,10 @@ MATRIX_HEADERS = [
     "requests/s",
     "verdict",
 ]
+# The columns every sweep starts with: one driver, strategy and level, and its hit rate.
+GROUP_HEADERS = ["driver", "strategy", "-c", "trials", "hits", "hit rate", "95% CI"]
 SWEEP_HEADERS = [
-    "driver",
-    "strategy",
-    "-c",
-    "trials",
-    "hits",
-    "hit rate",
-    "95% CI",
+    *GROUP_HEADERS,
     "lost fraction (mean)",
     "spread ms (median)",
     "first two ms (median)",
@@ -185,6 +181,22 @@ def _locust_rows(report: LocustRun) -> list[tuple]:
     ]
 
 
+def unjudged_lines(runs: list[RaceRun[ScenarioAudit]], *, scenario: str) -> list[str]:
+    """A warning per scenario run in which no request succeeded: its audit finds nothing broken
+    because nothing happened (a user the endpoint does not know, data of someone else's)."""
+    lines = []
+    for run in runs:
+        if run.load.totals[Outcome.OK]:
+            continue
+        seen = ", ".join(f"{count} x {status}" for status, count in sorted(answer_statuses(run.load).items()))
+        lines.append(
+            f"None of the {run.load.requests} {run.fired.strategy} requests at -c {run.level} succeeded "
+            f"({seen or 'no answer'}): that run's verdict says nothing about the race. Check that the "
+            f"{scenario} scenario's data is there for the user who logged in (seed_scenario {scenario})."
+        )
+    return lines
+
+
 def lost_worker_lines(report: AbReport | BurstRun) -> list[str]:
     """A warning per Locust worker the master gave up on, and what that means for its requests."""
     if not isinstance(report, LocustRun):
@@ -205,13 +217,7 @@ def _ms(value: float | None) -> str:
 
 SCENARIO_RUN_HEADERS = ["driver", "strategy", "-c", "requests", "ok", "refused", "indeterminate", "5xx"]
 SCENARIO_SWEEP_HEADERS = [
-    "driver",
-    "strategy",
-    "-c",
-    "trials",
-    "hits",
-    "hit rate",
-    "95% CI",
+    *GROUP_HEADERS,
     "violations (mean)",
     "exactly as predicted",
     "5xx",

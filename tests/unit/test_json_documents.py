@@ -97,18 +97,14 @@ def _record(index: int, *, outcome: Outcome, status: int | None) -> RequestRecor
     )
 
 
-@pytest.fixture
-def scenario_runs(overused_voucher) -> dict:
-    """One naive burst of 4 at the voucher: 2 uses (one too many), a 409, a 500."""
-    posts = scenario_requests(scenario=VOUCHER, strategy="naive", concurrency=4)
+def voucher_run(*answers: tuple[Outcome, int | None]) -> RaceRun:
+    """One naive burst at the voucher that got these answers, with the voucher's audit now."""
+    posts = scenario_requests(scenario=VOUCHER, strategy="naive", concurrency=len(answers))
     burst = BurstRun(
         posts=posts,
-        burst_size=4,
+        burst_size=len(answers),
         records=[
-            _record(0, outcome=Outcome.OK, status=200),
-            _record(1, outcome=Outcome.OK, status=200),
-            _record(2, outcome=Outcome.REFUSED, status=409),
-            _record(3, outcome=Outcome.INDETERMINATE, status=500),
+            _record(index, outcome=outcome, status=status) for index, (outcome, status) in enumerate(answers)
         ],
         started_at=1.0,
         finished_at=1.3,
@@ -116,24 +112,50 @@ def scenario_runs(overused_voucher) -> dict:
     load = LoadResult(
         driver=DriverName.BURST,
         posts=posts,
-        requests=4,
+        requests=len(answers),
         outcomes={"alice": burst.outcomes(username="alice")},
         server_errors=burst.server_errors,
         report=burst,
         argvs=[],
     )
+    return RaceRun(
+        trial=1,
+        fired=Fired(
+            load=load,
+            level=len(answers),
+            strategy="naive",
+            run_token=None,
+            started_at=STARTED_AT,
+            elapsed=0.3,
+        ),
+        judgement=VOUCHER.audit(),
+        barrier=BarrierStats(held=len(answers), windows=1, timeouts=0, serialized=0),
+    )
+
+
+@pytest.fixture
+def scenario_runs(overused_voucher) -> dict:
+    """One naive burst of 4 at the voucher: 2 uses (one too many), a 409, a 500."""
     runs = [
-        RaceRun(
-            trial=1,
-            fired=Fired(
-                load=load, level=4, strategy="naive", run_token=None, started_at=STARTED_AT, elapsed=0.3
-            ),
-            judgement=VOUCHER.audit(),
-            barrier=BarrierStats(held=4, windows=1, timeouts=0, serialized=0),
+        voucher_run(
+            (Outcome.OK, 200), (Outcome.OK, 200), (Outcome.REFUSED, 409), (Outcome.INDETERMINATE, 500)
         )
     ]
+    assert tables.unjudged_lines(runs, scenario="voucher") == []
     summaries = summarise_scenario(runs, scenario=VOUCHER, race_window=True)
     return json.loads(json.dumps(tables.scenario_document(runs, summaries)))
+
+
+@pytest.mark.django_db
+def test_a_scenario_run_in_which_nothing_succeeded_is_said_to_judge_nothing():
+    seed_voucher(limit=1)
+    run = voucher_run(*[(Outcome.REFUSED, 404)] * 3)
+
+    assert tables.unjudged_lines([run], scenario="voucher") == [
+        "None of the 3 naive requests at -c 3 succeeded (3 x 404): that run's verdict says nothing "
+        "about the race. Check that the voucher scenario's data is there for the user who logged in "
+        "(seed_scenario voucher)."
+    ]
 
 
 @pytest.fixture

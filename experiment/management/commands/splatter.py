@@ -126,6 +126,9 @@ class Command(endpoint.Command):
                 # The withdrawal's trials count their lost workers in one warning instead.
                 for run in runs.runs:
                     self._warn_lost_workers(run.load.report)
+            if plan.scenario is not None:
+                for line in tables.unjudged_lines(runs.runs, scenario=plan.scenario.name):
+                    self.stderr.write(line, style_func=self.style.WARNING)
         except (PlanError, LoadError, ProvisioningError) as error:
             raise CommandError(str(error)) from error
 
