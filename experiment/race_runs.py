@@ -192,6 +192,9 @@ def _race(*, plan: RunPlan) -> ScenarioRace | WithdrawalRace:
                 f"The {scenario.name} scenario has no data to race for: run "
                 f"`manage.py seed_scenario {scenario.name}` first."
             )
+        if scenario is WITHDRAWAL:
+            # The scenario's data is every owned account; the requests withdraw from this one.
+            _lab_account(username=plan.username)
         return ScenarioRace(scenario=scenario)
     return WithdrawalRace(
         accounts={username: _lab_account(username=username) for username in plan.usernames}

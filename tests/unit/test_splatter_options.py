@@ -102,3 +102,12 @@ def test_an_unreachable_server_is_a_clear_error_for_the_burst_driver(
 def test_missing_sibling_users_are_named(splatter_password, account, database_unchanged):
     with database_unchanged(), pytest.raises(CommandError, match="There is no user named 'alice-2'"):
         splatter("--driver", "burst", "--users", "2", "-c", "2", "--no-input")
+
+
+def test_the_withdrawal_scenario_refuses_a_user_without_an_account(
+    splatter_password, account, make_account, database_unchanged
+):
+    # alice's account makes the scenario seeded; bob has none to withdraw from.
+    make_account(username="bob").delete()
+    with database_unchanged(), pytest.raises(CommandError, match="User 'bob' has no account: create it with"):
+        splatter("--scenario", "withdrawal", "--username", "bob", "--driver", "burst", "--no-input")
